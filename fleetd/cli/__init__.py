@@ -1,0 +1,79 @@
+"""The `fleetd` command line: one module per subcommand, each exposing `register(subparsers)`.
+
+A subcommand module's `register` adds its parser and sets `func` to a callable taking the parsed
+args and returning an exit code. Errors a user can cause (bad input, unreachable miner, wrong
+password) are reported as one line on stderr with a non-zero exit, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from fleetd import __version__
+
+# Subcommand modules under fleetd.cli, in the order `fleetd --help` lists them.
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "run",
+    "sim",
+    "scan",
+    "probe",
+    "power",  # sleep, wake
+    "dump_device",
+    "check_config",
+    "profit",
+    "whatif",
+    "bench",
+)
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit code 2 unless given."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fleetd", description="Fleet operations daemon for Bitcoin mining farms."
+    )
+    parser.add_argument("--version", action="version", version=f"fleetd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"fleetd.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"fleetd.cli.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from fleetd.transport.errors import DeviceError
+
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except CLIError as exc:
+        print(f"fleetd {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except DeviceError as exc:
+        print(f"fleetd {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

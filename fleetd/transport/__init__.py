@@ -1,0 +1,1 @@
+"""Transport layer: framing, crypto, timeouts. Knows nothing of vendors' command semantics."""

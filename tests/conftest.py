@@ -1,0 +1,56 @@
+"""Shared test helpers: fixture files, unique loopback addresses, required services."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# CI sets this so that a missing service fails the run instead of skipping tests.
+REQUIRE_SERVICES = os.environ.get("FLEETD_REQUIRE_SERVICES", "") not in ("", "0")
+
+_next_host = itertools.count(1)
+
+
+def load_fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def loopback_host(block: int) -> str:
+    """A fresh 127.<block>.x.y address; each test area uses its own block number."""
+    n = next(_next_host)
+    return f"127.{block}.{(n >> 8) & 0xFF}.{n & 0xFF or 1}"
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (or fail under CI) when a TCP service is not listening."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return
+    except OSError as exc:
+        msg = f"{name} not reachable at {host}:{port} ({exc})"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{msg}; FLEETD_REQUIRE_SERVICES is set, so this is a failure", pytrace=False)
+        pytest.skip(msg)
+
+
+def web_port() -> int:
+    """Port 80 when this process may bind it (root or CAP_NET_BIND_SERVICE), else 8080."""
+    try:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.254.254.254", 80))
+        return 80
+    except OSError:
+        return 8080
