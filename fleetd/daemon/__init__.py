@@ -1,0 +1,1 @@
+"""The daemon: polling, in-memory fleet state, storage, service behaviour."""

@@ -1,0 +1,66 @@
+"""The in-memory picture of the fleet that exporters, the API, economics and curtailment read.
+
+The poller is the only writer; readers take references to frozen objects and never mutate them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from fleetd.model import Identity, Snapshot
+
+
+class Health(StrEnum):
+    UNKNOWN = "unknown"  # configured or discovered, not yet polled
+    UP = "up"
+    DOWN = "down"  # stopped answering; polled less often (backoff)
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    site: str = ""
+    rack: str = ""
+    position: str = ""
+
+
+@dataclass(slots=True)
+class MinerRecord:
+    """Everything the daemon knows of one miner. `id` is stable: the configured or discovered host."""
+
+    id: str
+    host: str
+    labels: Labels = field(default_factory=Labels)
+    driver: str = ""  # driver name once detected (or as configured)
+    nominal_power_w: float | None = None
+    identity: Identity | None = None
+    snapshot: Snapshot | None = None
+    health: Health = Health.UNKNOWN
+    last_ok_at: float | None = None
+    last_error: str = ""
+    failures: int = 0  # consecutive failed polls
+    next_poll_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CycleStats:
+    started_at: float
+    ended_at: float
+    polled: int
+    ok: int
+    failed: int
+    overran: bool  # the cycle took longer than the poll interval
+
+
+@dataclass(slots=True)
+class FleetState:
+    miners: dict[str, MinerRecord] = field(default_factory=dict)
+    last_cycle: CycleStats | None = None
+    started_at: float = field(default_factory=time.time)
+
+    def up(self) -> int:
+        return sum(1 for m in self.miners.values() if m.health is Health.UP)
+
+    def down(self) -> int:
+        return sum(1 for m in self.miners.values() if m.health is Health.DOWN)
