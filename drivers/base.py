@@ -9,8 +9,9 @@ mixins) before acting; no method raises NotImplementedError.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from fleetd.model import Capability, Identity, Reading, Snapshot
 
@@ -73,6 +74,21 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def snapshot(self) -> Snapshot:
         """Read the miner's current state."""
+
+    @abc.abstractmethod
+    async def raw_responses(self) -> dict[str, Any]:
+        """Every reply `read` uses, decoded but unparsed, keyed like a fixture folder's files.
+
+        Keys are "rpc_<command>" for API commands and "web_<path>" for HTTP endpoints (e.g.
+        "web_get_miner_conf.cgi"); `fleetd dump-device` saves one file per key.
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def parse_responses(
+        cls, responses: Mapping[str, Any], *, host: str = "", polled_at: float = 0.0
+    ) -> Reading:
+        """Pure: build a Reading from replies keyed as in `raw_responses` (used on fixture folders)."""
 
     async def read(self) -> Reading:
         """Identity and snapshot; drivers override to share round trips."""
