@@ -64,8 +64,20 @@ def driver_class(name: str) -> type[Driver]:
 async def detect(endpoint: Endpoint) -> tuple[type[Driver], Identity] | None:
     """Probe `endpoint` with every driver at once; the first in detection order that claims it wins."""
     classes = driver_classes()
-    results = await asyncio.gather(*(c.probe(endpoint) for c in classes), return_exceptions=True)
-    for cls, res in zip(classes, results, strict=True):
-        if isinstance(res, Identity):
-            return cls, res
-    return None
+    tasks = [asyncio.ensure_future(c.probe(endpoint)) for c in classes]
+    try:
+        # Decided as soon as every driver ahead of a claimant has answered: a slow probe further down
+        # the order (e.g. a port that drops packets) does not hold up a miner already identified.
+        for cls, task in zip(classes, tasks, strict=True):
+            try:
+                res = await task
+            except Exception:
+                continue
+            if isinstance(res, Identity):
+                return cls, res
+        return None
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

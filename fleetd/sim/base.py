@@ -9,7 +9,9 @@ from __future__ import annotations
 import abc
 import asyncio
 import random
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -43,6 +45,8 @@ class Faults:
     fan_failed: bool = False  # one fan reports 0 rpm
     overheat: bool = False  # chip temperatures above the firmware's limit
     ignore_power_commands: bool = False  # acknowledges sleep/wake and does nothing
+    # Protocol breakage real firmwares emit, by name (see the vendor emulator for the names it knows).
+    quirks: frozenset[str] = frozenset()
 
     FIELDS: ClassVar[tuple[str, ...]] = (
         "slow",
@@ -53,6 +57,7 @@ class Faults:
         "fan_failed",
         "overheat",
         "ignore_power_commands",
+        "quirks",
     )
 
 
@@ -111,9 +116,13 @@ class MinerState:
             shares[-1] = 0.0
         return shares
 
-    def hashrate_ths(self, now: float | None = None) -> float:
+    def steady_hashrate_ths(self, now: float | None = None) -> float:
+        """Hashrate without jitter (what a long average converges to)."""
         total = self.expected_hashrate_ths() * self._limit_factor() * self.ramp_fraction(now)
-        total *= sum(self.board_fractions())
+        return total * sum(self.board_fractions())
+
+    def hashrate_ths(self, now: float | None = None) -> float:
+        total = self.steady_hashrate_ths(now)
         return max(0.0, total * self._noise()) if total else 0.0
 
     def power_w(self, now: float | None = None) -> float:
@@ -169,10 +178,25 @@ class MinerState:
         self.power_limit_w = watts
 
 
+async def listen(factory: Callable[[], asyncio.Protocol], host: str, port: int) -> asyncio.Server:
+    """Serve `factory` on host:port; binds the socket directly (no resolver thread), cheap at scale."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+        return await asyncio.get_running_loop().create_server(factory, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
 class EmulatedMiner(abc.ABC):
     """One emulated miner: serves its vendor's protocols on one loopback address."""
 
     vendor: ClassVar[str]
+    default_ports: ClassVar[dict[str, int]] = {"api": 4028, "web": 80}  # protocol name -> real port
 
     def __init__(self, state: MinerState, host: str, ports: dict[str, int]) -> None:
         self.state = state

@@ -1,0 +1,266 @@
+"""Stock Antminer (BMMiner/CGMiner API on 4028, web CGI on 80): reads, verified sleep/wake, reboot."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fleetd.drivers.antminer.parse import conf_mode, parse_identity, parse_snapshot
+from fleetd.drivers.base import Driver, Endpoint, SupportsReboot, SupportsSleep
+from fleetd.drivers.cgminer import first
+
+from fleetd.model import Identity, Mode, Reading, Snapshot
+from fleetd.transport.cgminer import CGMinerAPI
+from fleetd.transport.errors import (
+    AuthError,
+    CommandRejectedError,
+    DeviceError,
+    DeviceTimeoutError,
+    MalformedReplyError,
+    NotCompliedError,
+)
+from fleetd.transport.http import WebClient
+
+__all__ = ["AntminerDriver"]
+
+CONF_PATH = "/cgi-bin/get_miner_conf.cgi"
+SET_CONF_PATH = "/cgi-bin/set_miner_conf.cgi"
+SYSTEM_INFO_PATH = "/cgi-bin/get_system_info.cgi"
+REBOOT_PATH = "/cgi-bin/reboot.cgi"
+WEB_READS = (CONF_PATH, SYSTEM_INFO_PATH, "/cgi-bin/stats.cgi", "/cgi-bin/summary.cgi")
+
+SLEEP_VALUE = "1"
+NORMAL_VALUE = "0"
+# Keys of get_miner_conf.cgi that set_miner_conf.cgi takes back (renamed where the firmware renames them).
+_CONF_CARRY = {"pools": "pools", "bitmain-fan-ctrl": "bitmain-fan-ctrl", "bitmain-fan-pwm": "bitmain-fan-pwm",
+               "bitmain-freq-level": "freq-level"}  # fmt: skip
+# Firmwares that report "Antminer ..." but are not stock and speak other control paths.
+_NOT_STOCK_KEYS = ("LUXminer", "BOSminer", "BOSminer+", "BOSer")
+_NOT_STOCK_WORDS = ("vnish", "braiins", "luxos", "marathon")
+
+
+def web_key(path: str) -> str:
+    """Fixture key of a web path: "/cgi-bin/stats.cgi" -> "web_stats.cgi"."""
+    return "web_" + path.rsplit("/", 1)[-1]
+
+
+def is_stock_antminer(version_reply: Mapping[str, Any]) -> bool:
+    version = first(version_reply, "VERSION")
+    model = str(version.get("Type") or "")
+    if "antminer" not in model.lower():
+        return False
+    if any(k in version for k in _NOT_STOCK_KEYS):
+        return False
+    return not any(w in model.lower() for w in _NOT_STOCK_WORDS)
+
+
+class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
+    """Stock Antminer. The poll is one joined RPC request; web CGI only for identity extras and power."""
+
+    name = "antminer"
+    vendor = "antminer"
+    POLL = ("version", "summary", "stats", "pools")
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self.api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
+        self._web: WebClient | None = None
+        # get_system_info.cgi (MAC, hostname), fetched by identity() and merged into later reads.
+        self._system_info: Mapping[str, Any] | None = None
+        self._mode_before_sleep: str | None = None
+
+    @property
+    def web(self) -> WebClient:
+        if self._web is None:
+            creds = self.endpoint.credentials
+            self._web = WebClient(
+                self.host,
+                self.endpoint.web_port,
+                username=creds.username or "root",
+                password=creds.password or "root",
+                timeouts=self.endpoint.timeouts,
+            )
+        return self._web
+
+    async def close(self) -> None:
+        if self._web is not None:
+            await self._web.close()
+
+    # --- reading -------------------------------------------------------------------------------
+
+    @classmethod
+    async def probe(cls, endpoint: Endpoint) -> Identity | None:
+        api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
+        try:
+            reply = await api.command("version")
+        except (CommandRejectedError, MalformedReplyError):
+            return None
+        if not is_stock_antminer(reply):
+            return None
+        return parse_identity({"rpc_version": reply}, host=endpoint.host)
+
+    async def _rpc(self) -> dict[str, Any]:
+        replies = await self.api.commands(*self.POLL, optional=("pools",))
+        out: dict[str, Any] = {f"rpc_{cmd}": reply for cmd, reply in replies.items()}
+        if self._system_info is not None:
+            out["web_get_system_info.cgi"] = self._system_info
+        return out
+
+    async def read(self) -> Reading:
+        return self.parse_responses(await self._rpc(), host=self.host, polled_at=time.time())
+
+    async def snapshot(self) -> Snapshot:
+        return (await self.read()).snapshot
+
+    async def identity(self) -> Identity:
+        """RPC identity plus MAC and hostname from the web CGI when it answers (then kept for reads)."""
+        replies = await self.api.commands("version", "stats")
+        if self._system_info is None:
+            try:
+                info = await self.web.get_json(SYSTEM_INFO_PATH)
+                self._system_info = info if isinstance(info, Mapping) else None
+            except DeviceError:
+                pass
+        responses = {f"rpc_{cmd}": r for cmd, r in replies.items()}
+        if self._system_info is not None:
+            responses["web_get_system_info.cgi"] = self._system_info
+        return parse_identity(responses, host=self.host)
+
+    async def raw_responses(self) -> dict[str, Any]:
+        out = await self._rpc()
+        for path in WEB_READS:
+            try:
+                out[web_key(path)] = await self.web.get_json(path)
+            except AuthError:
+                raise
+            except DeviceError:
+                continue  # not every firmware has every page
+        return out
+
+    @classmethod
+    def parse_responses(
+        cls, responses: Mapping[str, Any], *, host: str = "", polled_at: float = 0.0
+    ) -> Reading:
+        try:
+            return Reading(
+                parse_identity(responses, host=host), parse_snapshot(responses, polled_at=polled_at)
+            )
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise MalformedReplyError(
+                f"unexpected reply content: {exc}", host=host, command="parse"
+            ) from None
+
+    # --- power -----------------------------------------------------------------------------------
+
+    async def sleep(self) -> Snapshot:
+        conf = await self._conf()
+        current = _mode_value(conf)
+        if current is not None and current != SLEEP_VALUE:
+            self._mode_before_sleep = current
+        before = await self._hashrate_or_none()
+        deadline = asyncio.get_running_loop().time() + self.endpoint.timeouts.verify_s
+        await self._set_mode(conf, SLEEP_VALUE, deadline)
+
+        def dropped(snap: Snapshot) -> bool:
+            rate = snap.hashrate_ths
+            if rate is None:
+                return False
+            reference = before or snap.expected_hashrate_ths or 0.0
+            return rate <= 0.05 * reference if reference > 0 else rate <= 0.0
+
+        return await self._verify("sleep", Mode.SLEEP, dropped, deadline)
+
+    async def wake(self) -> Snapshot:
+        conf = await self._conf()
+        target = self._mode_before_sleep or NORMAL_VALUE
+        deadline = asyncio.get_running_loop().time() + self.endpoint.timeouts.verify_s
+        await self._set_mode(conf, target, deadline)
+        want = conf_mode({"miner-mode": target})
+
+        def hashing(snap: Snapshot) -> bool:
+            return bool(snap.hashrate_ths and snap.hashrate_ths > 0)
+
+        snap = await self._verify("wake", want, hashing, deadline)
+        self._mode_before_sleep = None
+        return snap
+
+    async def reboot(self) -> None:
+        # The miner may go down before it finishes answering.
+        with contextlib.suppress(DeviceTimeoutError, MalformedReplyError):
+            await self.web.request("GET", REBOOT_PATH)
+
+    async def _conf(self) -> Mapping[str, Any]:
+        conf = await self.web.get_json(CONF_PATH)
+        if not isinstance(conf, Mapping):
+            raise MalformedReplyError(
+                "miner configuration is not a JSON object", host=self.host, command=CONF_PATH
+            )
+        return conf
+
+    async def _hashrate_or_none(self) -> float | None:
+        try:
+            return (await self.read()).snapshot.hashrate_ths
+        except DeviceError:
+            return None
+
+    async def _set_mode(self, conf: Mapping[str, Any], value: str, deadline: float) -> None:
+        """POST the mode in both keys firmwares use, carrying the rest of the configuration over."""
+        payload: dict[str, Any] = {new: conf[old] for old, new in _CONF_CARRY.items() if old in conf}
+        payload["miner-mode"] = value
+        payload["bitmain-work-mode"] = value
+        remaining = max(1.0, deadline - asyncio.get_running_loop().time())
+        try:
+            reply = await self.web.post_json(SET_CONF_PATH, payload, timeout_s=remaining)
+        except (DeviceTimeoutError, MalformedReplyError):
+            return  # slow or odd acknowledgement: the verification below decides
+        if isinstance(reply, Mapping) and str(reply.get("stats", "success")).lower() not in ("success", "ok"):
+            msg = f"{reply.get('msg') or 'configuration refused'} (code {reply.get('code', '?')})"
+            raise CommandRejectedError(msg, host=self.host, command=SET_CONF_PATH)
+
+    async def _verify(
+        self, action: str, want: Mode, effect: Callable[[Snapshot], bool], deadline: float
+    ) -> Snapshot:
+        """Re-read configuration and telemetry until both show the change, or raise NotCompliedError."""
+        loop = asyncio.get_running_loop()
+        interval = self.endpoint.timeouts.verify_interval_s
+        mode: Mode | None = None
+        snap: Snapshot | None = None
+        last_error: DeviceError | None = None
+        while True:
+            try:
+                mode = conf_mode(await self._conf())
+                snap = dataclasses.replace((await self.read()).snapshot, mode=mode)
+                if mode is want and effect(snap):
+                    return snap
+            except AuthError:
+                raise
+            except DeviceError as exc:
+                last_error = exc
+            if loop.time() + interval > deadline:
+                break
+            await asyncio.sleep(interval)
+        seen = []
+        if mode is not None:
+            seen.append(f"configuration says {mode.value}")
+        if snap is not None:
+            rate = "unknown" if snap.hashrate_ths is None else f"{snap.hashrate_ths:.2f} TH/s"
+            seen.append(f"hashrate {rate}")
+        if last_error is not None and (snap is None or mode is None):
+            seen.append(f"last error: {last_error.message}")
+        raise NotCompliedError(
+            f"{action} acknowledged but not in effect after {self.endpoint.timeouts.verify_s:g} s"
+            f" ({'; '.join(seen) or 'no reading'})",
+            host=self.host,
+            command=action,
+        )
+
+
+def _mode_value(conf: Mapping[str, Any]) -> str | None:
+    for key in ("miner-mode", "bitmain-work-mode"):
+        if key in conf:
+            return str(conf[key]).strip()
+    return None

@@ -1,0 +1,376 @@
+"""Pure parsers: btminer v2 and v3 replies (keyed as in a fixture folder) -> normalized Reading.
+
+v2 keys: rpc_summary, rpc_devs (or rpc_edevs), rpc_pools, rpc_get_version, rpc_get_psu,
+rpc_get_miner_info, rpc_devdetails, rpc_get_error_code, rpc_status. v2 hashrates are MH/s.
+v3 keys: rpc_get.device.info, rpc_get.miner.status_summary, rpc_get.miner.status_edevs,
+rpc_get.miner.status_pools. v3 hashrates are TH/s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from fleetd.drivers.whatsminer.error_codes import fault_for
+
+from fleetd.model import Fan, Fault, Hashboard, Identity, Mode, Pool, Reading, Snapshot
+
+VENDOR = "whatsminer"
+DRIVER = "whatsminer"
+V3_CUTOVER = 20241100  # firmware dated after 2024-11 speaks API v3 (port 4433)
+V3_KEYS = (
+    "rpc_get.device.info",
+    "rpc_get.miner.status_summary",
+    "rpc_get.miner.status_edevs",
+    "rpc_get.miner.status_pools",
+)
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(str(v).strip().strip("'"))
+    except ValueError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _int(v: Any) -> int | None:
+    f = _num(v)
+    return int(f) if f is not None else None
+
+
+def _mhs(v: Any) -> float | None:
+    f = _num(v)
+    return round(f / 1e6, 6) if f is not None else None
+
+
+def _ths(v: Any) -> float | None:
+    f = _num(v)
+    return round(f, 6) if f is not None else None
+
+
+def _watts(v: Any) -> float | None:
+    f = _num(v)
+    return f if f is not None and f >= 0 else None  # -1 means "not measured"
+
+
+def _max(*vals: float | None) -> float | None:
+    got = [v for v in vals if v is not None]
+    return max(got) if got else None
+
+
+def _first(reply: Any, section: str) -> dict[str, Any]:
+    if isinstance(reply, dict):
+        items = reply.get(section)
+        if isinstance(items, list) and items and isinstance(items[0], dict):
+            return items[0]
+    return {}
+
+
+def _rows(reply: Any, section: str) -> list[dict[str, Any]]:
+    if isinstance(reply, dict):
+        items = reply.get(section)
+        if isinstance(items, list):
+            return [i for i in items if isinstance(i, dict)]
+    return []
+
+
+def _msg(reply: Any) -> dict[str, Any]:
+    if isinstance(reply, dict):
+        m = reply.get("Msg", reply.get("msg"))
+        if isinstance(m, dict):
+            return m
+    return {}
+
+
+def firmware_date(fw: str) -> int | None:
+    """20230803 from "20230803.11.REL" (also "'20210322.22.REL'")."""
+    head = fw.strip().strip("'")[:8]
+    return int(head) if head.isdigit() else None
+
+
+def prefers_v3(fw: str) -> bool:
+    d = firmware_date(fw)
+    return d is not None and d > V3_CUTOVER
+
+
+def model_name(raw: str) -> str:
+    raw = raw.strip()
+    if not raw:
+        return "Whatsminer"
+    return raw if raw.lower().startswith("whatsminer") else f"Whatsminer {raw}"
+
+
+def _mode(word: Any) -> Mode:
+    w = str(word or "").strip().lower()
+    return {"normal": Mode.NORMAL, "low": Mode.LOW, "high": Mode.HIGH}.get(w, Mode.UNKNOWN)
+
+
+def is_v3(responses: Mapping[str, Any]) -> bool:
+    return any(k in responses for k in V3_KEYS)
+
+
+def parse(responses: Mapping[str, Any], *, host: str = "", polled_at: float = 0.0) -> Reading:
+    if is_v3(responses):
+        return Reading(identity_v3(responses, host=host), snapshot_v3(responses, polled_at=polled_at))
+    return Reading(identity_v2(responses, host=host), snapshot_v2(responses, polled_at=polled_at))
+
+
+# --- v2 -------------------------------------------------------------------------------------------
+def identity_v2(r: Mapping[str, Any], *, host: str = "") -> Identity:
+    summary = _first(r.get("rpc_summary"), "SUMMARY")
+    version = _msg(r.get("rpc_get_version"))
+    info = _msg(r.get("rpc_get_miner_info"))
+    details = _first(r.get("rpc_devdetails"), "DEVDETAILS")
+    fw = str(version.get("fw_ver") or summary.get("Firmware Version") or "").strip().strip("'")
+    return Identity(
+        vendor=VENDOR,
+        model=model_name(str(details.get("Model") or "")),
+        firmware=fw,
+        api_version=str(version.get("api_ver") or ""),
+        serial=str(info.get("minersn") or ""),
+        mac=str(summary.get("MAC") or info.get("mac") or "").upper(),
+        hostname=str(info.get("hostname") or ""),
+        driver=DRIVER,
+        host=host,
+        api="btminer-v2",
+    )
+
+
+def errors_v2(summary: Mapping[str, Any], error_reply: Any) -> tuple[Fault, ...]:
+    codes: list[str] = []
+    ec = _msg(error_reply).get("error_code")
+    if isinstance(ec, dict):
+        codes.extend(str(k) for k in ec)
+    elif isinstance(ec, list):
+        for item in ec:
+            if isinstance(item, dict):
+                codes.extend(str(k) for k in item if str(k).lower() != "reason")
+            elif item not in (None, ""):
+                codes.append(str(item))
+    count = _int(summary.get("Error Code Count")) or 0
+    for i in range(count):
+        v = summary.get(f"Error Code {i}")
+        if v is not None:
+            codes.append(str(v))
+    seen: dict[str, None] = dict.fromkeys(c.strip() for c in codes if c.strip())
+    return tuple(fault_for(c) for c in seen)
+
+
+def psu_v2(psu_reply: Any, summary: Mapping[str, Any]) -> dict[str, Any]:
+    m = _msg(psu_reply)
+    out: dict[str, Any] = {}
+    for src, dst in (
+        ("model", "model"),
+        ("name", "name"),
+        ("vendor", "vendor"),
+        ("serial_no", "serial"),
+        ("sw_version", "firmware"),
+        ("hw_version", "hardware"),
+    ):
+        if m.get(src) not in (None, ""):
+            out[dst] = str(m[src])
+    # get_psu gives input volts and amps in hundredths ("vin": "22850" = 228.50 V); watts as is.
+    for src, dst, scale in (
+        ("vin", "input_voltage_v", 100),
+        ("iin", "input_current_a", 100),
+        ("pin", "input_power_w", 1),
+        ("fan_speed", "fan_rpm", 1),
+        ("temp0", "temp_c", 1),
+    ):
+        v = _num(m.get(src))
+        if v is not None:
+            out[dst] = round(v / scale, 2) if scale != 1 else v
+    if "fan_rpm" not in out and _num(summary.get("Power Fanspeed")) is not None:
+        out["fan_rpm"] = _num(summary.get("Power Fanspeed"))
+    if _num(summary.get("Power Current")) is not None:
+        out.setdefault("output_current_a", _num(summary.get("Power Current")))
+    if _num(summary.get("Voltage")) is not None:
+        out.setdefault("output_voltage_mv", _num(summary.get("Voltage")))
+    return out
+
+
+def snapshot_v2(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
+    summary = _first(r.get("rpc_summary"), "SUMMARY")
+    devs = _rows(r.get("rpc_devs"), "DEVS") or _rows(r.get("rpc_edevs"), "DEVS")
+    boards = []
+    for i, d in enumerate(devs):
+        idx = _int(d.get("ASC", d.get("Slot", i)))
+        chips = _int(d.get("Effective Chips"))
+        hr = _mhs(d.get("MHS 5s", d.get("MHS 1m")))
+        status = str(d.get("Status", ""))
+        boards.append(
+            Hashboard(
+                index=idx if idx is not None else i,
+                hashrate_ths=hr,
+                expected_hashrate_ths=_num(d.get("Factory GHS")) / 1e3
+                if _num(d.get("Factory GHS"))
+                else None,
+                chips=chips,
+                chip_temp_c=_max(_num(d.get("Chip Temp Max")), _num(d.get("Chip Temp Avg"))),
+                board_temp_c=_num(d.get("Temperature")),
+                serial=str(d.get("PCB SN") or ""),
+                ok=status.lower() == "alive" and (chips is None or chips > 0),
+                status=status.lower(),
+            )
+        )
+    fans = [
+        Fan(i, _int(summary.get(k))) for i, k in enumerate(("Fan Speed In", "Fan Speed Out")) if k in summary
+    ]
+    pools = []
+    for i, p in enumerate(_rows(r.get("rpc_pools"), "POOLS")):
+        pools.append(
+            Pool(
+                index=(_int(p.get("POOL")) or i + 1) - 1,
+                url=str(p.get("URL") or ""),
+                user=str(p.get("User") or ""),
+                status=str(p.get("Status") or "").lower(),
+                active=bool(p.get("Stratum Active")),
+                accepted=_int(p.get("Accepted")) or 0,
+                rejected=_int(p.get("Rejected")) or 0,
+                stale=_int(p.get("Stale")) or 0,
+            )
+        )
+    hr = _mhs(summary.get("MHS 5s"))
+    status_msg = _msg(r.get("rpc_status"))
+    off = str(status_msg.get("btmineroff", "")).lower() == "true"
+    mining = bool(hr) and not off
+    power = _watts(summary.get("Power", summary.get("Power_RT")))
+    expected = _num(summary.get("Factory GHS"))
+    mode = Mode.SLEEP if off or (summary and not hr) else _mode(summary.get("Power Mode"))
+    chip_max = _max(_num(summary.get("Chip Temp Max")), *(b.chip_temp_c for b in boards))
+    return Snapshot(
+        hashrate_ths=hr,
+        hashrate_avg_ths=_mhs(summary.get("MHS av")),
+        expected_hashrate_ths=expected / 1e3 if expected else _mhs(summary.get("Target MHS")),
+        power_w=power,
+        power_limit_w=_watts(summary.get("Power Limit")),
+        is_mining=mining,
+        mode=mode if summary else Mode.UNKNOWN,
+        hashboards=tuple(boards),
+        fans=tuple(fans),
+        pools=tuple(pools),
+        errors=errors_v2(summary, r.get("rpc_get_error_code")),
+        uptime_s=_int(summary.get("Elapsed")),
+        polled_at=polled_at,
+        temp_c=_max(chip_max, _num(summary.get("Temperature"))),
+        env_temp_c=_num(summary.get("Env Temp")),
+        psu=psu_v2(r.get("rpc_get_psu"), summary),
+    )
+
+
+# --- v3 -------------------------------------------------------------------------------------------
+def identity_v3(r: Mapping[str, Any], *, host: str = "") -> Identity:
+    m = _msg(r.get("rpc_get.device.info"))
+    miner = m.get("miner") if isinstance(m.get("miner"), dict) else {}
+    net = m.get("network") if isinstance(m.get("network"), dict) else {}
+    system = m.get("system") if isinstance(m.get("system"), dict) else {}
+    return Identity(
+        vendor=VENDOR,
+        model=model_name(str(miner.get("type") or "")),
+        firmware=str(system.get("fwversion") or ""),
+        api_version=str(system.get("api") or ""),
+        serial=str(miner.get("miner-sn") or ""),
+        mac=str(net.get("mac") or "").upper(),
+        hostname=str(net.get("hostname") or ""),
+        driver=DRIVER,
+        host=host,
+        api="btminer-v3",
+    )
+
+
+def errors_v3(info: Mapping[str, Any]) -> tuple[Fault, ...]:
+    out: list[Fault] = []
+    raw = info.get("error-code")
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict):
+            reason = str(item.get("reason") or "")
+            for k in item:
+                if str(k).lower() == "reason":
+                    continue
+                f = fault_for(k)
+                out.append(Fault(f.code, f"{f.message}: {reason}" if reason else f.message, f.component))
+        elif item not in (None, ""):
+            out.append(fault_for(item))
+    return tuple(out)
+
+
+def snapshot_v3(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
+    info = _msg(r.get("rpc_get.device.info"))
+    s = _msg(r.get("rpc_get.miner.status_summary")).get("summary") or {}
+    edevs = _msg(r.get("rpc_get.miner.status_edevs")).get("edevs") or []
+    pools_raw = _msg(r.get("rpc_get.miner.status_pools")).get("pools") or []
+    miner = info.get("miner") if isinstance(info.get("miner"), dict) else {}
+    power_info = info.get("power") if isinstance(info.get("power"), dict) else {}
+    boards = []
+    for i, d in enumerate(e for e in edevs if isinstance(e, dict)):
+        chips = _int(d.get("effective-chips"))
+        status = str(d.get("status") or "")
+        idx = _int(d.get("id"))
+        boards.append(
+            Hashboard(
+                index=idx if idx is not None else i,
+                hashrate_ths=_ths(d.get("hash-realtime", d.get("hash-average"))),
+                expected_hashrate_ths=_ths(d.get("factory-hash")),
+                chips=chips,
+                chip_temp_c=_num(d.get("chip-temp-max")),
+                board_temp_c=_num(d.get("chip-temp-avg")),
+                serial=str(miner.get(f"pcbsn{idx if idx is not None else i}") or ""),
+                ok=(status.lower() in ("alive", "")) and (chips is None or chips > 0),
+                status=status.lower(),
+            )
+        )
+    fans = [Fan(i, _int(s.get(k))) for i, k in enumerate(("fan-speed-in", "fan-speed-out")) if k in s]
+    pools = [
+        Pool(
+            index=i,
+            url=str(p.get("url") or ""),
+            user=str(p.get("account") or ""),
+            status=str(p.get("status") or "").lower(),
+            active=bool(p.get("stratum-active")),
+            accepted=_int(p.get("accepted")) or 0,
+            rejected=_int(p.get("rejected")) or 0,
+            stale=_int(p.get("stale")) or 0,
+        )
+        for i, p in enumerate(x for x in pools_raw if isinstance(x, dict))
+    ]
+    hr = _ths(s.get("hash-realtime"))
+    working = str(miner.get("working", "")).lower()
+    off = working == "false"
+    psu: dict[str, Any] = {}
+    for src, dst in (
+        ("model", "model"),
+        ("type", "type"),
+        ("sn", "serial"),
+        ("swversion", "firmware"),
+        ("hwversion", "hardware"),
+        ("vendor", "vendor"),
+    ):
+        if power_info.get(src) not in (None, ""):
+            psu[dst] = str(power_info[src])
+    if _num(power_info.get("fanspeed")) is not None:
+        psu["fan_rpm"] = _num(power_info.get("fanspeed"))
+    board_temps = s.get("board-temperature")
+    board_max = _max(*(_num(t) for t in board_temps)) if isinstance(board_temps, list) else None
+    has_status = bool(s)
+    return Snapshot(
+        hashrate_ths=hr,
+        hashrate_avg_ths=_ths(s.get("hash-average")),
+        expected_hashrate_ths=_ths(s.get("factory-hash")),
+        power_w=_watts(s.get("power-realtime")),
+        power_limit_w=_watts(s.get("power-limit")),
+        is_mining=bool(hr) and not off,
+        mode=(Mode.SLEEP if off or not hr else Mode.NORMAL) if has_status else Mode.UNKNOWN,
+        hashboards=tuple(boards),
+        fans=tuple(fans),
+        pools=tuple(pools),
+        errors=errors_v3(info),
+        uptime_s=_int(s.get("elapsed")),
+        polled_at=polled_at,
+        temp_c=_max(_num(s.get("chip-temp-max")), board_max, *(b.chip_temp_c for b in boards)),
+        env_temp_c=_num(s.get("environment-temperature")),
+        psu=psu,
+    )

@@ -1,0 +1,242 @@
+"""The aiohttp application: read-only JSON views of FleetState, and a small server wrapper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from fleetd import __version__
+from fleetd.api import views
+from fleetd.api.openapi import openapi_document
+from fleetd.daemon.state import FleetState
+
+StateSource = FleetState | Callable[[], FleetState]
+
+STATE_KEY = web.AppKey("fleetd_state", object)
+INTERVAL_KEY = web.AppKey("fleetd_poll_interval_s", float)
+CLOCK_KEY = web.AppKey("fleetd_clock", object)
+LAG_KEY = web.AppKey("fleetd_loop_lag", list)
+PROGRESS_KEY = web.AppKey("fleetd_progressing", object)
+
+_LAG_TICK_S = 1.0
+
+
+def _json(obj: Any, status: int = 200) -> web.Response:
+    # orjson writes NaN/inf (which broken firmwares produce) as null, keeping the output valid JSON.
+    return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)
+
+
+def _state(request: web.Request) -> FleetState:
+    source = request.app[STATE_KEY]
+    return source() if callable(source) else source  # type: ignore[return-value]
+
+
+def _now(request: web.Request) -> float:
+    return request.app[CLOCK_KEY]()  # type: ignore[operator]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    lag = request.app[LAG_KEY]
+    ok, body = views.health(
+        _state(request),
+        now=_now(request),
+        poll_interval_s=request.app[INTERVAL_KEY],
+        loop_lag_s=lag[0] if lag else None,
+        progressing=progressing() if (progressing := request.app[PROGRESS_KEY]) is not None else None,
+    )
+    return _json(body, 200 if ok else 503)
+
+
+async def fleet(request: web.Request) -> web.Response:
+    return _json(views.fleet_totals(_state(request)))
+
+
+def _int_param(request: web.Request, name: str, default: int | None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    return value
+
+
+async def miners(request: web.Request) -> web.Response:
+    q = request.query
+    try:
+        matched = views.filter_miners(
+            list(_state(request).miners.values()),
+            sites=q.getall("site", []),
+            models=q.getall("model", []),
+            states=q.getall("state", []),
+        )
+        limit = _int_param(request, "limit", None)
+        offset = _int_param(request, "offset", 0) or 0
+    except ValueError as exc:
+        return _error(400, str(exc))
+    shown = views.page(matched, limit=limit, offset=offset)
+    return _json(
+        {
+            "total": len(matched),
+            "offset": offset,
+            "count": len(shown),
+            "miners": [views.miner_summary(r) for r in shown],
+        }
+    )
+
+
+async def miner(request: web.Request) -> web.Response:
+    miner_id = request.match_info["id"]
+    rec = _state(request).miners.get(miner_id)
+    if rec is None:
+        return _error(404, f"no miner with id {miner_id!r}")
+    return _json(views.miner_detail(rec))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return _json(openapi_document(__version__))
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+    """Unknown paths and wrong methods answer JSON like every other error."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason)
+
+
+async def _lag_monitor(app: web.Application) -> Any:
+    """Measures how late the loop runs a timer: a blocked loop shows as lag in /healthz."""
+    lag = app[LAG_KEY]
+
+    async def tick() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + _LAG_TICK_S
+            await asyncio.sleep(_LAG_TICK_S)
+            lag[:] = [max(0.0, loop.time() - expected)]
+
+    task = asyncio.create_task(tick(), name="fleetd-api-loop-lag")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(
+    state: StateSource,
+    *,
+    poll_interval_s: float = 60.0,
+    progressing: Callable[[], bool] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """The API over `state` (a FleetState, or a callable returning the current one).
+
+    `progressing`, when given (e.g. `Daemon.progressing`), decides /healthz; otherwise the age of the
+    last cycle does.
+    """
+    app = web.Application(middlewares=[_json_errors])
+    app[STATE_KEY] = state
+    app[PROGRESS_KEY] = progressing
+    app[INTERVAL_KEY] = float(poll_interval_s)
+    app[CLOCK_KEY] = clock
+    app[LAG_KEY] = []
+    app.cleanup_ctx.append(_lag_monitor)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/fleet", fleet)
+    app.router.add_get("/api/miners", miners)
+    app.router.add_get("/api/miners/{id}", miner)
+    app.router.add_get("/api/openapi.json", openapi)
+    return app
+
+
+def parse_listen(listen: str, default_port: int = 8787) -> tuple[str, int]:
+    """'host:port', '[v6]:port', 'host' or ':port' -> (host, port); an empty host means 127.0.0.1."""
+    text = listen.strip()
+    host, port_s = text, ""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(f"bad listen address {listen!r}: missing ']'")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"bad listen address {listen!r}")
+            port_s = rest[1:]
+    elif text.count(":") == 1:
+        host, port_s = text.split(":")
+    host = host or "127.0.0.1"
+    if not port_s:
+        return host, default_port
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ValueError(f"bad listen address {listen!r}: port {port_s!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"bad listen address {listen!r}: port {port} out of range")
+    return host, port
+
+
+class ApiServer:
+    """Serves the API on one address: `await start()` binds (port 0 picks a free one), `stop()` closes."""
+
+    def __init__(
+        self,
+        state: StateSource,
+        *,
+        listen: str = "127.0.0.1:8787",
+        poll_interval_s: float = 60.0,
+        progressing: Callable[[], bool] | None = None,
+    ) -> None:
+        self.host, self.port = parse_listen(listen)
+        self.app = create_app(state, poll_interval_s=poll_interval_s, progressing=progressing)
+        self._runner: web.AppRunner | None = None
+
+    @classmethod
+    def for_daemon(cls, daemon: Any, listen: str | None = None) -> ApiServer:
+        """The API of a fleetd.daemon Daemon, on `listen` or the daemon's configured [api] listen."""
+        return cls(
+            lambda: daemon.state,
+            listen=listen or daemon.config.api.listen,
+            poll_interval_s=daemon.config.polling.interval_s,
+            progressing=daemon.progressing,
+        )
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise OSError(exc.errno, f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
+        self._runner = runner
+        if self.port == 0:
+            self.port = runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,266 @@
+"""The poll-path benchmark: an emulated fleet in child processes, the real daemon polling it.
+
+The daemon (poller, rollups, storage writer) runs in this process exactly as `fleetd run` runs it;
+the emulators run in other processes, so this process's CPU time is the daemon's alone. Figures
+come from the cycles after warm-up (until every miner has been polled once and its driver detected):
+
+- cycle_s: mean wall time of a poll cycle over the whole fleet;
+- polls_per_s: polls completed per second of cycle time;
+- cpu_ms_per_poll: this process's CPU time (user+system, every thread) from the end of warm-up to
+  the end of the last cycle, divided by the polls in between;
+- rss_kb_per_miner: growth of this process's resident memory from just before the daemon starts
+  (everything imported, nothing polled) to the end, divided by the miners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import ipaddress
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fleetd.config import parse_config
+from fleetd.daemon.state import CycleStats, Health
+from fleetd.sim.fleet import PER_PROCESS, Group, ProcessFleet
+from fleetd.sim.models import MODELS
+
+DEFAULT_BASE = "127.21.0.1"
+MAX_WARMUP_CYCLES = 20
+WEB_PORT = 8080  # unprivileged, so that the benchmark runs without root
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BenchResult:
+    miners: int
+    models: dict[str, int]
+    cycles: int  # measured cycles (after the first)
+    processes: int  # emulator processes
+    concurrency: int
+    loop: str
+    cycle_s: float
+    cycle_max_s: float
+    warmup_cycles: int  # until every miner was polled once (drivers detected)
+    warmup_s: float
+    polls_per_s: float
+    cpu_ms_per_poll: float
+    rss_kb_per_miner: float
+    polls: int
+    failed: int
+    overran: int  # measured cycles that overran the poll interval
+    rss_start_mb: float
+    rss_end_mb: float
+    cpus: int
+    python: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rss_kb() -> int:
+    """This process's resident set size in KiB (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def fleet_groups(
+    miners: int, base: str, *, models: list[str] | None = None, faults: dict[str, float] | None = None
+) -> list[Group]:
+    """A mixed fleet: `miners` split evenly over the emulated models, on consecutive addresses."""
+    names = models or sorted(MODELS)
+    start = int(ipaddress.IPv4Address(base))
+    groups = []
+    for i, name in enumerate(names):
+        count = miners // len(names) + (1 if i < miners % len(names) else 0)
+        if count:
+            first = str(ipaddress.IPv4Address(start))
+            groups.append(Group(name, count=count, base=first, ports={"web": WEB_PORT}, faults=faults or {}))
+            start += count
+    return groups
+
+
+def daemon_config(hosts: list[str], *, interval_s: float, concurrency: int, timeout_s: float) -> Any:
+    """The configuration `fleetd run` would load for these miners (drivers detected, as by default)."""
+    return parse_config(
+        {
+            "polling": {
+                "interval_s": interval_s,
+                "jitter_s": 0.0,
+                "timeout_s": timeout_s,
+                "concurrency": concurrency,
+            },
+            "miners": [{"host": h, "web_port": WEB_PORT} for h in hosts],
+        },
+        "bench",
+    )
+
+
+def _check_nofile(concurrency: int) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, 4 * concurrency + 256))
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+async def measure(
+    hosts: list[str],
+    *,
+    cycles: int,
+    interval_s: float,
+    concurrency: int,
+    timeout_s: float = 10.0,
+    progress: Progress = lambda s: None,
+) -> tuple[list[CycleStats], list[CycleStats], float, int, int]:
+    """Run the daemon over `hosts`: warm-up cycles until every miner was polled once, then `cycles` more.
+
+    Returns the warm-up and the measured cycles' stats, CPU seconds spent over the measured ones, and
+    RSS (KiB) before the daemon started and at the end.
+    """
+    from fleetd.daemon.core import Daemon
+    from fleetd.drivers import driver_classes
+
+    driver_classes()  # import every driver now, so that imports do not count as fleet memory
+    import fleetd.storage.store  # noqa: F401  (same reason)
+
+    config = daemon_config(hosts, interval_s=interval_s, concurrency=concurrency, timeout_s=timeout_s)
+    warmup: list[CycleStats] = []
+    measured: list[CycleStats] = []
+    cpu_marks: list[float] = []
+    finished = asyncio.Event()
+
+    def on_cycle(stats: CycleStats) -> None:
+        cpu_now = time.process_time()
+        took = stats.ended_at - stats.started_at
+        line = f"{stats.polled} polled, {stats.failed} failed in {took:.2f} s"
+        if not cpu_marks:
+            warmup.append(stats)
+            unpolled = sum(1 for rec in daemon.state.miners.values() if rec.health is Health.UNKNOWN)
+            progress(f"warm-up cycle {len(warmup)} (drivers detected): {line}; {unpolled} not polled yet")
+            if unpolled == 0 or len(warmup) >= MAX_WARMUP_CYCLES:
+                cpu_marks.append(cpu_now)
+            return
+        measured.append(stats)
+        progress(f"cycle {len(measured)}/{cycles}: {line}")
+        if len(measured) >= cycles:
+            cpu_marks.append(cpu_now)
+            finished.set()
+
+    with tempfile.TemporaryDirectory(prefix="fleetd-bench-") as tmp:
+        daemon = Daemon(config, state_dir=tmp)
+        daemon.on_cycle.append(on_cycle)
+        gc.collect()
+        rss0 = rss_kb()
+        await daemon.start()
+        try:
+            await finished.wait()
+        finally:
+            await daemon.stop()
+        rss1 = rss_kb()
+    return warmup, measured, cpu_marks[1] - cpu_marks[0], rss0, rss1
+
+
+def run(
+    miners: int,
+    *,
+    cycles: int = 3,
+    processes: int | None = None,
+    interval_s: float = 10.0,
+    concurrency: int = 1000,
+    base: str = DEFAULT_BASE,
+    use_uvloop: bool = True,
+    progress: Progress = lambda s: None,
+) -> BenchResult:
+    """Start the emulated fleet, run the daemon against it, return the figures."""
+    if miners < 1 or cycles < 1:
+        raise ValueError("need at least one miner and one measured cycle")
+    _check_nofile(concurrency)
+    groups = fleet_groups(miners, base)
+    n_proc = processes or max(1, -(-miners // PER_PROCESS))
+    models = {g.model: g.count for g in groups}
+    progress(
+        f"starting {miners} emulated miners ({', '.join(f'{n} {m}' for m, n in models.items())}) "
+        f"from {base} in {n_proc} processes"
+    )
+    t0 = time.perf_counter()
+    with ProcessFleet(groups, processes=n_proc) as fleet:
+        progress(f"fleet ready in {time.perf_counter() - t0:.1f} s; polling every {interval_s:g} s")
+        hosts = [m.host for m in fleet]
+        loop_name, runner = _runner(use_uvloop)
+        with runner as r:
+            warmup, steady, cpu, rss0, rss1 = r.run(
+                measure(
+                    hosts,
+                    cycles=cycles,
+                    interval_s=interval_s,
+                    concurrency=concurrency,
+                    progress=progress,
+                )
+            )
+    durations = [s.ended_at - s.started_at for s in steady]
+    polls = sum(s.polled for s in steady)
+    busy = sum(durations)
+    return BenchResult(
+        miners=miners,
+        models=models,
+        cycles=len(steady),
+        processes=n_proc,
+        concurrency=concurrency,
+        loop=loop_name,
+        cycle_s=round(busy / len(steady), 3),
+        cycle_max_s=round(max(durations), 3),
+        warmup_cycles=len(warmup),
+        warmup_s=round(warmup[-1].ended_at - warmup[0].started_at, 3),
+        polls_per_s=round(polls / busy, 1) if busy > 0 else 0.0,
+        cpu_ms_per_poll=round(cpu * 1000 / polls, 4) if polls else 0.0,
+        rss_kb_per_miner=round((rss1 - rss0) / miners, 2),
+        polls=polls,
+        failed=sum(s.failed for s in steady),
+        overran=sum(1 for s in steady if s.overran),
+        rss_start_mb=round(rss0 / 1024, 1),
+        rss_end_mb=round(rss1 / 1024, 1),
+        cpus=os.cpu_count() or 0,
+        python=f"{platform.python_implementation()} {sys.version.split()[0]}",
+    )
+
+
+def _runner(use_uvloop: bool) -> tuple[str, asyncio.Runner]:
+    """An event-loop runner: uvloop's when asked for and installed (as the daemon uses it), else asyncio's."""
+    if use_uvloop:
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            return "uvloop", asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    return "asyncio", asyncio.Runner()
+
+
+def report(r: BenchResult) -> str:
+    """Human-readable summary."""
+    models = ", ".join(f"{n} x {m}" for m, n in r.models.items())
+    lines = [
+        f"fleetd bench: {r.miners} emulated miners ({models}) in {r.processes} processes; "
+        f"{r.cpus} CPUs, {r.python}, {r.loop} loop, concurrency {r.concurrency}",
+        f"  cycle time        {r.cycle_s:.2f} s mean, {r.cycle_max_s:.2f} s max over {r.cycles} cycles "
+        f"(after {r.warmup_cycles} warm-up cycles detecting drivers, {r.warmup_s:.1f} s)",
+        f"  polls per second  {r.polls_per_s:,.0f}  ({r.polls} polls, {r.failed} failed, "
+        f"{r.overran} cycles overran)",
+        f"  daemon CPU        {r.cpu_ms_per_poll:.3f} ms per miner poll",
+        f"  daemon memory     {r.rss_kb_per_miner:.1f} KB per miner "
+        f"(RSS {r.rss_start_mb:.0f} MB before polling, {r.rss_end_mb:.0f} MB after)",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""`fleetd bench`: poll an emulated fleet in other processes with the real daemon and report the cost."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure the poll path against an emulated fleet",
+        description=(
+            "Start N emulated miners (a mix of the emulated models) in child processes on loopback, "
+            "run the daemon against them for several poll cycles, and report cycle time, polls per "
+            "second, daemon CPU per miner poll and resident memory per miner. Progress goes to stderr."
+        ),
+    )
+    p.add_argument("--miners", type=int, default=1000, metavar="N", help="emulated miners (default 1000)")
+    p.add_argument(
+        "--cycles", type=int, default=3, metavar="K", help="measured cycles after the first (default 3)"
+    )
+    p.add_argument(
+        "--processes", type=int, default=None, metavar="P", help="emulator processes (default: 1 per 2,500)"
+    )
+    p.add_argument(
+        "--interval", type=float, default=10.0, metavar="S", help="poll interval in seconds (default 10)"
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=1000, metavar="C", help="polls in flight at most (default 1000)"
+    )
+    p.add_argument(
+        "--base",
+        default=None,
+        metavar="IP",
+        help="first loopback address of the emulated fleet (default 127.21.0.1)",
+    )
+    p.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (default uvloop)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from fleetd import bench
+    from fleetd.cli import CLIError
+    from fleetd.sim.fleet import BindError
+
+    if args.miners < 1:
+        raise CLIError("--miners must be at least 1")
+    if args.cycles < 1:
+        raise CLIError("--cycles must be at least 1")
+    if args.processes is not None and args.processes < 1:
+        raise CLIError("--processes must be at least 1")
+    if args.interval <= 0:
+        raise CLIError("--interval must be positive")
+    if not 1 <= args.concurrency <= 8000:
+        raise CLIError("--concurrency must be within 1..8000")
+    base = args.base or bench.DEFAULT_BASE
+    try:
+        first = ipaddress.IPv4Address(base)
+    except ValueError:
+        raise CLIError(f"--base {base!r} is not an IPv4 address") from None
+    last = int(first) + args.miners - 1
+    if not first.is_loopback or last > int(ipaddress.IPv4Address("127.255.255.254")):
+        raise CLIError(f"{args.miners} miners from {base} do not fit in the loopback range 127.0.0.0/8")
+
+    def progress(msg: str) -> None:
+        print(f"fleetd bench: {msg}", file=sys.stderr, flush=True)
+
+    try:
+        result = bench.run(
+            args.miners,
+            cycles=args.cycles,
+            processes=args.processes,
+            interval_s=args.interval,
+            concurrency=args.concurrency,
+            base=base,
+            use_uvloop=args.loop == "uvloop",
+            progress=progress,
+        )
+    except BindError as exc:
+        raise CLIError(str(exc)) from None
+    except (TimeoutError, RuntimeError) as exc:
+        raise CLIError(str(exc), exit_code=1) from None
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(bench.report(result))
+    return 0

@@ -1,0 +1,179 @@
+"""`fleetd scan TARGETS...`: find and identify miners on CIDRs, ranges and host lists."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import time
+from dataclasses import asdict
+from typing import TextIO
+
+from fleetd.cli import CLIError
+from fleetd.cli.device_args import PASSWORD_ENV, USER_ENV, credentials, port_type, seconds_type, stderr_is_tty
+from fleetd.discovery import (
+    MAX_ADDRESSES,
+    Found,
+    ScanStats,
+    TargetError,
+    max_concurrency,
+    parse_targets,
+    scan,
+)
+
+DEFAULT_CONCURRENCY = 256
+COLUMNS = ("host", "vendor", "model", "firmware", "api", "hashrate", "mac")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "scan",
+        help="find and identify miners on networks, ranges and host lists",
+        description=(
+            "Probe every address in TARGETS and identify the miners that answer. TARGETS: CIDR "
+            "(10.0.0.0/24), range (10.0.0.1-10.0.0.50 or 10.0.0.1-50), host, comma/space lists, "
+            "@FILE (one per line); append :PORT to override the API port."
+        ),
+    )
+    p.add_argument("targets", nargs="+", metavar="TARGET")
+    p.add_argument("--json", action="store_true", help="one JSON object per miner per line")
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"hosts probed at once ({DEFAULT_CONCURRENCY}; capped by the open-files limit)",
+    )
+    p.add_argument("--timeout", type=seconds_type, default=3.0, metavar="S", help="per-host timeout (3 s)")
+    p.add_argument("--api-port", type=port_type, default=4028, metavar="PORT", help="TCP API port (4028)")
+    p.add_argument("--web-port", type=port_type, default=80, metavar="PORT", help="web interface port (80)")
+    p.add_argument(
+        "--v3-port", type=port_type, default=4433, metavar="PORT", help="Whatsminer API v3 port (4433)"
+    )
+    p.add_argument("--user", help=f"web/API user for miners that need one to identify (env {USER_ENV})")
+    p.add_argument("--password", help=f"password for those miners; prefer env {PASSWORD_ENV}")
+    p.add_argument("--no-hashrate", action="store_true", help="identify only; skip the telemetry read")
+    p.add_argument(
+        "--force", action="store_true", help=f"allow scans of more than {MAX_ADDRESSES:,} addresses"
+    )
+    p.set_defaults(func=main)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r} (a whole number >= 1)")
+    return int(text)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        targets = parse_targets(args.targets, force=args.force)
+    except TargetError as exc:
+        raise CLIError(str(exc)) from None
+    concurrency = _fit_concurrency(args.concurrency)
+    progress = Progress(len(targets)) if stderr_is_tty() else None
+    started = time.monotonic()
+    try:
+        found, stats = asyncio.run(
+            scan(
+                targets,
+                api_port=args.api_port,
+                web_port=args.web_port,
+                v3_port=args.v3_port,
+                timeout_s=args.timeout,
+                concurrency=concurrency,
+                credentials=credentials(args),
+                read_hashrate=not args.no_hashrate,
+                on_progress=progress.update if progress else None,
+            )
+        )
+    finally:
+        if progress:
+            progress.close()
+    elapsed = time.monotonic() - started
+    if args.json:
+        for f in found:
+            print(json.dumps(miner_dict(f), default=str))
+    else:
+        print(format_table(found, args.api_port))
+    summary = f"found {len(found)} miners in {stats.addresses} addresses ({elapsed:.1f} s)"
+    if stats.errors:
+        summary += f"; {stats.errors} hosts failed unexpectedly (FLEETD_DEBUG=1 fleetd probe HOST shows why)"
+    print(summary, file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _fit_concurrency(wanted: int) -> int:
+    """Raise the soft open-files limit as far as needed and allowed; cap concurrency to what fits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted * 4 + 64
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    fits = max_concurrency(soft)
+    if wanted > fits:
+        print(
+            f"fleetd scan: --concurrency {wanted} needs ~{need} open files (limit {soft}); using {fits}",
+            file=sys.stderr,
+        )
+        return fits
+    return wanted
+
+
+def miner_dict(f: Found) -> dict[str, object]:
+    """The JSON form of one found miner: the identity's fields plus ports and hashrate."""
+    out: dict[str, object] = asdict(f.identity)
+    out["api_port"] = f.api_port
+    out["web_port"] = f.web_port
+    out["hashrate_ths"] = f.hashrate_ths
+    return out
+
+
+def format_table(found: list[Found], api_port: int = 4028) -> str:
+    """Aligned columns; a host's API port is shown only where a target overrode `api_port`."""
+    rows = [COLUMNS]
+    for f in found:
+        i = f.identity
+        rate = "-" if f.hashrate_ths is None else f"{f.hashrate_ths:.2f} TH/s"
+        host = i.host if f.api_port == api_port else f"{i.host}:{f.api_port}"
+        rows.append((host, i.vendor, i.model, i.firmware, i.api, rate, i.mac or "-"))
+    widths = [max(len(str(r[c])) for r in rows) for c in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(str(cell).ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+class Progress:
+    """A one-line progress bar on a terminal's stderr, redrawn at most ten times a second."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
+        self.total = max(1, total)
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def update(self, stats: ScanStats) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1 and stats.done < stats.addresses:
+            return
+        self.last = now
+        frac = stats.done / self.total
+        bar = "#" * int(frac * self.width)
+        self.stream.write(
+            f"\r[{bar:<{self.width}}] {stats.done}/{stats.addresses} addresses, "
+            f"{stats.found} miners, {now - self.started:.0f} s"
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\r\x1b[2K")
+        self.stream.flush()

@@ -1,0 +1,265 @@
+"""`fleetd sim`: serve emulated miners on loopback addresses until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import resource
+import signal
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from fleetd.cli import CLIError
+
+DEFAULT_BASE = "127.1.0.1"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sim",
+        help="serve emulated miners on loopback addresses (for trying fleetd without hardware)",
+        description=(
+            "Start emulated miners, each on its own 127.x.y.z address, and serve them until Ctrl-C or "
+            "SIGTERM. Repeat --model/--count/--base for several groups; a group without --base follows "
+            "the previous one. Ports below 1024 (the real web port 80) need root: use --web-port 8080."
+        ),
+    )
+    add = p.add_argument
+    add("--model", action="append", default=[], metavar="MODEL", help='"Antminer S19 Pro", ... (repeatable)')
+    add("--count", action="append", type=_count, default=[], metavar="N", help="miners in the group (1)")
+    add("--base", action="append", default=[], metavar="IP", help=f"first address ({DEFAULT_BASE})")
+    add("--api-port", type=_port, default=4028, metavar="PORT", help="TCP API port (4028)")
+    add("--web-port", type=_port, default=80, metavar="PORT", help="web CGI port (80; needs root)")
+    add(
+        "--fault",
+        action="append",
+        default=[],
+        type=_fault,
+        metavar="NAME=FRACTION",
+        help="give a fault to this fraction of every group (repeatable): slow, dead, malformed, "
+        "wrong_password, board_down, fan_failed, overheat, ignore_power_commands",
+    )
+    add("--ramp-s", type=_seconds, default=30.0, metavar="S", help="wake-up ramp to full hashrate (30)")
+    add("--jitter", type=_fraction, default=0.01, metavar="F", help="relative jitter of readings (0.01)")
+    add("--slow-s", type=_seconds, default=5.0, metavar="S", help="reply delay of slow miners (5)")
+    add("--conf-delay-s", type=_seconds, default=0.0, metavar="S", help="delay of power command acks (0)")
+    add(
+        "--quirks",
+        nargs="?",
+        const="all",
+        default="",
+        metavar="LIST",
+        help="emit real firmwares' protocol breakage on every miner: all, or a comma list of "
+        "brace, trailing_comma, inf, pool_stale, no_nul",
+    )
+    add("--processes", type=int, default=None, metavar="N", help="child processes (0: this one; auto)")
+    add("--seed", type=int, default=0, help="picks which miners get the faults (0)")
+    add("--list-models", action="store_true", help="print the models that can be emulated and exit")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from fleetd.sim.models import MODELS
+
+    if args.list_models:
+        for name, model in MODELS.items():
+            spec = model.spec
+            print(f"{name}\t{spec.hashrate_ths:g} TH/s\t{spec.power_w:g} W")
+        return 0
+    groups = build_groups(args)
+    return run(groups, args.processes, sys.stdout)
+
+
+def build_groups(args: argparse.Namespace) -> list:
+    """The fleet groups an argument list describes (CLIError on inconsistent input)."""
+    from fleetd.sim.antminer import QUIRKS
+    from fleetd.sim.fleet import Group, addresses, plan
+    from fleetd.sim.models import lookup
+
+    models: list[str] = args.model
+    if not models:
+        raise CLIError('give at least one --model (e.g. --model "Antminer S19 Pro"); see --list-models')
+    counts: list[int] = args.count or [1]
+    if len(counts) == 1:
+        counts = counts * len(models)
+    if len(counts) != len(models):
+        raise CLIError(f"{len(models)} --model but {len(counts)} --count: give one, or one per --model")
+    if len(args.base) > len(models):
+        raise CLIError(f"{len(args.base)} --base for {len(models)} --model")
+    quirks = _quirks(args.quirks, QUIRKS)
+    faults = dict(args.fault)
+    ports = {"api": args.api_port, "web": args.web_port}
+    groups = []
+    base = DEFAULT_BASE
+    for i, (name, count) in enumerate(zip(models, counts, strict=True)):
+        try:
+            spec_name = lookup(name).spec.name
+        except KeyError as exc:
+            raise CLIError(str(exc.args[0])) from None
+        if i < len(args.base):
+            base = args.base[i]
+        try:
+            hosts = addresses(base, count + 1)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+        if not hosts[0].startswith("127."):
+            raise CLIError(f"--base {base} is not a loopback address (127.0.0.0/8)")
+        groups.append(
+            Group(
+                spec_name,
+                count,
+                hosts[0],
+                ports=ports,
+                faults=faults,
+                quirks=quirks,
+                ramp_s=args.ramp_s,
+                jitter=args.jitter,
+                slow_s=args.slow_s,
+                conf_delay_s=args.conf_delay_s,
+                seed=args.seed,
+            )
+        )
+        base = hosts[-1]
+    try:
+        plan(groups)  # validates faults, overlaps
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    return groups
+
+
+def run(groups: Sequence, processes: int | None, out: TextIO) -> int:
+    from fleetd.sim.fleet import PER_PROCESS, BindError
+
+    total = sum(g.count for g in groups)
+    if processes is None:
+        processes = 0 if total <= PER_PROCESS else math.ceil(total / PER_PROCESS)
+    if processes < 0:
+        raise CLIError("--processes must be 0 or more")
+    _raise_nofile()
+    try:
+        return asyncio.run(_serve(groups, processes, out))
+    except BindError as exc:
+        raise CLIError(_bind_hint(exc, dict(groups[0].ports))) from None
+    except (TimeoutError, RuntimeError) as exc:
+        raise CLIError(str(exc), exit_code=1) from None
+
+
+async def _serve(groups: Sequence, processes: int, out: TextIO) -> int:
+    from fleetd.sim.fleet import Fleet, ProcessFleet
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    fleet = Fleet(groups) if processes == 0 else ProcessFleet(groups, processes=processes)
+    async with fleet as miners:
+        for line in describe(groups):
+            print(line, file=out)
+        where = {0: "in this process", 1: "in 1 child process"}.get(processes, f"in {processes} processes")
+        print(f"serving {len(miners)} emulated miners {where}; Ctrl-C to stop", file=out, flush=True)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if isinstance(fleet, ProcessFleet):
+                dead = [proc.pid for proc, _ in fleet.children if not proc.is_alive()]
+                if dead:
+                    raise RuntimeError(f"emulator process {dead[0]} died; stopping")
+    print("stopped", file=out, flush=True)
+    return 0
+
+
+def describe(groups: Sequence) -> list[str]:
+    """One line per group: model, count, address range, ports, faults."""
+    from fleetd.sim.fleet import addresses, plan
+
+    lines = []
+    for g in groups:
+        hosts = addresses(g.base, g.count)
+        span = hosts[0] if len(hosts) == 1 else f"{hosts[0]}-{hosts[-1]}" if hosts else "-"
+        ports = " ".join(f"{k} {v}" for k, v in plan([g])[0].ports.items()) if hosts else ""
+        extra = "".join(f" {k}={v:g}" for k, v in g.faults.items())
+        if g.quirks:
+            extra += " quirks=" + ",".join(sorted(g.quirks))
+        lines.append(f"{g.model} x{g.count}: {span} ({ports}){extra}")
+    return lines
+
+
+def _bind_hint(exc: Exception, ports: dict[str, int]) -> str:
+    text = str(exc)
+    port = getattr(exc, "port", 0)
+    if "need root" in text:
+        option = "--api-port 14028" if port == ports.get("api") else "--web-port 8080"
+        text += f": run with {option}"
+    return text
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _quirks(text: str, known: frozenset[str]) -> frozenset[str]:
+    if not text:
+        return frozenset()
+    if text == "all":
+        return known
+    names = frozenset(q.strip() for q in text.split(",") if q.strip())
+    unknown = names - known
+    if unknown:
+        raise CLIError(f"unknown quirk {sorted(unknown)[0]!r} (known: all, {', '.join(sorted(known))})")
+    return names
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port: {text!r}") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError("must be within 1..65535")
+    return n
+
+
+def _seconds(text: str) -> float:
+    try:
+        s = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= s < 86400 or s != s:
+        raise argparse.ArgumentTypeError("must be within 0..86400")
+    return s
+
+
+def _fraction(text: str) -> float:
+    try:
+        f = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a fraction: {text!r}") from None
+    if not 0.0 <= f <= 1.0:
+        raise argparse.ArgumentTypeError("must be within 0..1")
+    return f
+
+
+def _fault(text: str) -> tuple[str, float]:
+    from fleetd.sim.fleet import FAULTS
+
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if name not in FAULTS:
+        raise argparse.ArgumentTypeError(f"unknown fault {name!r} (known: {', '.join(FAULTS)})")
+    return name, _fraction(value) if sep else 1.0

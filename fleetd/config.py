@@ -1,0 +1,407 @@
+"""The daemon's configuration: one TOML file, validated into pydantic models.
+
+Errors name the key path (`miners[3].host: not an IP address or hostname`). Secrets are references
+(`{ env = "VAR" }`, `{ file = "path" }`, `{ credential = "name" }`); inline strings need an explicit opt-in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+if TYPE_CHECKING:
+    from fleetd.discovery import TargetSet
+
+DEFAULT_CONFIG_PATH = Path("/etc/fleetd/fleetd.toml")
+DEFAULT_LISTEN = "127.0.0.1:8787"
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ConfigError(Exception):
+    """One or more configuration problems, each a line naming the key path."""
+
+    def __init__(self, errors: list[str], source: str = "") -> None:
+        self.errors = errors
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        super().__init__("\n".join(prefix + e for e in errors))
+
+
+def is_host(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return bool(_HOSTNAME.match(value)) and not value.replace(".", "").isdigit()
+
+
+def _check_host(value: Any) -> Any:
+    if isinstance(value, str) and not is_host(value.strip()):
+        raise ValueError("not an IP address or hostname")
+    return value.strip() if isinstance(value, str) else value
+
+
+Host = Annotated[str, BeforeValidator(_check_host)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- secrets ----------------------------------------------------------------------------------------------
+class SecretRef(_Model):
+    """Where a secret comes from; `resolve()` reads it. repr never shows an inline value."""
+
+    env: str | None = None
+    file: str | None = None
+    credential: str | None = None
+    inline: SecretStr | None = None
+
+    def describe(self) -> str:
+        if self.env:
+            return f"environment variable {self.env}"
+        if self.file:
+            return f"file {self.file}"
+        if self.credential:
+            return f"systemd credential {self.credential}"
+        return "inline value"
+
+    def resolve(self) -> SecretStr:
+        """The secret's value; raises ValueError with a one-line reason."""
+        if self.inline is not None:
+            return self.inline
+        if self.env:
+            val = os.environ.get(self.env)
+            if val is None:
+                raise ValueError(f"environment variable {self.env} is not set")
+            return SecretStr(val)
+        if self.file:
+            path = Path(self.file)
+        else:
+            creds = os.environ.get("CREDENTIALS_DIRECTORY")
+            if not creds:
+                raise ValueError(f"credential {self.credential!r}: $CREDENTIALS_DIRECTORY is not set")
+            path = Path(creds) / str(self.credential)
+        try:
+            return SecretStr(path.read_text().rstrip("\r\n"))
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _parse_secret(value: Any) -> Any:
+    if isinstance(value, SecretRef):
+        return value
+    if isinstance(value, str):
+        return SecretRef(inline=SecretStr(value))
+    if isinstance(value, dict):
+        keys = set(value)
+        if len(keys) != 1 or not keys <= {"env", "file", "credential"}:
+            raise ValueError("expected a table with exactly one of env, file, credential")
+        ((key, val),) = value.items()
+        if not isinstance(val, str) or not val:
+            raise ValueError(f"{key}: expected a non-empty string")
+        return SecretRef(**{key: val})
+    raise ValueError('expected { env = "VAR" }, { file = "path" } or { credential = "name" }')
+
+
+Secret = Annotated[SecretRef, BeforeValidator(_parse_secret)]
+
+
+class CredentialsConfig(_Model):
+    """A named set of miner credentials; `password` is a secret reference."""
+
+    username: str | None = None
+    password: Secret | None = None
+
+
+# --- sections ---------------------------------------------------------------------------------------------
+class ApiConfig(_Model):
+    listen: str = DEFAULT_LISTEN
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        split_listen(v)
+        return v
+
+    @property
+    def host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """'127.0.0.1:8787' or '[::1]:8787' -> (host, port); ValueError with a reason otherwise."""
+    m = re.match(r"^\[(?P<h6>[^\]]+)\]:(?P<p6>\d+)$|^(?P<h>[^:\[\]]+):(?P<p>\d+)$", value.strip())
+    if not m:
+        raise ValueError('expected HOST:PORT, e.g. "127.0.0.1:8787"')
+    host = m.group("h6") or m.group("h")
+    port = int(m.group("p6") or m.group("p"))
+    if not is_host(host):
+        raise ValueError(f"{host!r} is not an IP address or hostname")
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range 1-65535")
+    return host, port
+
+
+class PollingConfig(_Model):
+    interval_s: float = Field(30.0, gt=0, le=86400)
+    jitter_s: float = Field(2.0, ge=0)  # random delay added to each cycle's start
+    timeout_s: float = Field(10.0, gt=0)  # a whole poll of one miner
+    connect_timeout_s: float = Field(3.0, gt=0)
+    # Bounded by the ~20,000 open files a process may hold; a poll can use two connections.
+    concurrency: int = Field(1000, ge=1, le=8000)
+    down_after: int = Field(2, ge=1)  # consecutive failures before a miner is reported down
+    max_backoff_s: float = Field(600.0, gt=0)
+    redetect_after: int = Field(3, ge=1)  # consecutive failures before the driver is detected again
+
+
+class StorageConfig(_Model):
+    url: str = ""  # empty: SQLite file fleetd.db in the state directory
+    queue_size: int = Field(100_000, ge=100)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
+            raise ValueError("expected a sqlite:/// or postgresql:// URL")
+        return v
+
+
+class LoggingConfig(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class SiteConfig(_Model):
+    name: str
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("expected letters, digits, '-', '_' or '.' (at most 64)")
+        return v
+
+
+class _Target(_Model):
+    """What static miners and discovery ranges share: driver, credentials, labels, ports."""
+
+    driver: str = "auto"
+    credentials: str | None = None  # name of a [credentials.NAME] table; None: "default" if defined
+    site: str = ""
+    rack: str = ""
+    api_port: Port | None = None
+    web_port: Port | None = None
+    v3_port: Port | None = None
+    grpc_port: Port | None = None
+
+    def ports(self) -> dict[str, int]:
+        names = ("api_port", "web_port", "v3_port", "grpc_port")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+class MinerConfig(_Target):
+    host: Host
+    position: str = ""
+    nominal_power_w: float | None = Field(None, gt=0)
+
+
+def _check_target(t: str) -> str:
+    from fleetd.discovery import TargetError, parse_targets
+
+    try:
+        parse_targets([t])
+    except TargetError as exc:
+        raise ValueError(str(exc).removeprefix("bad target ").replace(" or pass --force", "")) from None
+    return t
+
+
+class DiscoveryConfig(_Target):
+    targets: list[Annotated[str, AfterValidator(_check_target)]] = Field(min_length=1)
+    interval_s: float = Field(600.0, ge=10)  # how often the ranges are rescanned
+
+    def target_set(self) -> TargetSet:
+        from fleetd.discovery import parse_targets
+
+        return parse_targets(self.targets)
+
+
+class Config(_Model):
+    state_dir: str | None = None  # overridden by --state-dir and $STATE_DIRECTORY
+    allow_inline_secrets: bool = False
+    api: ApiConfig = ApiConfig()
+    polling: PollingConfig = PollingConfig()
+    storage: StorageConfig = StorageConfig()
+    logging: LoggingConfig = LoggingConfig()
+    sites: list[SiteConfig] = []
+    credentials: dict[str, CredentialsConfig] = {}
+    miners: list[MinerConfig] = []
+    discovery: list[DiscoveryConfig] = []
+    # Validated by fleetd.economics.EconomicsConfig when that package is present.
+    economics: dict[str, Any] | None = None
+
+    def credentials_for(self, target: _Target) -> tuple[str | None, SecretStr | None]:
+        """(username, password) for a miner or discovery range; ValueError if a secret is unreadable."""
+        name = target.credentials or ("default" if "default" in self.credentials else None)
+        if name is None:
+            return None, None
+        cred = self.credentials[name]
+        return cred.username, cred.password.resolve() if cred.password else None
+
+    def storage_url(self, state_dir: Path) -> str:
+        return self.storage.url or f"sqlite:///{state_dir / 'fleetd.db'}"
+
+
+# --- loading ----------------------------------------------------------------------------------------------
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "json-or-python")) or part in ("str", "dict", "list"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        path = _path(tuple(err["loc"]))
+        lines.append(f"{path}: {_message(err)}" if path else _message(err))
+    return lines
+
+
+def _check(cfg: Config) -> list[str]:
+    """Checks that span sections: references, duplicates, secrets."""
+    errors: list[str] = []
+    site_names = [s.name for s in cfg.sites]
+    seen: dict[str, int] = {}
+    for i, s in enumerate(cfg.sites):
+        if s.name in seen:
+            errors.append(f"sites[{i}].name: duplicate of sites[{seen[s.name]}]")
+        seen.setdefault(s.name, i)
+    known_drivers = _driver_names()
+    targets: list[tuple[str, _Target]] = [(f"miners[{i}]", m) for i, m in enumerate(cfg.miners)]
+    targets += [(f"discovery[{i}]", d) for i, d in enumerate(cfg.discovery)]
+    for where, t in targets:
+        if t.site and site_names and t.site not in site_names:
+            errors.append(f"{where}.site: unknown site {t.site!r} (defined: {', '.join(site_names)})")
+        if t.credentials and t.credentials not in cfg.credentials:
+            errors.append(f"{where}.credentials: no [credentials.{t.credentials}] table")
+        if t.driver != "auto" and known_drivers and t.driver not in known_drivers:
+            known = ", ".join(["auto", *known_drivers])
+            errors.append(f"{where}.driver: unknown driver {t.driver!r} (known: {known})")
+    hosts: dict[str, int] = {}
+    for i, m in enumerate(cfg.miners):
+        if m.host in hosts:
+            errors.append(f"miners[{i}].host: duplicate of miners[{hosts[m.host]}]")
+        hosts.setdefault(m.host, i)
+    for name, cred in cfg.credentials.items():
+        if not _NAME.match(name):
+            errors.append(f"credentials.{name}: name must be letters, digits, '-', '_' or '.'")
+        if cred.password is None:
+            continue
+        if cred.password.inline is not None and not cfg.allow_inline_secrets:
+            errors.append(
+                f'credentials.{name}.password: inline secrets are refused; use {{ env = "VAR" }}, '
+                f'{{ file = "path" }} or {{ credential = "name" }} (or set allow_inline_secrets = true)'
+            )
+            continue
+        try:
+            cred.password.resolve()
+        except ValueError as exc:
+            errors.append(f"credentials.{name}.password: {exc}")
+    if cfg.economics is not None:
+        errors += _check_economics(cfg.economics)
+    return errors
+
+
+def _driver_names() -> list[str]:
+    try:
+        from fleetd.drivers import _REGISTRY, driver_classes
+
+        names = {c.name for c in driver_classes()}
+        return sorted(names | {e.split(":")[0] for e in _REGISTRY})
+    except Exception:  # drivers under construction must not break config validation
+        return []
+
+
+def _check_economics(section: dict[str, Any]) -> list[str]:
+    model = economics_model()
+    if model is None:
+        return []
+    try:
+        model.model_validate(section)
+    except ValidationError as exc:
+        return [f"economics.{line}" for line in format_validation_error(exc)]
+    return []
+
+
+def economics_model() -> type[BaseModel] | None:
+    try:
+        from fleetd import economics
+    except ImportError:
+        return None
+    model = getattr(economics, "EconomicsConfig", None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def parse_config(data: dict[str, Any], source: str = "") -> Config:
+    """Validate a decoded TOML document; ConfigError lists every problem."""
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc), source) from None
+    errors = _check(cfg)
+    if errors:
+        raise ConfigError(errors, source)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"cannot read: {exc.strerror or exc}"], str(path)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"invalid TOML: {exc}"], str(path)) from None
+    return parse_config(data, str(path))

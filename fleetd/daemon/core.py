@@ -1,0 +1,425 @@
+"""The Daemon: configuration in, a polled FleetState, storage and periodic jobs out.
+
+Embed it: `d = Daemon(config, state_dir=...)`, `await d.start()`, read `d.state`, `await d.stop()`.
+Signals, systemd notify and logging setup live in fleetd.daemon.service, not here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fleetd.config import Config, DiscoveryConfig, MinerConfig
+from fleetd.daemon.events import Event, EventKind
+from fleetd.daemon.poller import MinerTarget, Poller
+from fleetd.daemon.rollups import Rollups
+from fleetd.daemon.state import CycleStats, FleetState, Health, Labels, MinerRecord
+from fleetd.drivers import Credentials, Endpoint, Timeouts
+from fleetd.model import Identity
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from fleetd.storage.store import InventoryRow, Storage
+
+log = logging.getLogger("fleetd.daemon")
+
+DEFAULT_STATE_DIR = Path(".state")
+ROLLUP_FLUSH_S = 300.0  # hourly rollup rows are topped up this often (and at stop)
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def resolve_state_dir(explicit: str | Path | None, config: Config) -> Path:
+    """--state-dir, else the config's state_dir, else systemd's $STATE_DIRECTORY, else ./.state."""
+    if explicit:
+        return Path(explicit)
+    if config.state_dir:
+        return Path(config.state_dir)
+    env = os.environ.get("STATE_DIRECTORY", "")
+    if env:
+        return Path(env.split(":")[0])
+    return DEFAULT_STATE_DIR
+
+
+class Daemon:
+    """One fleet: poller, state, storage and scheduler, started and stopped together."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        state_dir: str | Path | None = None,
+        storage: bool = True,
+    ) -> None:
+        self.config = config
+        self.state_dir = resolve_state_dir(state_dir, config)
+        self.state = FleetState()
+        self.events: deque[Event] = deque(maxlen=1000)  # the most recent, newest last
+        self.rollups = Rollups(max_gap_s=self._max_gap(config))
+        self.poller = Poller(
+            self.state,
+            config.polling,
+            on_event=self.emit,
+            on_identity=self._identity_seen,
+            on_sample=self.rollups.sample,
+        )
+        self._use_storage = storage
+        self.storage: Storage | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.on_cycle: list[Callable[[CycleStats], None]] = []  # called after every poll cycle
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.started = False
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open storage (migrations applied), load the inventory, start polling and the periodic jobs."""
+        if self.started:
+            return
+        inventory: list[InventoryRow] = []
+        if self._use_storage:
+            from fleetd.storage.store import Storage
+
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            url = self.config.storage_url(self.state_dir)
+            store = Storage(url, queue_size=self.config.storage.queue_size, on_error=self._storage_error)
+            await asyncio.to_thread(store.open)
+            self.storage = store
+            inventory = await asyncio.to_thread(store.load_inventory)
+        self._apply_targets(self.config, initial=True)
+        self._restore(inventory)
+        self._start_scheduler()
+        self._stop.clear()
+        self._task = asyncio.create_task(self._poll_loop(), name="fleetd-poll")
+        self.started = True
+        self.emit(Event(EventKind.STARTED, f"fleetd started with {len(self.state.miners)} miners"))
+
+    async def stop(self) -> None:
+        """Finish (or time out) polls in flight, write what is pending, close everything."""
+        if not self.started:
+            return
+        self.started = False
+        self._stop.set()
+        self.poller.stop()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        if self._task is not None:
+            grace = self.config.polling.timeout_s + 2.0
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        await self.poller.close()
+        self._write_rollups()
+        self._write_latest(list(self.state.miners))
+        self.emit(Event(EventKind.STOPPED, "fleetd stopped"))
+        if self.storage is not None:
+            await asyncio.to_thread(self.storage.close)
+            self.storage = None
+
+    async def wait(self) -> None:
+        """Until the poll loop ends (stop())."""
+        await self._stop.wait()
+
+    # --- polling -------------------------------------------------------------------------------------------
+    async def _poll_loop(self) -> None:
+        import random
+
+        while not self._stop.is_set():
+            p = self.config.polling
+            started = time.time()
+            try:
+                stats = await self.poller.cycle(started)
+            except Exception:
+                log.exception("poll cycle failed")
+                stats = None
+            if stats is not None:
+                self._write_latest(self.poller.polled_ids)
+                for hook in self.on_cycle:
+                    try:
+                        hook(stats)
+                    except Exception:
+                        log.exception("cycle hook failed")
+            delay = max(0.0, started + p.interval_s - time.time()) + random.uniform(0.0, p.jitter_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+
+    def progressing(self, now: float | None = None) -> bool:
+        """Whether poll cycles are making progress (for the systemd watchdog and /healthz)."""
+        now = time.time() if now is None else now
+        p = self.config.polling
+        return (
+            self._task is not None
+            and not self._task.done()
+            and (now - self.poller.last_progress_at <= 2 * (p.interval_s + p.timeout_s + p.jitter_s))
+        )
+
+    def status_line(self) -> str:
+        st = self.state
+        n = len(st.miners)
+        line = f"{st.up()} up, {st.down()} down of {n} miners"
+        c = st.last_cycle
+        if c is None:
+            return line + "; first poll cycle running"
+        line += f"; last cycle {c.polled} polls ({c.failed} failed) in {c.ended_at - c.started_at:.1f} s"
+        return line + (" OVERRAN" if c.overran else "")
+
+    # --- configuration -------------------------------------------------------------------------------------
+    async def reload(self, config: Config) -> list[str]:
+        """Apply a new, validated configuration; returns what only takes effect after a restart."""
+        old = self.config
+        later = []
+        if config.storage != old.storage or config.state_dir != old.state_dir:
+            later.append("storage")
+        if config.api != old.api:
+            later.append("api.listen")
+        self.config = config
+        self.poller.polling = config.polling
+        self.rollups.max_gap_s = self._max_gap(config)
+        logging.getLogger("fleetd").setLevel(_LEVELS[config.logging.level])
+        self._apply_targets(config, initial=False)
+        if self.scheduler is not None:
+            self._schedule_discovery()
+        msg = f"configuration reloaded: {len(self.state.miners)} miners"
+        if later:
+            msg += f"; restart to apply changes to {', '.join(later)}"
+        log.info(msg)
+        self.emit(Event(EventKind.CONFIG_RELOADED, msg))
+        return later
+
+    def _endpoint(self, config: Config, target: MinerConfig | DiscoveryConfig, host: str) -> Endpoint:
+        user, password = config.credentials_for(target)
+        p = config.polling
+        return Endpoint(
+            host,
+            **target.ports(),
+            credentials=Credentials(user, password.get_secret_value() if password is not None else None),
+            timeouts=Timeouts(connect_s=p.connect_timeout_s, read_s=p.timeout_s),
+        )
+
+    def _apply_targets(self, config: Config, *, initial: bool) -> None:
+        wanted: dict[str, MinerTarget] = {}
+        for m in config.miners:
+            t = MinerTarget(
+                host=m.host,
+                endpoint=self._endpoint(config, m, m.host),
+                driver=m.driver,
+                labels=Labels(m.site, m.rack, m.position),
+                nominal_power_w=m.nominal_power_w,
+                source="config",
+            )
+            wanted[t.id] = t
+        current = self.poller.targets()
+        for mid, t in current.items():
+            if mid in wanted:
+                continue
+            if t.source == "config" or not config.discovery:
+                self.poller.remove(mid)
+                self.rollups.forget(mid)
+                msg = f"miner {mid} removed: no longer in the configuration"
+                log.info(msg)
+                self.emit(Event(EventKind.MINER_REMOVED, msg, mid))
+        for mid, t in wanted.items():
+            known = mid in current or mid in self.state.miners
+            rec = self.poller.add(t)
+            self._store_miner(rec, t)
+            if not known and not initial:
+                self.emit(Event(EventKind.MINER_ADDED, f"miner {mid} added from the configuration", mid))
+
+    def _restore(self, inventory: list[InventoryRow]) -> None:
+        """Seed state from storage: identities (to notice swaps across restarts) and discovered miners."""
+        configured = {m.host for m in self.config.miners}
+        for row in inventory:
+            if row.source == "discovery" and self.config.discovery and row.host not in configured:
+                disc = self._discovery_for(row.host)
+                if disc is not None:
+                    self.poller.add(self._discovered_target(self.config, disc, row.host, row.api_port))
+            rec = self.state.miners.get(row.id)
+            if rec is None:
+                continue
+            rec.identity = row.identity
+            if row.driver and not rec.driver:
+                rec.driver = row.driver
+
+    def _discovery_for(self, host: str) -> DiscoveryConfig | None:
+        import ipaddress
+
+        for d in self.config.discovery:
+            ts = d.target_set()
+            if host in {t.host for t in ts.names}:
+                return d
+            try:
+                addr = ipaddress.ip_address(host)
+            except ValueError:
+                continue
+            for (version, _port), spans in ts.ranges.items():
+                if version == addr.version and any(a <= int(addr) <= b for a, b in spans):
+                    return d
+        return None
+
+    def _discovered_target(self, config: Config, d: DiscoveryConfig, host: str, api_port: int) -> MinerTarget:
+        endpoint = self._endpoint(config, d, host)
+        if api_port != endpoint.api_port:
+            from dataclasses import replace
+
+            endpoint = replace(endpoint, api_port=api_port)
+        return MinerTarget(host, endpoint, d.driver, Labels(d.site, d.rack, ""), None, "discovery")
+
+    @staticmethod
+    def _max_gap(config: Config) -> float:
+        p = config.polling
+        return 2.5 * p.interval_s + p.timeout_s + p.jitter_s
+
+    # --- periodic jobs -------------------------------------------------------------------------------------
+    def _start_scheduler(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        sched = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        self.scheduler = sched
+        sched.add_job(self._write_rollups, "interval", seconds=ROLLUP_FLUSH_S, id="rollups")
+        self._schedule_discovery()
+        sched.start()
+
+    def _schedule_discovery(self) -> None:
+        from datetime import UTC, datetime
+
+        sched = self.scheduler
+        assert sched is not None
+        for job in sched.get_jobs():
+            if job.id.startswith("discovery-"):
+                job.remove()
+        for i, d in enumerate(self.config.discovery):
+            sched.add_job(
+                self._discover,
+                "interval",
+                args=[i],
+                seconds=d.interval_s,
+                id=f"discovery-{i}",
+                next_run_time=datetime.now(UTC),
+                misfire_grace_time=None,
+            )
+
+    async def discover_now(self) -> int:
+        """Scan every discovery range once; returns how many new miners were added."""
+        added = 0
+        for i in range(len(self.config.discovery)):
+            added += await self._discover(i)
+        return added
+
+    async def _discover(self, index: int) -> int:
+        from fleetd.discovery import scan
+
+        config = self.config
+        if index >= len(config.discovery):
+            return 0
+        d = config.discovery[index]
+        probe = self._endpoint(config, d, "0.0.0.0")
+        p = config.polling
+        try:
+            found, stats = await scan(
+                d.target_set(),
+                api_port=probe.api_port,
+                web_port=probe.web_port,
+                timeout_s=p.connect_timeout_s + p.timeout_s,
+                concurrency=min(256, p.concurrency),
+                credentials=probe.credentials,
+                read_hashrate=False,
+            )
+        except Exception:
+            log.exception("discovery scan of %s failed", ", ".join(d.targets))
+            return 0
+        if self.config is not config:  # reloaded meanwhile: the next scan uses the new ranges
+            return 0
+        known = self.poller.targets()
+        added = 0
+        for f in found:
+            t = self._discovered_target(config, d, f.identity.host, f.api_port)
+            if t.id in known:
+                continue
+            rec = self.poller.add(t)
+            rec.driver = f.identity.driver
+            self._store_miner(rec, t)
+            added += 1
+            msg = f"discovered miner {t.id}: {f.identity.model}"
+            log.info(msg)
+            self.emit(Event(EventKind.MINER_ADDED, msg, t.id))
+        log.info(
+            "discovery of %s: %d addresses scanned, %d miners answered, %d new",
+            ", ".join(d.targets),
+            stats.done,
+            stats.found,
+            added,
+        )
+        return added
+
+    # --- events and storage --------------------------------------------------------------------------------
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+        if self.storage is not None:
+            self.storage.add_event(event)
+
+    def _storage_error(self, message: str) -> None:
+        # Called from the writer thread; the event stays in memory (the database is what failed).
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            ev = Event(EventKind.STORAGE_ERROR, message, level="error")
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.events.append, ev)
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._task.get_loop() if self._task is not None else None
+
+    def _store_miner(self, rec: MinerRecord, t: MinerTarget) -> None:
+        if self.storage is None:
+            return
+        self.storage.upsert_miner(
+            {
+                "id": rec.id,
+                "host": t.host,
+                "api_port": t.endpoint.api_port,
+                "site": t.labels.site,
+                "rack": t.labels.rack,
+                "position": t.labels.position,
+                "nominal_power_w": t.nominal_power_w,
+                "source": t.source,
+            }
+        )
+
+    def _identity_seen(self, rec: MinerRecord, old: Identity | None, new: Identity) -> None:
+        if self.storage is not None:
+            self.storage.add_identity(rec.id, rec.host, new, rec.driver)
+
+    def _write_rollups(self) -> None:
+        rows = self.rollups.drain()
+        if rows and self.storage is not None:
+            self.storage.add_rollups(rows)
+
+    def _write_latest(self, ids: list[str]) -> None:
+        if self.storage is None or not ids:
+            return
+        miners = self.state.miners
+        rows: list[tuple[Any, ...]] = []
+        for mid in ids:
+            rec = miners.get(mid)
+            if rec is not None:
+                rows.append((mid, rec.health, rec.snapshot, rec.failures, rec.last_error, rec.last_ok_at))
+        self.storage.set_latest(rows)
+
+    # --- reading back --------------------------------------------------------------------------------------
+    def miner(self, miner_id: str) -> MinerRecord | None:
+        return self.state.miners.get(miner_id)
+
+    def up_ids(self) -> list[str]:
+        return [m.id for m in self.state.miners.values() if m.health is Health.UP]

@@ -1,0 +1,31 @@
+"""Things worth recording that happen to the fleet or the daemon (stored in the events table)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    STARTED = "started"
+    STOPPED = "stopped"
+    MINER_ADDED = "miner_added"  # configured or discovered for the first time
+    MINER_REMOVED = "miner_removed"  # left the configuration
+    MINER_DOWN = "miner_down"
+    MINER_UP = "miner_up"
+    IDENTITY_CHANGED = "identity_changed"  # firmware upgraded or another machine behind the address
+    DRIVER_DETECTED = "driver_detected"
+    CYCLE_OVERRAN = "cycle_overran"
+    CONFIG_RELOADED = "config_reloaded"
+    CONFIG_REJECTED = "config_rejected"
+    STORAGE_ERROR = "storage_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: EventKind
+    message: str
+    miner_id: str | None = None
+    level: str = "info"  # info / warning / error
+    at: float = field(default_factory=time.time)

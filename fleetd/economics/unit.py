@@ -1,0 +1,213 @@
+"""Per-unit and per-fleet profitability: pure functions of a snapshot, prices, fees and the catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fleetd.economics.catalog import Catalog
+from fleetd.economics.hashprice import fee_factor
+from fleetd.economics.units import energy_mwh_per_day
+from fleetd.model import Identity, Mode, Snapshot
+
+MEASURED = "measured"
+CATALOG = "catalog"
+CONFIGURED = "configured"
+ASLEEP = "asleep"  # sleeping and not reporting power: counted as drawing nothing
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Economics:
+    """Money per day for one unit or a what-if, in `currency`; None where an input is missing."""
+
+    hashrate_ths: float | None
+    power_w: float | None
+    power_source: str  # measured | catalog | configured | asleep | unknown
+    hashprice_per_ph_day: float | None  # gross, before fees
+    electricity_per_mwh: float | None  # all-in, adders included
+    revenue_per_day: float | None  # after pool and dev fees
+    power_cost_per_day: float | None
+    profit_per_day: float | None
+    efficiency_j_per_th: float | None
+    breakeven_per_mwh: float | None  # electricity price at which profit is zero
+    breakeven_hashprice_per_ph_day: float | None  # gross hashprice at which profit is zero
+    power_cost_share: float | None  # power cost / revenue
+    currency: str = "USD"
+    model: str = ""
+    stale_inputs: bool = False
+
+    @property
+    def profitable(self) -> bool | None:
+        return None if self.profit_per_day is None else self.profit_per_day > 0
+
+
+def economics(
+    hashrate_ths: float | None,
+    power_w: float | None,
+    hashprice_per_ph_day: float | None,
+    electricity_per_mwh: float | None,
+    *,
+    pool_fee: float = 0.0,
+    dev_fee: float = 0.0,
+    power_source: str = CONFIGURED,
+    currency: str = "USD",
+    model: str = "",
+    stale_inputs: bool = False,
+) -> Economics:
+    """Revenue = hashrate x hashprice x (1 - fees); cost = energy per day x price; and what follows."""
+    net = fee_factor(pool_fee, dev_fee)
+    revenue = cost = profit = eff = be_price = be_hp = share = None
+    phs = hashrate_ths / 1000.0 if hashrate_ths is not None else None
+    energy = energy_mwh_per_day(power_w) if power_w is not None else None
+    if phs is not None and hashprice_per_ph_day is not None:
+        revenue = phs * hashprice_per_ph_day * net
+    if energy is not None and electricity_per_mwh is not None:
+        cost = energy * electricity_per_mwh
+    if revenue is not None and cost is not None:
+        profit = revenue - cost
+        share = cost / revenue if revenue > 0 else None
+    if power_w is not None and hashrate_ths:
+        eff = power_w / hashrate_ths
+    if revenue is not None and energy:
+        be_price = revenue / energy
+    if cost is not None and phs:
+        be_hp = cost / (phs * net)
+    return Economics(
+        hashrate_ths=hashrate_ths,
+        power_w=power_w,
+        power_source=power_source,
+        hashprice_per_ph_day=hashprice_per_ph_day,
+        electricity_per_mwh=electricity_per_mwh,
+        revenue_per_day=revenue,
+        power_cost_per_day=cost,
+        profit_per_day=profit,
+        efficiency_j_per_th=eff,
+        breakeven_per_mwh=be_price,
+        breakeven_hashprice_per_ph_day=be_hp,
+        power_cost_share=share,
+        currency=currency,
+        model=model,
+        stale_inputs=stale_inputs,
+    )
+
+
+def unit_hashrate_ths(snapshot: Snapshot) -> float:
+    """The hashrate to earn on: the firmware's average, else the current figure; 0 when not mining."""
+    if snapshot.hashrate_avg_ths is not None:
+        return snapshot.hashrate_avg_ths
+    if snapshot.hashrate_ths is not None:
+        return snapshot.hashrate_ths
+    return 0.0
+
+
+def unit_power(
+    snapshot: Snapshot, identity: Identity | None, catalog: Catalog | None, nominal_power_w: float | None
+) -> tuple[float | None, str]:
+    """Power and where it came from: measured, else catalog nominal for model and mode, else configured."""
+    if snapshot.power_w is not None and snapshot.power_w > 0:
+        return snapshot.power_w, MEASURED
+    if snapshot.mode is Mode.SLEEP and not snapshot.is_mining:
+        return 0.0, ASLEEP
+    if catalog is not None and identity is not None and identity.model:
+        mode = snapshot.mode.value if snapshot.mode not in (Mode.UNKNOWN, Mode.SLEEP) else "normal"
+        nominal = catalog.nominal(identity.model, mode)
+        if nominal is not None:
+            return nominal.power_w, CATALOG
+    if nominal_power_w is not None:
+        return nominal_power_w, CONFIGURED
+    return None, UNKNOWN
+
+
+def unit_economics(
+    snapshot: Snapshot,
+    identity: Identity | None,
+    hashprice_per_ph_day: float | None,
+    electricity_per_mwh: float | None,
+    catalog: Catalog | None = None,
+    nominal_power_w: float | None = None,
+    *,
+    pool_fee: float = 0.0,
+    dev_fee: float = 0.0,
+    currency: str = "USD",
+    stale_inputs: bool = False,
+) -> Economics:
+    """Economics of one polled unit; the power figure's origin is in `power_source`."""
+    power, source = unit_power(snapshot, identity, catalog, nominal_power_w)
+    model = identity.model if identity else ""
+    if catalog is not None and model:
+        entry = catalog.find(model)
+        model = entry.name if entry else model
+    return economics(
+        unit_hashrate_ths(snapshot),
+        power,
+        hashprice_per_ph_day,
+        electricity_per_mwh,
+        pool_fee=pool_fee,
+        dev_fee=dev_fee,
+        power_source=source,
+        currency=currency,
+        model=model,
+        stale_inputs=stale_inputs,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Totals over a group of units; units whose profit could not be computed are counted in `incomplete`."""
+
+    label: str
+    units: int
+    hashrate_ths: float
+    power_w: float
+    revenue_per_day: float
+    power_cost_per_day: float
+    profit_per_day: float
+    unprofitable: int
+    incomplete: int
+
+    @property
+    def efficiency_j_per_th(self) -> float | None:
+        return self.power_w / self.hashrate_ths if self.hashrate_ths > 0 else None
+
+    @property
+    def power_cost_share(self) -> float | None:
+        return self.power_cost_per_day / self.revenue_per_day if self.revenue_per_day > 0 else None
+
+
+def summarize(label: str, results: Iterable[Economics]) -> Summary:
+    units = incomplete = unprofitable = 0
+    ths = watts = revenue = cost = 0.0
+    for r in results:
+        units += 1
+        if r.profit_per_day is None or r.revenue_per_day is None or r.power_cost_per_day is None:
+            incomplete += 1
+            continue
+        ths += r.hashrate_ths or 0.0
+        watts += r.power_w or 0.0
+        revenue += r.revenue_per_day
+        cost += r.power_cost_per_day
+        unprofitable += r.profit_per_day <= 0 and (r.power_w or 0) > 0
+    return Summary(label, units, ths, watts, revenue, cost, revenue - cost, unprofitable, incomplete)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetEconomics:
+    total: Summary
+    by_model: tuple[Summary, ...]
+    fixed_cost_per_day: float = 0.0  # site charges (tariff fixed charges), not attributed to units
+
+    @property
+    def profit_per_day(self) -> float:
+        return self.total.profit_per_day - self.fixed_cost_per_day
+
+
+def fleet_economics(results: Iterable[Economics], fixed_cost_per_day: float = 0.0) -> FleetEconomics:
+    """Fleet totals and per-model summaries (sorted by model name)."""
+    groups: dict[str, list[Economics]] = {}
+    everything = []
+    for r in results:
+        everything.append(r)
+        groups.setdefault(r.model or "unknown", []).append(r)
+    by_model = tuple(summarize(name, groups[name]) for name in sorted(groups))
+    return FleetEconomics(summarize("fleet", everything), by_model, fixed_cost_per_day)

@@ -1,0 +1,69 @@
+"""The emulated models: name (exactly as `fleetd scan` reports it) -> nominal figures and emulator class.
+
+Adding a model is one entry in MODELS; the emulator is named "module:Class" and imported on first use,
+so this module stays cheap to import and free of cycles.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from fleetd.sim.base import EmulatedMiner, ModelSpec
+
+
+@dataclass(frozen=True, slots=True)
+class SimModel:
+    """One emulated model: its nominal figures and the class that speaks its firmware."""
+
+    spec: ModelSpec
+    emulator: str  # "module:Class"
+
+    def emulator_class(self) -> type[EmulatedMiner]:
+        module, _, name = self.emulator.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        if not (isinstance(cls, type) and issubclass(cls, EmulatedMiner)):
+            raise TypeError(f"{self.emulator} is not an EmulatedMiner")
+        return cls
+
+
+def _entry(spec: ModelSpec, emulator: str) -> tuple[str, SimModel]:
+    return spec.name, SimModel(spec, emulator)
+
+
+MODELS: dict[str, SimModel] = dict(
+    [
+        # Bitmain spec sheet: 110 TH/s, 3250 W (29.5 J/TH); 3 boards x 114 BM1398 chips, 4 fans.
+        _entry(
+            ModelSpec("Antminer S19 Pro", "Bitmain", 110.0, 3250.0, idle_w=20.0, chips_per_board=114),
+            "fleetd.sim.antminer:AntminerS19Pro",
+        ),
+        # Bitmain spec sheet: 200 TH/s, 3500 W (17.5 J/TH); 3 boards x 108 BM1368 chips (as captured).
+        _entry(
+            ModelSpec("Antminer S21", "Bitmain", 200.0, 3500.0, 20.0, chips_per_board=108, fan_rpm=7000),
+            "fleetd.sim.antminer:AntminerS21",
+        ),
+        # MicroBT: M50S 126 TH/s at 26 J/TH; 3 boards, 2 fans; btminer API v2 (firmware 2023-08).
+        _entry(
+            ModelSpec("Whatsminer M50S_VH50", "MicroBT", 126.0, 3276.0, 25.0, 3, 135, 2, 6000, 1000, 3600),
+            "fleetd.sim.whatsminer:WhatsminerM50S",
+        ),
+        # MicroBT: M60S ~180 TH/s at 18.5 J/TH; power-limit 3600 W as captured; API v3 (firmware 2025-12).
+        _entry(
+            ModelSpec("Whatsminer M60S_VK40", "MicroBT", 180.0, 3330.0, 25.0, 3, 225, 2, 6300, 1000, 3600),
+            "fleetd.sim.whatsminer:WhatsminerM60S",
+        ),
+    ]
+)
+
+
+def lookup(name: str) -> SimModel:
+    """The model called `name` (case-insensitive); KeyError listing the known names otherwise."""
+    if name in MODELS:
+        return MODELS[name]
+    folded = {k.casefold(): v for k, v in MODELS.items()}
+    try:
+        return folded[name.casefold()]
+    except KeyError:
+        known = ", ".join(sorted(MODELS))
+        raise KeyError(f"unknown model {name!r} (known: {known})") from None

@@ -1,0 +1,1 @@
+"""Storage: inventory, identity history, latest state, hourly rollups and events (SQLModel, Alembic)."""

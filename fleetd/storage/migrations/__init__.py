@@ -1,0 +1,1 @@
+"""Alembic migration environment, shipped in the package and applied at start."""

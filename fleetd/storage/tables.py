@@ -1,0 +1,108 @@
+"""The database tables. Times are timezone-aware UTC; power in W, energy in kWh, hashes in TH."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime
+from sqlmodel import Field, SQLModel
+
+
+def _ts(**kw: object) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), **kw)  # type: ignore[arg-type]
+
+
+class Miner(SQLModel, table=True):
+    """Inventory: every miner ever configured or discovered, with its labels and current identity."""
+
+    __tablename__ = "miners"
+
+    id: str = Field(primary_key=True)
+    host: str
+    api_port: int = 4028
+    site: str = Field(default="", index=True)
+    rack: str = ""
+    position: str = ""
+    source: str = Field(default="config")  # config / discovery
+    nominal_power_w: float | None = None
+    driver: str = ""
+    vendor: str = ""
+    model: str = Field(default="", index=True)
+    firmware: str = ""
+    serial: str = ""
+    mac: str = ""
+    hostname: str = ""
+    first_seen: datetime = Field(sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class IdentityRecord(SQLModel, table=True):
+    """Identity history: a row each time a miner is first identified or its identity changes."""
+
+    __tablename__ = "identity_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    miner_id: str = Field(index=True)
+    seen_at: datetime = Field(sa_column=_ts(nullable=False))
+    driver: str = ""
+    vendor: str = ""
+    model: str = ""
+    firmware: str = ""
+    api_version: str = ""
+    serial: str = ""
+    mac: str = ""
+    hostname: str = ""
+
+
+class LatestState(SQLModel, table=True):
+    """The last poll outcome of each miner (a summary; the full snapshot lives in memory)."""
+
+    __tablename__ = "latest_state"
+
+    miner_id: str = Field(primary_key=True)
+    health: str
+    polled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_ok_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    failures: int = 0
+    last_error: str = ""
+    is_mining: bool | None = None
+    mode: str = ""
+    hashrate_ths: float | None = None
+    hashrate_avg_ths: float | None = None
+    expected_hashrate_ths: float | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    temp_c: float | None = None
+    env_temp_c: float | None = None
+    fans_min_rpm: int | None = None
+    faults: int = 0
+    uptime_s: int | None = None
+    pool_url: str = ""
+
+
+class HourlyRollup(SQLModel, table=True):
+    """Per-miner totals of one UTC hour; revenue and cost stay empty until economics fills them."""
+
+    __tablename__ = "hourly_rollups"
+
+    miner_id: str = Field(primary_key=True)
+    hour_start: datetime = Field(sa_column=_ts(primary_key=True))
+    energy_kwh: float = 0.0
+    hashes_th: float = 0.0
+    uptime_s: float = 0.0
+    samples: int = 0
+    revenue_usd: float | None = None
+    cost_usd: float | None = None
+
+
+class EventRecord(SQLModel, table=True):
+    """Things that happened: miners down/up, identity changes, overruns, reloads, ..."""
+
+    __tablename__ = "events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_ts(nullable=False, index=True))
+    kind: str = Field(index=True)
+    level: str = Field(default="info")
+    miner_id: str | None = Field(default=None, index=True)
+    message: str = ""

@@ -1,0 +1,169 @@
+"""One request/reply exchange over a fresh TCP connection, with timeouts and a size cap."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from fleetd.transport.errors import (
+    DeviceError,
+    DeviceTimeoutError,
+    MalformedReplyError,
+    UnreachableError,
+)
+
+if TYPE_CHECKING:  # only the type: the transport layer does not import the driver layer
+    from fleetd.drivers.base import Timeouts
+
+__all__ = ["tcp_exchange"]
+
+
+class _Exchange(asyncio.Protocol):
+    """Sends one payload and collects the reply into a future (cheaper per call than streams)."""
+
+    __slots__ = (
+        "buf",
+        "command",
+        "complete",
+        "done",
+        "host",
+        "max_bytes",
+        "payload",
+        "terminator",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        payload: bytes,
+        done: asyncio.Future[bytes],
+        max_bytes: int,
+        complete: Callable[[bytes], bool] | None,
+        terminator: bytes | None,
+        host: str,
+        command: str,
+    ) -> None:
+        self.payload = payload
+        self.done = done
+        self.max_bytes = max_bytes
+        self.complete = complete
+        self.terminator = terminator
+        self.host = host
+        self.command = command
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.payload:
+            transport.write(self.payload)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        if self.done.done():
+            return
+        start = len(self.buf)
+        self.buf += data
+        if len(self.buf) > self.max_bytes:
+            self._fail(
+                MalformedReplyError(
+                    f"reply exceeds {self.max_bytes} bytes", host=self.host, command=self.command
+                )
+            )
+            return
+        if self.terminator is not None:
+            at = self.buf.find(self.terminator, max(0, start - len(self.terminator) + 1))
+            if at >= 0:
+                self._finish(bytes(self.buf[:at]))
+                return
+        if self.complete is not None:
+            whole = bytes(self.buf)
+            if self.complete(whole):
+                self._finish(whole)
+
+    def eof_received(self) -> bool:
+        self._at_end()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and not self.buf and not self.done.done():
+            self._fail(
+                UnreachableError(
+                    f"connection lost before any reply: {_describe(exc)}",
+                    host=self.host,
+                    command=self.command,
+                )
+            )
+        else:
+            self._at_end()
+
+    def _at_end(self) -> None:
+        if self.done.done():
+            return
+        if self.buf:
+            self._finish(bytes(self.buf))
+        else:
+            self._fail(
+                MalformedReplyError("connection closed without a reply", host=self.host, command=self.command)
+            )
+
+    def _finish(self, reply: bytes) -> None:
+        if not self.done.done():
+            self.done.set_result(reply)
+
+    def _fail(self, exc: DeviceError) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__
+
+
+async def tcp_exchange(
+    host: str,
+    port: int,
+    payload: bytes,
+    *,
+    command: str,
+    timeouts: Timeouts,
+    max_bytes: int = 1 << 20,
+    complete: Callable[[bytes], bool] | None = None,
+    terminator: bytes | None = b"\0",
+) -> bytes:
+    """Connect, send `payload`, return the reply (without its terminator); always closes the socket.
+
+    The reply ends at the first `terminator` (NUL for the CGMiner family; pass None for binary
+    framings), at EOF, or when `complete(buf)` says a whole reply is in. `timeouts.connect_s`
+    bounds the connect and `timeouts.read_s` the whole read.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bytes] = loop.create_future()
+    proto = _Exchange(payload, done, max_bytes, complete, terminator, host, command)
+    try:
+        async with asyncio.timeout(timeouts.connect_s):
+            transport, _ = await loop.create_connection(lambda: proto, host, port)
+    except TimeoutError:
+        raise DeviceTimeoutError(
+            f"connect to port {port} timed out after {timeouts.connect_s:g} s", host=host, command=command
+        ) from None
+    except OSError as exc:
+        raise UnreachableError(
+            f"cannot connect to port {port}: {_describe(exc)}", host=host, command=command
+        ) from None
+    try:
+        async with asyncio.timeout(timeouts.read_s):
+            return await done
+    except TimeoutError:
+        raise DeviceTimeoutError(
+            f"no complete reply within {timeouts.read_s:g} s", host=host, command=command
+        ) from None
+    finally:
+        if done.done() and not done.cancelled():
+            done.exception()  # mark retrieved
+        transport.close()

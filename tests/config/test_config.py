@@ -1,0 +1,182 @@
+"""The configuration file: defaults, validation messages that name the key, secret references."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleetd.config import Config, ConfigError, MinerConfig, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MINIMAL = """
+[api]
+listen = "127.0.0.1:8787"
+
+[[miners]]
+host = "127.1.0.1"
+
+[[discovery]]
+targets = ["127.1.0.0/24"]
+"""
+
+
+def _errors(data: dict) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return info.value.errors
+
+
+def test_minimal_file_from_the_issue(tmp_path: Path) -> None:
+    path = tmp_path / "fleetd.toml"
+    path.write_text(MINIMAL)
+    cfg = load_config(path)
+    assert cfg.api.host == "127.0.0.1" and cfg.api.port == 8787
+    assert cfg.miners[0].host == "127.1.0.1" and cfg.miners[0].driver == "auto"
+    assert len(cfg.discovery[0].target_set()) == 254
+    assert cfg.polling.interval_s > 0 and cfg.polling.concurrency >= 1
+    assert cfg.storage_url(tmp_path) == f"sqlite:///{tmp_path / 'fleetd.db'}"
+
+
+def test_empty_config_is_valid() -> None:
+    cfg = parse_config({})
+    assert cfg == Config() and cfg.miners == [] and cfg.api.listen == "127.0.0.1:8787"
+
+
+def test_example_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEETD_MINER_PASSWORD", "s3cret")
+    cfg = load_config(ROOT / "config" / "fleetd.example.toml")
+    assert cfg.miners and cfg.discovery and cfg.sites
+    _user, password = cfg.credentials_for(cfg.miners[0])
+    assert password is not None and password.get_secret_value() == "s3cret"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"miners": [{"host": "10.0.0.1"}] * 3 + [{"host": "a b"}]}, "miners[3].host: not an IP address"),
+        ({"miners": [{"host": "300.1.2.3"}]}, "miners[0].host: not an IP address or hostname"),
+        ({"miners": [{}]}, "miners[0].host: required key is missing"),
+        ({"miners": [{"host": "10.0.0.1", "hots": 1}]}, "miners[0].hots: unknown key"),
+        ({"polling": {"interval_s": -1}}, "polling.interval_s: Input should be greater than 0"),
+        ({"polling": {"concurrency": 100000}}, "polling.concurrency:"),
+        ({"api": {"listen": "localhost"}}, "api.listen: expected HOST:PORT"),
+        ({"api": {"listen": "127.0.0.1:70000"}}, "api.listen: port 70000 out of range"),
+        ({"discovery": [{"targets": ["10.0.0.0/24", "10.0.0.0/33"]}]}, "discovery[0].targets[1]:"),
+        ({"discovery": [{"targets": []}]}, "discovery[0].targets:"),
+        ({"storage": {"url": "mysql://x"}}, "storage.url: expected a sqlite:/// or postgresql:// URL"),
+        ({"logging": {"level": "loud"}}, "logging.level:"),
+        ({"sites": [{"name": "a"}], "miners": [{"host": "10.0.0.1", "site": "b"}]}, "miners[0].site: unk"),
+        ({"miners": [{"host": "10.0.0.1", "credentials": "x"}]}, "miners[0].credentials: no [credentials.x]"),
+        ({"miners": [{"host": "10.0.0.1"}, {"host": "10.0.0.1"}]}, "miners[1].host: duplicate of miners[0]"),
+        ({"miners": [{"host": "10.0.0.1", "driver": "nosuch"}]}, "miners[0].driver: unknown driver 'nosuch'"),
+        ({"miners": [{"host": "10.0.0.1", "api_port": 0}]}, "miners[0].api_port:"),
+        ({"credentials": {"default": {"password": {"vault": "x"}}}}, "credentials.default.password: expec"),
+    ],
+)
+def test_errors_name_the_key(data: dict, expected: str) -> None:
+    errors = _errors(data)
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    data = {"miners": [{"host": "x y"}, {"host": "10.0.0.1", "rack": 5}], "polling": {"timeout_s": 0}}
+    errors = _errors(data)
+    assert len(errors) == 3
+
+
+def test_inline_secret_needs_opt_in() -> None:
+    data = {"credentials": {"default": {"username": "root", "password": "hunter2"}}}
+    (err,) = _errors(data)
+    assert err.startswith("credentials.default.password: inline secrets are refused")
+    assert "hunter2" not in err
+    cfg = parse_config({**data, "allow_inline_secrets": True})
+    assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg)
+    assert cfg.credentials_for(MinerConfig(host="10.0.0.1"))[1].get_secret_value() == "hunter2"
+
+
+def test_secret_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pw").write_text("from-file\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "miner-pw").write_text("from-credential")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    monkeypatch.setenv("FLEETD_TEST_PW", "from-env")
+    cfg = parse_config(
+        {
+            "credentials": {
+                "a": {"password": {"env": "FLEETD_TEST_PW"}},
+                "b": {"password": {"file": str(tmp_path / "pw")}},
+                "c": {"username": "admin", "password": {"credential": "miner-pw"}},
+            },
+            "miners": [
+                {"host": "10.0.0.1", "credentials": "a"},
+                {"host": "10.0.0.2", "credentials": "b"},
+                {"host": "10.0.0.3", "credentials": "c"},
+            ],
+        }
+    )
+    values = [cfg.credentials_for(m)[1].get_secret_value() for m in cfg.miners]
+    assert values == ["from-env", "from-file", "from-credential"]
+    assert cfg.credentials_for(cfg.miners[2])[0] == "admin"
+    assert "from-" not in repr(cfg)
+
+
+def test_unreadable_secret_names_the_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("FLEETD_NOPE", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    errors = _errors(
+        {
+            "credentials": {
+                "a": {"password": {"env": "FLEETD_NOPE"}},
+                "b": {"password": {"file": str(tmp_path / "missing")}},
+                "c": {"password": {"credential": "x"}},
+            }
+        }
+    )
+    assert errors == [
+        "credentials.a.password: environment variable FLEETD_NOPE is not set",
+        f"credentials.b.password: cannot read {tmp_path / 'missing'}: No such file or directory",
+        "credentials.c.password: credential 'x': $CREDENTIALS_DIRECTORY is not set",
+    ]
+
+
+def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[api]\nlisten = "127.0.0.1:8787"\n[[miners]]\nhost = \n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and "line 4" in str(info.value)
+
+
+def test_economics_section_is_validated_when_present() -> None:
+    pytest.importorskip("fleetd.economics")
+    errors = _errors({"economics": {"pool_fee": "lots"}})
+    assert errors and all(e.startswith("economics.") for e in errors), errors
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fleetd", *args], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_check_config_cli(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(MINIMAL)
+    ok = _cli("check-config", str(good))
+    assert ok.returncode == 0, ok.stderr
+    assert "OK" in ok.stdout and "1 miners" in ok.stdout
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MINIMAL.replace('host = "127.1.0.1"', 'host = "127.1.0.1.5"'))
+    res = _cli("check-config", str(bad))
+    assert res.returncode == 2
+    assert f"{bad}: miners[0].host: not an IP address or hostname" in res.stderr
+    assert "Traceback" not in res.stderr
+
+    missing = _cli("check-config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr

@@ -1,0 +1,229 @@
+"""The Antminer and generic CGMiner drivers against emulated miners over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+
+import pytest
+from conftest import loopback_host
+from fleetd.drivers import detect
+from fleetd.drivers.antminer import AntminerDriver
+from fleetd.drivers.antminer.parse import conf_mode
+from fleetd.drivers.base import Credentials, Endpoint, Timeouts
+from fleetd.drivers.cgminer import CGMinerDriver
+
+from fleetd.model import Capability, Component, Mode
+from fleetd.sim.fleet import Fleet, Group
+from fleetd.transport.errors import (
+    AuthError,
+    DeviceTimeoutError,
+    MalformedReplyError,
+    NotCompliedError,
+)
+
+BLOCK = 10
+FAST = Timeouts(connect_s=1.0, read_s=1.0, verify_s=3.0, verify_interval_s=0.1)
+
+
+@contextlib.asynccontextmanager
+async def emulated(
+    model: str = "Antminer S19 Pro",
+    faults: Iterable[str] = (),
+    quirks: Iterable[str] = (),
+    conf_delay_s: float = 0.0,
+    ramp_s: float = 0.2,
+    timeouts: Timeouts = FAST,
+    credentials: Credentials | None = None,
+) -> AsyncIterator[tuple[AntminerDriver, Fleet]]:
+    """One emulated miner on a fresh 127.10.x.y (real ports) and an Antminer driver for it."""
+    group = Group(
+        model,
+        count=1,
+        base=loopback_host(BLOCK),
+        faults={f: 1.0 for f in faults},
+        quirks=frozenset(quirks),
+        ramp_s=ramp_s,
+        jitter=0.0,
+        conf_delay_s=conf_delay_s,
+        slow_s=3.0,
+    )
+    fleet = Fleet([group])
+    async with fleet as miners:
+        m = miners[0]
+        endpoint = Endpoint(
+            m.host,
+            api_port=m.ports.get("api", 4028),
+            web_port=m.ports.get("web", 80),
+            timeouts=timeouts,
+            credentials=credentials or Credentials(),
+        )
+        driver = AntminerDriver(endpoint)
+        try:
+            yield driver, fleet
+        finally:
+            await driver.close()
+
+
+async def test_read_s19pro() -> None:
+    async with emulated() as (driver, _):
+        reading = await driver.read()
+    ident, snap = reading.identity, reading.snapshot
+    assert ident.model == "Antminer S19 Pro" and ident.vendor == "antminer" and ident.driver == "antminer"
+    assert ident.firmware and ident.api_version == "3.1" and ident.host == driver.host
+    assert snap.hashrate_ths == pytest.approx(110.0, rel=0.05)
+    assert len(snap.hashboards) == 3 and all(b.ok for b in snap.hashboards)
+    assert [b.chips for b in snap.hashboards] == [114] * 3
+    assert len(snap.fans) == 4 and snap.is_mining and snap.uptime_s and snap.uptime_s > 0
+    assert snap.pools and snap.pools[0].url
+    assert snap.errors == ()
+
+
+async def test_read_s21() -> None:
+    async with emulated("Antminer S21") as (driver, _):
+        reading = await driver.read()
+    assert reading.identity.model == "Antminer S21"
+    assert reading.snapshot.hashrate_ths == pytest.approx(200.0, rel=0.05)
+    assert [b.chips for b in reading.snapshot.hashboards] == [108] * 3
+
+
+async def test_probe_and_detect() -> None:
+    async with emulated() as (driver, _):
+        ident = await AntminerDriver.probe(driver.endpoint)
+        assert ident is not None and ident.model == "Antminer S19 Pro"
+        generic = await CGMinerDriver.probe(driver.endpoint)
+        assert generic is not None and generic.vendor == "generic"
+        found = await detect(driver.endpoint)
+    assert found is not None and found[0] is AntminerDriver
+
+
+async def test_identity_adds_mac_from_web_and_keeps_it_for_reads() -> None:
+    async with emulated() as (driver, fleet):
+        ident = await driver.identity()
+        read_ident = (await driver.read()).identity
+        state = fleet.state(driver.host)
+    assert ident.mac and ident.mac == state.mac.lower()
+    assert read_ident.key() == ident.key()
+
+
+async def test_capabilities() -> None:
+    driver = AntminerDriver(Endpoint("192.0.2.1"))
+    assert driver.capabilities == {Capability.SLEEP, Capability.REBOOT}
+
+
+async def test_sleep_and_wake_verified() -> None:
+    async with emulated() as (driver, fleet):
+        slept = await driver.sleep()
+        assert slept.mode is Mode.SLEEP and not slept.is_mining and slept.hashrate_ths == 0
+        assert fleet.state(driver.host).sleeping
+        woke = await driver.wake()
+        assert woke.mode is Mode.NORMAL and woke.is_mining
+        assert not fleet.state(driver.host).sleeping
+
+
+async def test_wake_restores_the_mode_before_sleep() -> None:
+    async with emulated() as (driver, _):
+        await driver._set_mode(await driver._conf(), "3", asyncio.get_running_loop().time() + 3)
+        assert conf_mode(await driver.web.get_json("/cgi-bin/get_miner_conf.cgi")) is Mode.LOW
+        await driver.sleep()
+        woke = await driver.wake()
+        assert woke.mode is Mode.LOW
+
+
+async def test_slow_acknowledgement_still_verified() -> None:
+    timeouts = Timeouts(connect_s=1.0, read_s=0.5, verify_s=4.0, verify_interval_s=0.1)
+    async with emulated(conf_delay_s=1.0, timeouts=timeouts) as (driver, _):
+        slept = await driver.sleep()
+    assert slept.mode is Mode.SLEEP and not slept.is_mining
+
+
+async def test_ack_without_effect_is_not_complied() -> None:
+    timeouts = Timeouts(connect_s=1.0, read_s=1.0, verify_s=1.0, verify_interval_s=0.1)
+    async with emulated(faults=["ignore_power_commands"], timeouts=timeouts) as (driver, _):
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(NotCompliedError) as err:
+            await driver.sleep()
+        assert loop.time() - t0 < 2.5
+    assert err.value.host == driver.host and err.value.command == "sleep"
+    assert "not in effect after 1 s" in str(err.value)
+
+
+async def test_wrong_password_is_auth_error() -> None:
+    async with emulated(faults=["wrong_password"]) as (driver, _):
+        with pytest.raises(AuthError) as err:
+            await driver.sleep()
+        assert "/cgi-bin/get_miner_conf.cgi" in str(err.value)
+        # Reads need no password.
+        assert (await driver.read()).snapshot.is_mining
+
+
+async def test_configured_password_used() -> None:
+    async with emulated(credentials=Credentials("root", "not-root")) as (driver, _):
+        with pytest.raises(AuthError):
+            await driver.web.get_json("/cgi-bin/get_miner_conf.cgi")
+
+
+async def test_garbage_is_malformed() -> None:
+    async with emulated(faults=["malformed"]) as (driver, _):
+        with pytest.raises(MalformedReplyError) as err:
+            await driver.read()
+    assert err.value.host == driver.host
+
+
+async def test_dead_miner_times_out() -> None:
+    timeouts = Timeouts(connect_s=0.5, read_s=0.3)
+    async with emulated(faults=["dead"], timeouts=timeouts) as (driver, _):
+        with pytest.raises(DeviceTimeoutError):
+            await driver.read()
+
+
+async def test_slow_miner_times_out() -> None:
+    timeouts = Timeouts(connect_s=0.5, read_s=0.3)
+    async with emulated(faults=["slow"], timeouts=timeouts) as (driver, _):
+        with pytest.raises(DeviceTimeoutError):
+            await driver.read()
+
+
+@pytest.mark.parametrize("quirk", ["brace", "trailing_comma", "inf", "pool_stale", "no_nul"])
+async def test_quirky_firmware_still_read(quirk: str) -> None:
+    async with emulated(quirks=[quirk]) as (driver, _):
+        snap = (await driver.read()).snapshot
+    assert len(snap.hashboards) == 3 and snap.pools
+    if quirk != "inf":
+        assert snap.hashrate_ths == pytest.approx(110.0, rel=0.05)
+
+
+async def test_board_down_and_fan_failed_reported() -> None:
+    async with emulated(faults=["board_down", "fan_failed"]) as (driver, _):
+        snap = (await driver.read()).snapshot
+    assert [b.ok for b in snap.hashboards].count(False) == 1
+    assert 0 in [f.rpm for f in snap.fans]
+    components = {e.component for e in snap.errors}
+    assert {Component.BOARD, Component.FAN} <= components
+
+
+async def test_raw_responses_round_trip_through_parse() -> None:
+    async with emulated("Antminer S21") as (driver, _):
+        raw = await driver.raw_responses()
+        reading = await driver.read()
+    assert {"rpc_version", "rpc_summary", "rpc_stats", "rpc_pools"} <= set(raw)
+    assert {"web_get_miner_conf.cgi", "web_get_system_info.cgi"} <= set(raw)
+    parsed = AntminerDriver.parse_responses(raw, host=driver.host)
+    assert parsed.identity.model == reading.identity.model
+    assert parsed.snapshot.hashrate_ths == pytest.approx(reading.snapshot.hashrate_ths, rel=0.01)
+    assert parsed.snapshot.mode is Mode.NORMAL
+
+
+async def test_generic_driver_reads_an_antminer() -> None:
+    async with emulated() as (driver, _):
+        generic = CGMinerDriver(driver.endpoint)
+        reading = await generic.read()
+    assert reading.identity.driver == "cgminer" and reading.identity.model == "Antminer S19 Pro"
+    assert reading.snapshot.hashrate_ths == pytest.approx(110.0, rel=0.05)
+
+
+async def test_reboot() -> None:
+    async with emulated() as (driver, _):
+        await driver.reboot()

@@ -1,0 +1,210 @@
+"""The Whatsminer driver against the emulator over real TCP on loopback (API v2 and v3)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from fleetd.drivers import detect
+from fleetd.drivers.base import Timeouts
+from fleetd.drivers.whatsminer import WhatsminerDriver
+
+from fleetd.model import Capability, Component, Mode
+from fleetd.sim.base import Faults
+from fleetd.transport.btminer import (
+    BtminerV2,
+    TokenLimitError,
+    WrongPasswordError,
+)
+from fleetd.transport.errors import (
+    AccessDeniedError,
+    CommandRejectedError,
+    DeviceTimeoutError,
+    MalformedReplyError,
+    NotCompliedError,
+)
+
+from .conftest import FAST, M50S, M60S, Start
+
+
+async def test_v2_probe_and_read(start: Start) -> None:
+    miner, ep = await start(M50S)
+    ident = await WhatsminerDriver.probe(ep)
+    assert ident is not None
+    assert ident.model == "Whatsminer M50S_VH50" and ident.api == "btminer-v2"
+    assert ident.firmware == "20230803.11.REL" and ident.api_version == "2.0.5"
+    assert ident.mac == miner.state.mac and ident.serial == miner.state.serial
+    drv = WhatsminerDriver(ep)
+    reading = await drv.read()
+    s = reading.snapshot
+    assert s.hashrate_ths == pytest.approx(126.0, rel=1e-6)
+    assert s.power_w == pytest.approx(3276, abs=1)
+    assert s.power_limit_w == 3600 and s.expected_hashrate_ths == pytest.approx(126.0)
+    assert s.is_mining and s.mode is Mode.NORMAL
+    assert len(s.hashboards) == 3 and all(b.ok and b.chips == 135 for b in s.hashboards)
+    assert [f.rpm for f in s.fans] == [6000, 6000]
+    assert len(s.pools) == 3 and s.pools[0].active
+    assert s.psu["model"] == "P221B" and s.psu["input_voltage_v"] == 228.5
+    assert s.errors == ()
+    assert drv.capabilities == {Capability.SLEEP, Capability.POWER_LIMIT, Capability.REBOOT}
+    raw = await drv.raw_responses()
+    assert {"rpc_summary", "rpc_devs", "rpc_pools", "rpc_get_version", "rpc_get_psu", "rpc_devdetails",
+            "rpc_get_miner_info", "rpc_get_error_code", "rpc_status"} <= set(raw)
+    json.dumps(raw)
+
+
+async def test_detect_picks_whatsminer(start: Start) -> None:
+    _, ep = await start(M50S)
+    found = await detect(ep)
+    assert found is not None and found[0] is WhatsminerDriver and found[1].api == "btminer-v2"
+
+
+async def test_sleep_and_wake_are_verified(start: Start) -> None:
+    miner, ep = await start(M50S)
+    drv = WhatsminerDriver(ep)
+    slept = await drv.sleep()
+    assert miner.state.sleeping and slept.mode is Mode.SLEEP and not slept.is_mining
+    assert slept.hashrate_ths == 0
+    woke = await drv.wake()
+    assert not miner.state.sleeping and woke.is_mining and woke.hashrate_ths
+
+
+async def test_ignored_power_command_is_not_complied(start: Start) -> None:
+    miner, ep = await start(M50S, faults=Faults(ignore_power_commands=True),
+                            timeouts=Timeouts(connect_s=1, read_s=2, verify_s=0.5, verify_interval_s=0.1))
+    with pytest.raises(NotCompliedError, match="hashrate did not drop"):
+        await WhatsminerDriver(ep).sleep()
+    assert not miner.state.sleeping
+
+
+async def test_power_limit_and_power_pct(start: Start) -> None:
+    miner, ep = await start(M50S)
+    drv = WhatsminerDriver(ep)
+    snap = await drv.set_power_limit(3000)
+    assert snap.power_limit_w == 3000 and miner.state.power_limit_w == 3000
+    assert snap.power_w is not None and snap.power_w <= 3000
+    with pytest.raises(CommandRejectedError, match="within"):
+        await drv.set_power_limit(9000)
+    await drv.set_power_limit(3600)
+    snap = await drv.set_power_pct(50)
+    assert snap.power_w is not None and snap.power_w < 2000
+
+
+async def test_token_is_reused_then_renewed_after_expiry(start: Start) -> None:
+    miner, ep = await start(M50S, token_ttl_s=0.4)
+    drv = WhatsminerDriver(ep)
+    await drv.set_power_limit(3100)
+    await drv.set_power_limit(3200)
+    issued = sum(len(v) for v in miner.tokens.values())
+    assert issued == 1  # the second command reused the token
+    await asyncio.sleep(0.5)  # the miner forgets it; the driver still holds it
+    snap = await drv.set_power_limit(3300)
+    assert snap.power_limit_w == 3300
+    assert len(next(iter(miner.tokens.values()))) == 1  # a fresh one replaced the expired one
+
+
+async def test_token_cap_is_a_clear_error(start: Start) -> None:
+    miner, ep = await start(M50S, max_tokens=2)
+    other = BtminerV2(ep.host, ep.api_port, FAST)
+    for _ in range(2):  # another tool on this host used up the tokens
+        await other.command("get_token")
+    with pytest.raises(TokenLimitError, match="too many tokens"):
+        await WhatsminerDriver(ep).sleep()
+    assert not miner.state.sleeping
+
+
+async def test_wrong_password(start: Start) -> None:
+    miner, ep = await start(M50S, faults=Faults(wrong_password=True))
+    with pytest.raises(WrongPasswordError, match="password is wrong"):
+        await WhatsminerDriver(ep).sleep()
+    assert not miner.state.sleeping
+    _, ep2 = await start(M50S, password="not-admin")
+    with pytest.raises(WrongPasswordError):
+        await WhatsminerDriver(ep2).set_power_limit(3000)
+
+
+async def test_write_access_disabled(start: Start) -> None:
+    _, ep = await start(M50S, write_access=False)
+    with pytest.raises(AccessDeniedError, match="WhatsMinerTool"):
+        await WhatsminerDriver(ep).sleep()
+
+
+async def test_reboot(start: Start) -> None:
+    miner, ep = await start(M50S)
+    before = miner.state.started_at
+    await WhatsminerDriver(ep).reboot()
+    assert miner.state.started_at > before
+
+
+async def test_v3_only_miner(start: Start) -> None:
+    miner, ep = await start(M60S, ports={"v3": 4433})
+    ident = await WhatsminerDriver.probe(ep)
+    assert ident is not None and ident.api == "btminer-v3"
+    assert ident.model == "Whatsminer M60S_VK40" and ident.firmware == "20251209.16.Rel2"
+    drv = WhatsminerDriver(ep)
+    s = await drv.snapshot()
+    assert s.hashrate_ths == pytest.approx(180.0) and s.power_w == pytest.approx(3330, abs=1)
+    assert s.power_limit_w == 3600 and len(s.hashboards) == 3 and s.hashboards[0].chips == 225
+    slept = await drv.sleep()
+    assert miner.state.sleeping and slept.mode is Mode.SLEEP
+    woke = await drv.wake()
+    assert woke.is_mining and not miner.state.sleeping
+    snap = await drv.set_power_limit(3000)
+    assert snap.power_limit_w == 3000 and miner.state.power_limit_w == 3000
+
+
+async def test_new_firmware_prefers_v3_when_both_answer(start: Start) -> None:
+    _, ep = await start(M60S)
+    found = await detect(ep)
+    assert found is not None and found[0] is WhatsminerDriver and found[1].api == "btminer-v3"
+
+
+async def test_v3_wrong_password(start: Start) -> None:
+    miner, ep = await start(M60S, faults=Faults(wrong_password=True))
+    with pytest.raises(WrongPasswordError, match="super"):
+        await WhatsminerDriver(ep, api="btminer-v3").sleep()
+    assert not miner.state.sleeping
+
+
+async def test_garbage_replies(start: Start) -> None:
+    _, ep = await start(M50S, faults=Faults(malformed=True))
+    assert await WhatsminerDriver.probe(ep) is None
+    with pytest.raises(MalformedReplyError):
+        await WhatsminerDriver(ep, api="btminer-v2").read()
+    _, ep3 = await start(M60S, ports={"v3": 4433}, faults=Faults(malformed=True))
+    with pytest.raises(MalformedReplyError):
+        await WhatsminerDriver(ep3, api="btminer-v3").read()
+
+
+async def test_dead_miner_times_out(start: Start) -> None:
+    _, ep = await start(M50S, faults=Faults(dead=True),
+                        timeouts=Timeouts(connect_s=0.5, read_s=0.3, verify_s=1, verify_interval_s=0.1))
+    assert await WhatsminerDriver.probe(ep) is None
+    with pytest.raises(DeviceTimeoutError):
+        await WhatsminerDriver(ep, api="btminer-v2").read()
+
+
+async def test_nothing_listening(start: Start) -> None:
+    _, ep = await start(M50S, ports={})
+    assert await WhatsminerDriver.probe(ep) is None
+
+
+async def test_quirks_and_faults_reach_the_snapshot(start: Start) -> None:
+    quirks = frozenset({"error_code_list", "trailing_comma", "psu_missing_comma"})
+    _, ep = await start(M50S, faults=Faults(fan_failed=True, board_down=True, quirks=quirks))
+    s = await WhatsminerDriver(ep).snapshot()
+    assert {f.code: f.component for f in s.errors} == {"110": Component.FAN, "532": Component.BOARD}
+    assert s.fans[0].rpm == 0 and not s.hashboards[2].ok and s.hashboards[2].chips == 0
+    assert s.hashrate_ths == pytest.approx(126.0 * 2 / 3)
+
+
+async def test_emulator_waits_for_late_requests(start: Start) -> None:
+    _, ep = await start(M50S)
+    reader, writer = await asyncio.open_connection(ep.host, ep.api_port)
+    await asyncio.sleep(2.0)  # a loaded client connects, then sends seconds later
+    writer.write(b'{"cmd":"get_version"}')
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), 2.0)
+    writer.close()
+    assert json.loads(data)["Msg"]["fw_ver"] == "20230803.11.REL"
