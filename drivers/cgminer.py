@@ -154,8 +154,8 @@ class CGMinerDriver(Driver):
         api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
         try:
             reply = await api.command("version")
-        except (CommandRejectedError, MalformedReplyError):
-            return None
+        except CommandRejectedError:
+            return None  # speaks the API but not `version`: not one of ours
         if not section(reply, "VERSION"):
             return None
         return cls.parse_identity({"rpc_version": reply}, host=endpoint.host)

@@ -367,9 +367,17 @@ def _check_economics(section: dict[str, Any]) -> list[str]:
     if model is None:
         return []
     try:
-        model.model_validate(section)
+        eco = model.model_validate(section)
     except ValidationError as exc:
         return [f"economics.{line}" for line in format_validation_error(exc)]
+    try:  # builds the sources without any I/O: catches missing keys and unreadable tariff files
+        from fleetd.economics.service import EconomicsService
+
+        EconomicsService(eco)  # type: ignore[arg-type]
+    except ImportError:
+        return []
+    except Exception as exc:
+        return [f"economics: {exc}"]
     return []
 
 

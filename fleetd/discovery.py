@@ -43,16 +43,22 @@ class Target:
 
 @dataclass(slots=True)
 class TargetSet:
-    """Parsed targets: disjoint address ranges per port override, plus host names. Iterates in IP order."""
+    """Parsed targets: disjoint address ranges per port override, plus host names.
 
-    # (version, port override) -> sorted disjoint inclusive (first, last) integer ranges
+    Iterates addresses in numeric order within each port override, then host names.
+    """
+
+    # (version, port override) -> inclusive (first, last) integer ranges, merged on demand
     ranges: dict[tuple[int, int | None], list[tuple[int, int]]] = field(default_factory=dict)
     names: list[Target] = field(default_factory=list)
+    _merged: bool = True
 
     def __len__(self) -> int:
+        self._merge()
         return sum(b - a + 1 for spans in self.ranges.values() for a, b in spans) + len(self.names)
 
     def __iter__(self) -> Iterator[Target]:
+        self._merge()
         for (version, port), spans in sorted(self.ranges.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
             make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
             for a, b in spans:
@@ -61,16 +67,22 @@ class TargetSet:
         yield from self.names
 
     def _add(self, version: int, port: int | None, first: int, last: int) -> None:
-        spans = self.ranges.setdefault((version, port), [])
-        spans.append((first, last))
-        spans.sort()
-        merged: list[tuple[int, int]] = []
-        for a, b in spans:
-            if merged and a <= merged[-1][1] + 1:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
-        spans[:] = merged
+        self.ranges.setdefault((version, port), []).append((first, last))
+        self._merged = False
+
+    def _merge(self) -> None:
+        if self._merged:
+            return
+        for spans in self.ranges.values():
+            spans.sort()
+            merged: list[tuple[int, int]] = []
+            for a, b in spans:
+                if merged and a <= merged[-1][1] + 1:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+                else:
+                    merged.append((a, b))
+            spans[:] = merged
+        self._merged = True
 
 
 def split_port(spec: str) -> tuple[str, int | None]:
@@ -166,8 +178,9 @@ def parse_targets(specs: Iterable[str], *, limit: int = MAX_ADDRESSES, force: bo
             if target not in seen_names:
                 seen_names.add(target)
                 out.names.append(target)
-        if not force and len(out) > limit:
-            raise TargetError(f"targets cover more than {limit:,} addresses; narrow them or pass --force")
+    # Ranges are never expanded here, so checking the size once, at the end, costs nothing.
+    if not force and len(out) > limit:
+        raise TargetError(f"targets cover more than {limit:,} addresses; narrow them or pass --force")
     if not len(out):
         raise TargetError("no targets given")
     return out

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fleetd.drivers.antminer.parse import conf_mode, parse_identity, parse_snapshot
@@ -97,8 +97,8 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
         api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
         try:
             reply = await api.command("version")
-        except (CommandRejectedError, MalformedReplyError):
-            return None
+        except CommandRejectedError:
+            return None  # speaks the API but not `version`: not one of ours
         if not is_stock_antminer(reply):
             return None
         return parse_identity({"rpc_version": reply}, host=endpoint.host)
@@ -116,8 +116,21 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
     async def snapshot(self) -> Snapshot:
         return (await self.read()).snapshot
 
+    @contextlib.asynccontextmanager
+    async def _web_session(self) -> AsyncIterator[WebClient]:
+        """The web client for one operation; closed after it so idle miners hold no sockets."""
+        try:
+            yield self.web
+        finally:
+            await self.close()
+            self._web = None
+
     async def identity(self) -> Identity:
         """RPC identity plus MAC and hostname from the web CGI when it answers (then kept for reads)."""
+        async with self._web_session():
+            return await self._identity()
+
+    async def _identity(self) -> Identity:
         replies = await self.api.commands("version", "stats")
         if self._system_info is None:
             try:
@@ -131,6 +144,10 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
         return parse_identity(responses, host=self.host)
 
     async def raw_responses(self) -> dict[str, Any]:
+        async with self._web_session():
+            return await self._raw_responses()
+
+    async def _raw_responses(self) -> dict[str, Any]:
         out = await self._rpc()
         for path in WEB_READS:
             try:
@@ -157,6 +174,20 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
     # --- power -----------------------------------------------------------------------------------
 
     async def sleep(self) -> Snapshot:
+        async with self._web_session():
+            return await self._sleep()
+
+    async def wake(self) -> Snapshot:
+        async with self._web_session():
+            return await self._wake()
+
+    async def reboot(self) -> None:
+        async with self._web_session() as web:
+            # The miner may go down before it finishes answering.
+            with contextlib.suppress(DeviceTimeoutError, MalformedReplyError):
+                await web.request("GET", REBOOT_PATH)
+
+    async def _sleep(self) -> Snapshot:
         conf = await self._conf()
         current = _mode_value(conf)
         if current is not None and current != SLEEP_VALUE:
@@ -174,7 +205,7 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
 
         return await self._verify("sleep", Mode.SLEEP, dropped, deadline)
 
-    async def wake(self) -> Snapshot:
+    async def _wake(self) -> Snapshot:
         conf = await self._conf()
         target = self._mode_before_sleep or NORMAL_VALUE
         deadline = asyncio.get_running_loop().time() + self.endpoint.timeouts.verify_s
@@ -187,11 +218,6 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
         snap = await self._verify("wake", want, hashing, deadline)
         self._mode_before_sleep = None
         return snap
-
-    async def reboot(self) -> None:
-        # The miner may go down before it finishes answering.
-        with contextlib.suppress(DeviceTimeoutError, MalformedReplyError):
-            await self.web.request("GET", REBOOT_PATH)
 
     async def _conf(self) -> Mapping[str, Any]:
         conf = await self.web.get_json(CONF_PATH)

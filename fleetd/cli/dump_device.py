@@ -49,6 +49,8 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {str(out)!r} is not a directory")
+    if args.name is not None and not _KEY.match(args.name):
+        raise CLIError(f"--name {args.name!r}: use letters, digits, '.', '_', '+' and '-' only")
     driver_name, identity, responses = run(_record(args, ep), host=ep.host)
     if not responses:
         raise CLIError(f"{ep.host}: the {driver_name} driver returned no replies to record", 1)

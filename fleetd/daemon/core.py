@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from fleetd.config import Config, DiscoveryConfig, MinerConfig
 from fleetd.daemon.events import Event, EventKind
 from fleetd.daemon.poller import MinerTarget, Poller
-from fleetd.daemon.rollups import Rollups
+from fleetd.daemon.rollups import RollupRow, Rollups
 from fleetd.daemon.state import CycleStats, FleetState, Health, Labels, MinerRecord
 from fleetd.drivers import Credentials, Endpoint, Timeouts
 from fleetd.model import Identity
@@ -27,6 +27,7 @@ from fleetd.model import Identity
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+    from fleetd.economics.service import EconomicsService
     from fleetd.storage.store import InventoryRow, Storage
 
 log = logging.getLogger("fleetd.daemon")
@@ -73,6 +74,7 @@ class Daemon:
         self._use_storage = storage
         self.storage: Storage | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        self.economics: EconomicsService | None = None  # when the config has an [economics] section
         self.on_cycle: list[Callable[[CycleStats], None]] = []  # called after every poll cycle
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -95,6 +97,7 @@ class Daemon:
             inventory = await asyncio.to_thread(store.load_inventory)
         self._apply_targets(self.config, initial=True)
         self._restore(inventory)
+        self.economics = self._build_economics(self.config)
         self._start_scheduler()
         self._stop.clear()
         self._task = asyncio.create_task(self._poll_loop(), name="fleetd-poll")
@@ -122,6 +125,10 @@ class Daemon:
             self._task = None
         await self.poller.close()
         self._write_rollups()
+        if self.economics is not None:
+            with contextlib.suppress(Exception):
+                await self.economics.close()
+            self.economics = None
         self._write_latest(list(self.state.miners))
         self.emit(Event(EventKind.STOPPED, "fleetd stopped"))
         if self.storage is not None:
@@ -189,6 +196,8 @@ class Daemon:
         self.rollups.max_gap_s = self._max_gap(config)
         logging.getLogger("fleetd").setLevel(_LEVELS[config.logging.level])
         self._apply_targets(config, initial=False)
+        if config.economics != old.economics:
+            await self._replace_economics(config)
         if self.scheduler is not None:
             self._schedule_discovery()
         msg = f"configuration reloaded: {len(self.state.miners)} miners"
@@ -288,6 +297,8 @@ class Daemon:
         sched = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         self.scheduler = sched
         sched.add_job(self._write_rollups, "interval", seconds=ROLLUP_FLUSH_S, id="rollups")
+        if self.economics is not None:
+            self.economics.schedule(sched)  # hashprice and electricity price refreshes
         self._schedule_discovery()
         sched.start()
 
@@ -401,10 +412,56 @@ class Daemon:
         if self.storage is not None:
             self.storage.add_identity(rec.id, rec.host, new, rec.driver)
 
+    async def _replace_economics(self, config: Config) -> None:
+        self._write_rollups()  # what was earned so far is priced by the old sources
+        old, self.economics = self.economics, self._build_economics(config)
+        if self.scheduler is not None:
+            for job in self.scheduler.get_jobs():
+                if job.id.startswith("economics."):
+                    job.remove()
+            if self.economics is not None:
+                self.economics.schedule(self.scheduler)
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.close()
+
+    def _build_economics(self, config: Config) -> EconomicsService | None:
+        if config.economics is None:
+            return None
+        try:
+            from fleetd.economics import EconomicsConfig
+            from fleetd.economics.service import EconomicsService
+
+            return EconomicsService(EconomicsConfig.model_validate(config.economics))
+        except Exception as exc:  # validated at load; a source that cannot be built must not stop polling
+            log.error("economics disabled: %s", exc)
+            return None
+
     def _write_rollups(self) -> None:
         rows = self.rollups.drain()
-        if rows and self.storage is not None:
-            self.storage.add_rollups(rows)
+        if not rows or self.storage is None:
+            return
+        if self.economics is not None:
+            rows = self._priced(rows)
+        self.storage.add_rollups(rows)
+
+    def _priced(self, rows: list[RollupRow]) -> list[RollupRow]:
+        """Revenue and energy cost at current prices (rows cover at most ROLLUP_FLUSH_S of work)."""
+        from dataclasses import replace
+
+        eco = self.economics
+        assert eco is not None
+        hp = eco.hashprice().value
+        el = eco.electricity_price().value
+        per_ph_day = hp.per_ph_day if hp is not None else None
+        per_mwh = el.per_mwh if el is not None else None
+        keep = 1.0 - eco.config.pool_fee - eco.config.dev_fee
+        out = []
+        for r in rows:
+            revenue = r.hashes_th / 1000.0 / 86400.0 * per_ph_day * keep if per_ph_day is not None else None
+            cost = r.energy_kwh * per_mwh / 1000.0 if per_mwh is not None else None
+            out.append(replace(r, revenue=revenue, cost=cost, currency=eco.config.currency))
+        return out
 
     def _write_latest(self, ids: list[str]) -> None:
         if self.storage is None or not ids:

@@ -18,6 +18,9 @@ class RollupRow:
     hashes_th: float  # terahashes done
     uptime_s: float  # seconds spent mining
     samples: int
+    revenue: float | None = None  # filled when economics prices are known
+    cost: float | None = None
+    currency: str = ""
 
 
 class Rollups:
@@ -42,8 +45,9 @@ class Rollups:
         acc = self._acc.get(key)
         if acc is None:
             acc = self._acc[key] = [0.0, 0.0, 0.0, 0.0]
-        if snap.power_w:
-            acc[0] += snap.power_w * dt / 3.6e6
+        power = snap.power_w if snap.power_w is not None else rec.nominal_power_w if snap.is_mining else None
+        if power:  # measured, else the configured nominal power while mining
+            acc[0] += power * dt / 3.6e6
         if snap.hashrate_ths:
             acc[1] += snap.hashrate_ths * dt
         if snap.is_mining:

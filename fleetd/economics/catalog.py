@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "config" / "models.toml"
+# config/models.toml in the source tree; installed as package data of fleetd.defaults.
+DEFAULT_CATALOG = Path(str(files("fleetd.defaults") / "models.toml"))
 _VENDOR_WORDS = re.compile(r"^(antminer|bitmain|whatsminer|microbt|avalonminer|avalon|canaan)\s*", re.I)
 _NOISE = re.compile(r"[\s_\-]+")
 

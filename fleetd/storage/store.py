@@ -20,7 +20,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, Table, create_engine, event, exc, insert, select
+from sqlalchemy import Engine, Table, case, create_engine, event, exc, func, insert, select
 from sqlalchemy.engine import make_url
 
 from fleetd.daemon.events import Event
@@ -107,7 +107,7 @@ class _Batch:
         self.miners: dict[str, dict[str, Any]] = {}
         self.identities: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
-        self.rollups: dict[tuple[str, float], list[float]] = {}
+        self.rollups: dict[tuple[str, float], list[Any]] = {}
         self.latest: dict[str, tuple[Any, ...]] = {}
         self.items = 0
         self.tries = 0
@@ -134,11 +134,16 @@ class _Batch:
             self.events.append(payload)
         elif kind == "rollup":
             r: RollupRow = payload
-            acc = self.rollups.setdefault((r.miner_id, r.hour_start), [0.0, 0.0, 0.0, 0.0])
+            acc = self.rollups.setdefault((r.miner_id, r.hour_start), [0.0, 0.0, 0.0, 0, None, None, ""])
             acc[0] += r.energy_kwh
             acc[1] += r.hashes_th
             acc[2] += r.uptime_s
             acc[3] += r.samples
+            if r.revenue is not None:
+                acc[4] = (acc[4] or 0.0) + r.revenue
+            if r.cost is not None:
+                acc[5] = (acc[5] or 0.0) + r.cost
+            acc[6] = r.currency or acc[6]
 
 
 class Storage:
@@ -378,6 +383,9 @@ class Storage:
                         "hashes_th": a[1],
                         "uptime_s": a[2],
                         "samples": int(a[3]),
+                        "revenue": a[4],
+                        "cost": a[5],
+                        "currency": a[6],
                     }
                     for (mid, hour), a in b.rollups.items()
                 ]
@@ -387,6 +395,7 @@ class Storage:
                     rows,
                     ["miner_id", "hour_start"],
                     add=("energy_kwh", "hashes_th", "uptime_s", "samples"),
+                    add_nullable=("revenue", "cost"),
                 )
             if b.latest:
                 _upsert(conn, _LATEST, [_latest_row(r) for r in b.latest.values()], ["miner_id"])
@@ -517,12 +526,30 @@ def _insert_for(conn: Any) -> Any:
 
 
 def _upsert(
-    conn: Any, table: Table, rows: list[dict[str, Any]], keys: list[str], *, add: tuple[str, ...] = ()
+    conn: Any,
+    table: Table,
+    rows: list[dict[str, Any]],
+    keys: list[str],
+    *,
+    add: tuple[str, ...] = (),
+    add_nullable: tuple[str, ...] = (),
 ) -> None:
-    """Insert, or on a key conflict update the given columns (adding to those named in `add`)."""
+    """Insert, or on a key conflict update the other columns; those in `add` are summed instead.
+
+    `add_nullable` columns are summed where both sides have a value; NULL + x is x, x + NULL is x.
+    """
     stmt = _insert_for(conn)(table)
-    cols = [c for c in rows[0] if c not in keys]
-    update = {c: (table.c[c] + stmt.excluded[c]) if c in add else stmt.excluded[c] for c in cols}
+    update: dict[str, Any] = {}
+    for c in rows[0]:
+        if c in keys:
+            continue
+        old, new = table.c[c], stmt.excluded[c]
+        if c in add:
+            update[c] = old + new
+        elif c in add_nullable:
+            update[c] = case((new.is_(None), old), else_=func.coalesce(old, 0.0) + new)
+        else:
+            update[c] = new
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), rows)
 
 

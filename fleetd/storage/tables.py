@@ -91,8 +91,9 @@ class HourlyRollup(SQLModel, table=True):
     hashes_th: float = 0.0
     uptime_s: float = 0.0
     samples: int = 0
-    revenue_usd: float | None = None
-    cost_usd: float | None = None
+    revenue: float | None = None  # in `currency`, at the prices of the time
+    cost: float | None = None  # energy cost in `currency`
+    currency: str = ""
 
 
 class EventRecord(SQLModel, table=True):

@@ -164,6 +164,6 @@ async def tcp_exchange(
             f"no complete reply within {timeouts.read_s:g} s", host=host, command=command
         ) from None
     finally:
-        if done.done() and not done.cancelled():
-            done.exception()  # mark retrieved
+        if not done.done():
+            done.cancel()  # so that a late connection_lost does not leave an unretrieved exception
         transport.close()

@@ -273,3 +273,11 @@ def test_dump_device_unreachable_writes_nothing(capsys, tmp_path: Path) -> None:
     assert code == 1
     one_line_error(err, "dump-device")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dump_device_refuses_a_path_as_name(capsys, tmp_path: Path) -> None:
+    code, _, err = run_cli(
+        capsys, "dump-device", "127.14.250.4", "--name", "../escape", "--out", str(tmp_path)
+    )
+    assert code == 2
+    assert "--name" in one_line_error(err, "dump-device")

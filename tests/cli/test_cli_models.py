@@ -84,3 +84,19 @@ def test_sleep_and_wake_every_model(model: str, capsys) -> None:
     assert asleep and awake
     assert out.splitlines()[0].startswith(f"{host}: asleep, verified")
     assert out.splitlines()[1].startswith(f"{host}: awake, verified")
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize(("fault", "command"), [("wrong_password", "sleep"), ("malformed", "probe")])
+def test_faulty_miner_is_one_line_error_for_every_model(model: str, fault: str, command: str, capsys) -> None:
+    net = subnet()
+    g = group(model, f"{net}1")
+    with running_fleet(Group(g.model, 1, g.base, ports=g.ports, faults={fault: 1.0})) as fleet:
+        host = fleet.miners[0].host
+        power_args = ["--verify-timeout", "2", "-q"] if command == "sleep" else []
+        code = main([command, host, *PORT_ARGS, "--timeout", "1", *power_args])
+        asleep = fleet.call(lambda: fleet.state(host).sleeping)
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "" and not asleep, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"fleetd {command}: ") and "Traceback" not in err

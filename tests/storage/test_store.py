@@ -70,17 +70,20 @@ def test_roundtrip_of_every_table(db_url: str) -> None:
         (r,) = store.rollups(miner_id="m1")
         assert r["hour_start"] == pytest.approx(HOUR)
         assert (r["energy_kwh"], r["hashes_th"], r["uptime_s"], r["samples"]) == (0.75, 1010.0, 35.0, 3)
-        assert r["revenue_usd"] is None and r["cost_usd"] is None
+        assert r["revenue"] is None and r["cost"] is None
         (latest,) = store.latest()
         assert latest["health"] == "up" and latest["hashrate_ths"] == 110.0 and latest["fans_min_rpm"] == 5600
         assert latest["pool_url"] == "stratum+tcp://pool:3333"
 
         # Later writes top up rollups and replace latest state; labels update without losing identity.
-        store.add_rollups([RollupRow("m1", HOUR, 0.25, 0.0, 0.0, 1)])
+        store.add_rollups([RollupRow("m1", HOUR, 0.25, 0.0, 0.0, 1, revenue=0.5, cost=0.02, currency="USD")])
+        store.add_rollups([RollupRow("m1", HOUR, 0.0, 0.0, 0.0, 0, revenue=0.25, currency="USD")])
         store.set_latest([("m1", Health.DOWN, None, 3, "no answer", HOUR + 7)])
         store.upsert_miner({"id": "m1", "host": "10.0.0.1", "rack": "B"})
         assert store.flush(10)
-        assert store.rollups()[0]["energy_kwh"] == 1.0
+        (r,) = store.rollups()
+        assert r["energy_kwh"] == 1.0 and r["currency"] == "USD"
+        assert r["revenue"] == pytest.approx(0.75) and r["cost"] == pytest.approx(0.02)
         (latest,) = store.latest("m1")
         assert latest["health"] == "down" and latest["last_error"] == "no answer"
         (m,) = store.miners()

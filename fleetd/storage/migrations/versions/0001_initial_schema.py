@@ -37,8 +37,9 @@ def upgrade() -> None:
         sa.Column("hashes_th", sa.Float(), nullable=False),
         sa.Column("uptime_s", sa.Float(), nullable=False),
         sa.Column("samples", sa.Integer(), nullable=False),
-        sa.Column("revenue_usd", sa.Float(), nullable=True),
-        sa.Column("cost_usd", sa.Float(), nullable=True),
+        sa.Column("revenue", sa.Float(), nullable=True),
+        sa.Column("cost", sa.Float(), nullable=True),
+        sa.Column("currency", sa.String(), nullable=False),
         sa.PrimaryKeyConstraint("miner_id", "hour_start"),
     )
     op.create_table(

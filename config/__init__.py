@@ -1,0 +1,1 @@
+"""Shipped defaults: the example configuration and the model catalog (installed as `fleetd.defaults`)."""
