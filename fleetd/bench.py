@@ -15,7 +15,6 @@ come from the cycles after warm-up (until every miner has been polled once and i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import ipaddress
 import os
@@ -27,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from fleetd import eventloop
 from fleetd.config import parse_config
 from fleetd.daemon.state import CycleStats, Health
 from fleetd.sim.fleet import PER_PROCESS, Group, ProcessFleet
@@ -52,6 +52,7 @@ class BenchResult:
     warmup_s: float
     polls_per_s: float
     cpu_ms_per_poll: float
+    emulator_cpu_ms_per_poll: float  # the other side of the wire, for context: it shares the 2 cores
     rss_kb_per_miner: float
     polls: int
     failed: int
@@ -75,6 +76,20 @@ def rss_kb() -> int:
     except OSError:
         pass
     return 0
+
+
+def children_cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user+system) used so far by the given processes (Linux /proc; 0 where unavailable)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
 
 def fleet_groups(
@@ -125,12 +140,13 @@ async def measure(
     interval_s: float,
     concurrency: int,
     timeout_s: float = 10.0,
+    emulator_pids: list[int] | None = None,
     progress: Progress = lambda s: None,
-) -> tuple[list[CycleStats], list[CycleStats], float, int, int]:
+) -> tuple[list[CycleStats], list[CycleStats], float, float, int, int]:
     """Run the daemon over `hosts`: warm-up cycles until every miner was polled once, then `cycles` more.
 
-    Returns the warm-up and the measured cycles' stats, CPU seconds spent over the measured ones, and
-    RSS (KiB) before the daemon started and at the end.
+    Returns the warm-up and the measured cycles' stats, CPU seconds spent over the measured ones by
+    this process and by the emulator processes, and RSS (KiB) before the daemon started and at the end.
     """
     from fleetd.daemon.core import Daemon
     from fleetd.drivers import driver_classes
@@ -142,6 +158,8 @@ async def measure(
     warmup: list[CycleStats] = []
     measured: list[CycleStats] = []
     cpu_marks: list[float] = []
+    emu_marks: list[float] = []
+    pids = emulator_pids or []
     finished = asyncio.Event()
 
     def on_cycle(stats: CycleStats) -> None:
@@ -154,11 +172,13 @@ async def measure(
             progress(f"warm-up cycle {len(warmup)} (drivers detected): {line}; {unpolled} not polled yet")
             if unpolled == 0 or len(warmup) >= MAX_WARMUP_CYCLES:
                 cpu_marks.append(cpu_now)
+                emu_marks.append(children_cpu_s(pids))
             return
         measured.append(stats)
         progress(f"cycle {len(measured)}/{cycles}: {line}")
         if len(measured) >= cycles:
             cpu_marks.append(cpu_now)
+            emu_marks.append(children_cpu_s(pids))
             finished.set()
 
     with tempfile.TemporaryDirectory(prefix="fleetd-bench-") as tmp:
@@ -172,7 +192,7 @@ async def measure(
         finally:
             await daemon.stop()
         rss1 = rss_kb()
-    return warmup, measured, cpu_marks[1] - cpu_marks[0], rss0, rss1
+    return warmup, measured, cpu_marks[1] - cpu_marks[0], emu_marks[1] - emu_marks[0], rss0, rss1
 
 
 def run(
@@ -183,7 +203,7 @@ def run(
     interval_s: float = 10.0,
     concurrency: int = 1000,
     base: str = DEFAULT_BASE,
-    use_uvloop: bool = True,
+    event_loop: str | None = None,
     progress: Progress = lambda s: None,
 ) -> BenchResult:
     """Start the emulated fleet, run the daemon against it, return the figures."""
@@ -198,17 +218,20 @@ def run(
         f"from {base} in {n_proc} processes"
     )
     t0 = time.perf_counter()
-    with ProcessFleet(groups, processes=n_proc) as fleet:
+    pf = ProcessFleet(groups, processes=n_proc)
+    with pf as fleet:
         progress(f"fleet ready in {time.perf_counter() - t0:.1f} s; polling every {interval_s:g} s")
         hosts = [m.host for m in fleet]
-        loop_name, runner = _runner(use_uvloop)
-        with runner as r:
-            warmup, steady, cpu, rss0, rss1 = r.run(
+        fleet_pids = pf.pids
+        loop_name, loop_runner = eventloop.runner(event_loop)
+        with loop_runner as r:
+            warmup, steady, cpu, emu_cpu, rss0, rss1 = r.run(
                 measure(
                     hosts,
                     cycles=cycles,
                     interval_s=interval_s,
                     concurrency=concurrency,
+                    emulator_pids=fleet_pids,
                     progress=progress,
                 )
             )
@@ -228,6 +251,7 @@ def run(
         warmup_s=round(warmup[-1].ended_at - warmup[0].started_at, 3),
         polls_per_s=round(polls / busy, 1) if busy > 0 else 0.0,
         cpu_ms_per_poll=round(cpu * 1000 / polls, 4) if polls else 0.0,
+        emulator_cpu_ms_per_poll=round(emu_cpu * 1000 / polls, 4) if polls else 0.0,
         rss_kb_per_miner=round((rss1 - rss0) / miners, 2),
         polls=polls,
         failed=sum(s.failed for s in steady),
@@ -237,16 +261,6 @@ def run(
         cpus=os.cpu_count() or 0,
         python=f"{platform.python_implementation()} {sys.version.split()[0]}",
     )
-
-
-def _runner(use_uvloop: bool) -> tuple[str, asyncio.Runner]:
-    """An event-loop runner: uvloop's when asked for and installed (as the daemon uses it), else asyncio's."""
-    if use_uvloop:
-        with contextlib.suppress(ImportError):
-            import uvloop
-
-            return "uvloop", asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    return "asyncio", asyncio.Runner()
 
 
 def report(r: BenchResult) -> str:
@@ -259,7 +273,8 @@ def report(r: BenchResult) -> str:
         f"(after {r.warmup_cycles} warm-up cycles detecting drivers, {r.warmup_s:.1f} s)",
         f"  polls per second  {r.polls_per_s:,.0f}  ({r.polls} polls, {r.failed} failed, "
         f"{r.overran} cycles overran)",
-        f"  daemon CPU        {r.cpu_ms_per_poll:.3f} ms per miner poll",
+        f"  daemon CPU        {r.cpu_ms_per_poll:.3f} ms per miner poll "
+        f"(emulators, in other processes: {r.emulator_cpu_ms_per_poll:.3f} ms)",
         f"  daemon memory     {r.rss_kb_per_miner:.1f} KB per miner "
         f"(RSS {r.rss_start_mb:.0f} MB before polling, {r.rss_end_mb:.0f} MB after)",
     ]

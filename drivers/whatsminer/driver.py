@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from fleetd.drivers.base import Driver, Endpoint, SupportsPowerLimit, SupportsReboot, SupportsSleep
@@ -13,12 +15,23 @@ from fleetd.drivers.whatsminer import parse
 from fleetd.model import Identity, Reading, Snapshot
 from fleetd.transport.btminer import BtminerV2, check_status, status_of
 from fleetd.transport.btminer_v3 import BtminerV3
-from fleetd.transport.errors import DeviceError, InvalidCommandError, NotCompliedError, UnsupportedError
+from fleetd.transport.errors import (
+    CommandRejectedError,
+    DeviceError,
+    InvalidCommandError,
+    MalformedReplyError,
+    NotCompliedError,
+    UnreachableError,
+    UnsupportedError,
+)
 
+# Read on every poll: v2 summary+devs+pools in one joined request; v3 status summary and edevs.
 V2_JOINED = ("summary", "devs", "pools")
-V2_PER_POLL = ("get_psu", "get_error_code", "status")
 V2_IDENTITY = ("get_version", "devdetails", "get_miner_info")
-V3_STATUS = ("summary", "edevs", "pools")
+# Slow-changing replies are re-read only this often (s); identity also when summary shows a change.
+IDENTITY_TTL_S = 3600.0
+V2_SLOW = {"rpc_get_psu": 300.0, "rpc_get_error_code": 60.0}
+V3_SLOW = {"rpc_get.device.info": 60.0, "rpc_get.miner.status_pools": 60.0}
 # Below this share of the expected hashrate a miner counts as asleep when verifying sleep.
 ASLEEP_FRACTION = 0.02
 
@@ -41,43 +54,71 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
             password=creds.password,
         )
         self.api = api  # "btminer-v2" / "btminer-v3"; learned on first use when empty
-        self._identity_raw: dict[str, Any] | None = None
+        self._joined_ok: bool | None = None  # does the firmware accept "summary+devs+pools"?
+        self._slow: dict[str, tuple[float, Any]] = {}  # reply key -> (monotonic time read, reply)
 
     # --- detection -------------------------------------------------------------------------------
     @classmethod
     async def probe(cls, endpoint: Endpoint) -> Identity | None:
-        drv = cls(endpoint)
-        try:
-            return await drv._detect()
-        except DeviceError:
-            return None
+        return await cls(endpoint)._detect()
 
     async def _detect(self) -> Identity | None:
-        v2, v3 = await asyncio.gather(
-            self._identity_raw_v2(), self._identity_raw_v3(), return_exceptions=True
-        )
-        v2_ok = isinstance(v2, dict)
-        v3_ok = isinstance(v3, dict)
-        if v2_ok:
-            ident = parse.identity_v2(v2, host=self.host)
-            if not (v3_ok and parse.prefers_v3(ident.firmware)):
-                self.api, self._identity_raw = "btminer-v2", v2
-                return ident
-        if v3_ok:
-            self.api, self._identity_raw = "btminer-v3", v3
-            return parse.identity_v3(v3, host=self.host)
-        return None
+        """v2 and v3 at once; v3 is waited for only where v2 is absent or its firmware prefers v3."""
+        v3_task = asyncio.ensure_future(self._identity_raw_v3())
+        try:
+            try:
+                v2: dict[str, Any] | None = await self._identity_raw_v2()
+                v2_error: DeviceError | None = None
+            except DeviceError as exc:
+                v2, v2_error = None, exc
+            if v2 is None and v2_error is None:
+                return None  # port 4028 answered, but not as a Whatsminer
+            ident = parse.identity_v2(v2, host=self.host) if v2 is not None else None
+            if ident is not None and not parse.prefers_v3(ident.firmware):
+                return self._chose("btminer-v2", v2, ident)
+            try:
+                v3 = await v3_task
+            except DeviceError:
+                v3 = None
+                if ident is None:
+                    # Neither answered: report why the v2 port failed, else why v3 did.
+                    if v2_error is not None and not isinstance(v2_error, UnreachableError):
+                        raise v2_error from None
+                    raise
+            if v3 is not None:
+                return self._chose("btminer-v3", v3, parse.identity_v3(v3, host=self.host))
+            if ident is not None:
+                return self._chose("btminer-v2", v2, ident)
+            return None
+        finally:
+            v3_task.cancel()
+
+    def _chose(self, api: str, replies: Mapping[str, Any] | None, ident: Identity) -> Identity:
+        self.api = api
+        self._remember(replies or {})
+        return ident
+
+    def _remember(self, replies: Mapping[str, Any]) -> None:
+        now = time.monotonic()
+        for k, rep in replies.items():
+            self._slow[k] = (now, rep)
 
     async def _identity_raw_v2(self) -> dict[str, Any] | None:
+        """get_version, devdetails, get_miner_info of a Whatsminer; None if 4028 is another miner."""
         version = await self.v2.raw("get_version")
         letter, _, msg = status_of(version)
-        if letter != "S" or not isinstance(msg, dict) or "fw_ver" not in msg:
-            return None  # not a Whatsminer (an Antminer answers "Invalid command")
-        out: dict[str, Any] = {"rpc_get_version": version}
-        rest = await asyncio.gather(*(self.v2.raw(c) for c in V2_IDENTITY[1:]), return_exceptions=True)
-        for c, rep in zip(V2_IDENTITY[1:], rest, strict=True):
-            if isinstance(rep, dict):
-                out[f"rpc_{c}"] = rep
+        if letter == "S" and isinstance(msg, dict) and "fw_ver" in msg:
+            out = {"rpc_get_version": version}
+            rest = V2_IDENTITY[1:]
+        else:
+            # Firmware without get_version still names the bitmicro driver in devdetails.
+            details = await self.v2.raw("devdetails")
+            text = json.dumps(details).lower()
+            if status_of(details)[0] != "S" or not ("bitmicro" in text or "btminer" in text):
+                return None  # another miner (an Antminer answers "Invalid command")
+            out, rest = {"rpc_devdetails": details}, ("get_miner_info",)
+        replies = await asyncio.gather(*(self.v2.raw(c) for c in rest), return_exceptions=True)
+        out.update({f"rpc_{c}": rep for c, rep in zip(rest, replies, strict=True) if isinstance(rep, dict)})
         return out
 
     async def _identity_raw_v3(self) -> dict[str, Any] | None:
@@ -103,38 +144,109 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
 
     async def read(self) -> Reading:
         polled_at = time.time()
-        return self.parse_responses(await self.raw_responses(), host=self.host, polled_at=polled_at)
+        return self.parse_responses(await self._collect(full=False), host=self.host, polled_at=polled_at)
 
     async def raw_responses(self) -> dict[str, Any]:
+        return await self._collect(full=True)
+
+    async def _collect(self, *, full: bool) -> dict[str, Any]:
         api = await self._ensure_api()
-        return await (self._raw_v3() if api == "btminer-v3" else self._raw_v2())
+        return await (self._collect_v3(full) if api == "btminer-v3" else self._collect_v2(full))
 
-    async def _raw_v2(self) -> dict[str, Any]:
-        if self._identity_raw is None or "rpc_get_version" not in self._identity_raw:
-            self._identity_raw = await self._identity_raw_v2() or {}
-        joined, *rest = await asyncio.gather(
-            self.v2.joined(*V2_JOINED), *(self.v2.raw(c) for c in V2_PER_POLL), return_exceptions=True
-        )
-        if isinstance(joined, BaseException):
-            raise joined
-        out = dict(self._identity_raw)
+    def _due(self, keys: Mapping[str, float], full: bool) -> list[str]:
+        now = time.monotonic()
+        return [k for k, ttl in keys.items() if full or k not in self._slow or now - self._slow[k][0] > ttl]
+
+    async def _fetch(self, calls: Mapping[str, Callable[[], Awaitable[Any]]]) -> dict[str, Any]:
+        """Run the calls at once; keep the replies that came (slow-changing data is optional)."""
+        if not calls:
+            return {}
+        keys = list(calls)
+        results = await asyncio.gather(*(c() for c in calls.values()), return_exceptions=True)
+        now = time.monotonic()
+        out = {}
+        for k, rep in zip(keys, results, strict=True):
+            if isinstance(rep, dict):
+                self._slow[k] = (now, rep)
+                out[k] = rep
+        return out
+
+    async def _collect_v2(self, full: bool) -> dict[str, Any]:
+        due = self._due(V2_SLOW, full)
+        if due:
+            calls: dict[str, Callable[[], Awaitable[Any]]] = {
+                k: (lambda k=k: self.v2.raw(k[4:])) for k in due
+            }
+            joined, _ = await asyncio.gather(self._per_poll_v2(), self._fetch(calls))
+        else:
+            joined = await self._per_poll_v2()
+        summary = parse.first(joined.get("summary"), "SUMMARY")
+        if self._v2_identity_changed(summary):
+            await self._fetch({f"rpc_{c}": (lambda c=c: self.v2.raw(c)) for c in V2_IDENTITY})
+        out = {k: rep for k, (_, rep) in self._slow.items() if k.startswith("rpc_")}
         out.update({f"rpc_{c}": rep for c, rep in joined.items()})
-        for c, rep in zip(V2_PER_POLL, rest, strict=True):
-            if isinstance(rep, dict):  # optional: older firmware lacks some of them
-                out[f"rpc_{c}"] = rep
+        # Only a miner that is not hashing needs `status` (btmineroff tells asleep from broken).
+        if full or not parse.num(summary.get("MHS 5s")):
+            with contextlib.suppress(DeviceError):
+                out["rpc_status"] = await self.v2.raw("status")
+        else:
+            out.pop("rpc_status", None)
         return out
 
-    async def _raw_v3(self) -> dict[str, Any]:
-        results = await asyncio.gather(
-            self.v3.get("get.device.info"), *(self.v3.get("get.miner.status", p) for p in V3_STATUS)
+    async def _per_poll_v2(self) -> dict[str, Any]:
+        """summary, devs and pools: one joined request where the firmware accepts it, else three."""
+        if self._joined_ok is not False:
+            try:
+                out = await self.v2.joined(*V2_JOINED)
+            except (CommandRejectedError, MalformedReplyError):
+                if self._joined_ok:
+                    raise  # it worked before: this is a real failure, not a firmware limit
+                self._joined_ok = False
+            else:
+                self._joined_ok = True
+                return out
+        replies = await asyncio.gather(*(self.v2.command(c) for c in V2_JOINED))
+        return dict(zip(V2_JOINED, replies, strict=True))
+
+    def _v2_identity_changed(self, summary: Mapping[str, Any]) -> bool:
+        cached = self._slow.get("rpc_get_version") or self._slow.get("rpc_devdetails")
+        if cached is None or time.monotonic() - cached[0] > IDENTITY_TTL_S:
+            return True
+        ver = parse.msg(cached[1])
+        fw = str(summary.get("Firmware Version") or "").strip().strip("'")
+        if fw and fw != str(ver.get("fw_ver") or fw):
+            return True
+        mac = str(summary.get("MAC") or "").upper()
+        info = self._slow.get("rpc_get_miner_info")
+        return bool(mac and info and str(parse.msg(info[1]).get("mac") or mac).upper() != mac)
+
+    async def _collect_v3(self, full: bool) -> dict[str, Any]:
+        due = self._due(V3_SLOW, full)
+        calls: dict[str, Callable[[], Awaitable[Any]]] = {k: (lambda k=k: self._v3_read(k)) for k in due}
+        summary, edevs, _ = await asyncio.gather(
+            self.v3.get("get.miner.status", "summary"),
+            self.v3.get("get.miner.status", "edevs"),
+            self._fetch(calls),
         )
-        info, *status = results
-        msg = info.get("msg")
-        if isinstance(msg, dict) and isinstance(msg.get("salt"), str):
-            self.v3.salt = msg["salt"]
-        out = {"rpc_get.device.info": info}
-        out.update({f"rpc_get.miner.status_{p}": rep for p, rep in zip(V3_STATUS, status, strict=True)})
+        hr = parse.num((parse.msg(summary).get("summary") or {}).get("hash-realtime"))
+        if not hr and "rpc_get.device.info" not in due:
+            # Not hashing: re-read device info now (its "working" flag tells asleep from broken).
+            await self._fetch({"rpc_get.device.info": lambda: self._v3_read("rpc_get.device.info")})
+        info = self._slow.get("rpc_get.device.info")
+        if info is None:
+            raise DeviceError("get.device.info failed", host=self.host, command="get.device.info")
+        salt = parse.msg(info[1]).get("salt")
+        if isinstance(salt, str):
+            self.v3.salt = salt
+        out = {k: rep for k, (_, rep) in self._slow.items() if k.startswith("rpc_get.")}
+        out["rpc_get.miner.status_summary"] = summary
+        out["rpc_get.miner.status_edevs"] = edevs
         return out
+
+    async def _v3_read(self, key: str) -> dict[str, Any]:
+        if key == "rpc_get.device.info":
+            return await self.v3.get("get.device.info")
+        return await self.v3.get("get.miner.status", key.rsplit("_", 1)[1])
 
     @classmethod
     def parse_responses(

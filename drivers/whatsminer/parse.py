@@ -27,7 +27,7 @@ V3_KEYS = (
 )
 
 
-def _num(v: Any) -> float | None:
+def num(v: Any) -> float | None:
     if isinstance(v, bool) or v is None:
         return None
     try:
@@ -38,22 +38,22 @@ def _num(v: Any) -> float | None:
 
 
 def _int(v: Any) -> int | None:
-    f = _num(v)
+    f = num(v)
     return int(f) if f is not None else None
 
 
 def _mhs(v: Any) -> float | None:
-    f = _num(v)
+    f = num(v)
     return round(f / 1e6, 6) if f is not None else None
 
 
 def _ths(v: Any) -> float | None:
-    f = _num(v)
+    f = num(v)
     return round(f, 6) if f is not None else None
 
 
 def _watts(v: Any) -> float | None:
-    f = _num(v)
+    f = num(v)
     return f if f is not None and f >= 0 else None  # -1 means "not measured"
 
 
@@ -62,7 +62,7 @@ def _max(*vals: float | None) -> float | None:
     return max(got) if got else None
 
 
-def _first(reply: Any, section: str) -> dict[str, Any]:
+def first(reply: Any, section: str) -> dict[str, Any]:
     if isinstance(reply, dict):
         items = reply.get(section)
         if isinstance(items, list) and items and isinstance(items[0], dict):
@@ -78,7 +78,7 @@ def _rows(reply: Any, section: str) -> list[dict[str, Any]]:
     return []
 
 
-def _msg(reply: Any) -> dict[str, Any]:
+def msg(reply: Any) -> dict[str, Any]:
     if isinstance(reply, dict):
         m = reply.get("Msg", reply.get("msg"))
         if isinstance(m, dict):
@@ -109,6 +109,12 @@ def _mode(word: Any) -> Mode:
     return {"normal": Mode.NORMAL, "low": Mode.LOW, "high": Mode.HIGH}.get(w, Mode.UNKNOWN)
 
 
+def _idle_mode(off: str) -> Mode:
+    """Mode of a miner that is not hashing: asleep if its firmware says mining is off, UNKNOWN
+    (broken, starting) if it says mining is on; without that reply, asleep is the likely case."""
+    return Mode.UNKNOWN if off == "false" else Mode.SLEEP
+
+
 def is_v3(responses: Mapping[str, Any]) -> bool:
     return any(k in responses for k in V3_KEYS)
 
@@ -121,10 +127,10 @@ def parse(responses: Mapping[str, Any], *, host: str = "", polled_at: float = 0.
 
 # --- v2 -------------------------------------------------------------------------------------------
 def identity_v2(r: Mapping[str, Any], *, host: str = "") -> Identity:
-    summary = _first(r.get("rpc_summary"), "SUMMARY")
-    version = _msg(r.get("rpc_get_version"))
-    info = _msg(r.get("rpc_get_miner_info"))
-    details = _first(r.get("rpc_devdetails"), "DEVDETAILS")
+    summary = first(r.get("rpc_summary"), "SUMMARY")
+    version = msg(r.get("rpc_get_version"))
+    info = msg(r.get("rpc_get_miner_info"))
+    details = first(r.get("rpc_devdetails"), "DEVDETAILS")
     fw = str(version.get("fw_ver") or summary.get("Firmware Version") or "").strip().strip("'")
     return Identity(
         vendor=VENDOR,
@@ -142,7 +148,7 @@ def identity_v2(r: Mapping[str, Any], *, host: str = "") -> Identity:
 
 def errors_v2(summary: Mapping[str, Any], error_reply: Any) -> tuple[Fault, ...]:
     codes: list[str] = []
-    ec = _msg(error_reply).get("error_code")
+    ec = msg(error_reply).get("error_code")
     if isinstance(ec, dict):
         codes.extend(str(k) for k in ec)
     elif isinstance(ec, list):
@@ -161,7 +167,7 @@ def errors_v2(summary: Mapping[str, Any], error_reply: Any) -> tuple[Fault, ...]
 
 
 def psu_v2(psu_reply: Any, summary: Mapping[str, Any]) -> dict[str, Any]:
-    m = _msg(psu_reply)
+    m = msg(psu_reply)
     out: dict[str, Any] = {}
     for src, dst in (
         ("model", "model"),
@@ -181,20 +187,20 @@ def psu_v2(psu_reply: Any, summary: Mapping[str, Any]) -> dict[str, Any]:
         ("fan_speed", "fan_rpm", 1),
         ("temp0", "temp_c", 1),
     ):
-        v = _num(m.get(src))
+        v = num(m.get(src))
         if v is not None:
             out[dst] = round(v / scale, 2) if scale != 1 else v
-    if "fan_rpm" not in out and _num(summary.get("Power Fanspeed")) is not None:
-        out["fan_rpm"] = _num(summary.get("Power Fanspeed"))
-    if _num(summary.get("Power Current")) is not None:
-        out.setdefault("output_current_a", _num(summary.get("Power Current")))
-    if _num(summary.get("Voltage")) is not None:
-        out.setdefault("output_voltage_mv", _num(summary.get("Voltage")))
+    if "fan_rpm" not in out and num(summary.get("Power Fanspeed")) is not None:
+        out["fan_rpm"] = num(summary.get("Power Fanspeed"))
+    if num(summary.get("Power Current")) is not None:
+        out.setdefault("output_current_a", num(summary.get("Power Current")))
+    if num(summary.get("Voltage")) is not None:
+        out.setdefault("output_voltage_mv", num(summary.get("Voltage")))
     return out
 
 
 def snapshot_v2(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
-    summary = _first(r.get("rpc_summary"), "SUMMARY")
+    summary = first(r.get("rpc_summary"), "SUMMARY")
     devs = _rows(r.get("rpc_devs"), "DEVS") or _rows(r.get("rpc_edevs"), "DEVS")
     boards = []
     for i, d in enumerate(devs):
@@ -206,12 +212,10 @@ def snapshot_v2(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
             Hashboard(
                 index=idx if idx is not None else i,
                 hashrate_ths=hr,
-                expected_hashrate_ths=_num(d.get("Factory GHS")) / 1e3
-                if _num(d.get("Factory GHS"))
-                else None,
+                expected_hashrate_ths=num(d.get("Factory GHS")) / 1e3 if num(d.get("Factory GHS")) else None,
                 chips=chips,
-                chip_temp_c=_max(_num(d.get("Chip Temp Max")), _num(d.get("Chip Temp Avg"))),
-                board_temp_c=_num(d.get("Temperature")),
+                chip_temp_c=_max(num(d.get("Chip Temp Max")), num(d.get("Chip Temp Avg"))),
+                board_temp_c=num(d.get("Temperature")),
                 serial=str(d.get("PCB SN") or ""),
                 ok=status.lower() == "alive" and (chips is None or chips > 0),
                 status=status.lower(),
@@ -235,20 +239,18 @@ def snapshot_v2(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
             )
         )
     hr = _mhs(summary.get("MHS 5s"))
-    status_msg = _msg(r.get("rpc_status"))
-    off = str(status_msg.get("btmineroff", "")).lower() == "true"
-    mining = bool(hr) and not off
+    off = str(msg(r.get("rpc_status")).get("btmineroff", "")).strip().lower()
     power = _watts(summary.get("Power", summary.get("Power_RT")))
-    expected = _num(summary.get("Factory GHS"))
-    mode = Mode.SLEEP if off or (summary and not hr) else _mode(summary.get("Power Mode"))
-    chip_max = _max(_num(summary.get("Chip Temp Max")), *(b.chip_temp_c for b in boards))
+    expected = num(summary.get("Factory GHS"))
+    mode = _mode(summary.get("Power Mode")) if hr else _idle_mode(off)
+    chip_max = _max(num(summary.get("Chip Temp Max")), *(b.chip_temp_c for b in boards))
     return Snapshot(
         hashrate_ths=hr,
         hashrate_avg_ths=_mhs(summary.get("MHS av")),
         expected_hashrate_ths=expected / 1e3 if expected else _mhs(summary.get("Target MHS")),
         power_w=power,
         power_limit_w=_watts(summary.get("Power Limit")),
-        is_mining=mining,
+        is_mining=bool(hr),
         mode=mode if summary else Mode.UNKNOWN,
         hashboards=tuple(boards),
         fans=tuple(fans),
@@ -256,15 +258,15 @@ def snapshot_v2(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
         errors=errors_v2(summary, r.get("rpc_get_error_code")),
         uptime_s=_int(summary.get("Elapsed")),
         polled_at=polled_at,
-        temp_c=_max(chip_max, _num(summary.get("Temperature"))),
-        env_temp_c=_num(summary.get("Env Temp")),
+        temp_c=_max(chip_max, num(summary.get("Temperature"))),
+        env_temp_c=num(summary.get("Env Temp")),
         psu=psu_v2(r.get("rpc_get_psu"), summary),
     )
 
 
 # --- v3 -------------------------------------------------------------------------------------------
 def identity_v3(r: Mapping[str, Any], *, host: str = "") -> Identity:
-    m = _msg(r.get("rpc_get.device.info"))
+    m = msg(r.get("rpc_get.device.info"))
     miner = m.get("miner") if isinstance(m.get("miner"), dict) else {}
     net = m.get("network") if isinstance(m.get("network"), dict) else {}
     system = m.get("system") if isinstance(m.get("system"), dict) else {}
@@ -299,10 +301,10 @@ def errors_v3(info: Mapping[str, Any]) -> tuple[Fault, ...]:
 
 
 def snapshot_v3(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
-    info = _msg(r.get("rpc_get.device.info"))
-    s = _msg(r.get("rpc_get.miner.status_summary")).get("summary") or {}
-    edevs = _msg(r.get("rpc_get.miner.status_edevs")).get("edevs") or []
-    pools_raw = _msg(r.get("rpc_get.miner.status_pools")).get("pools") or []
+    info = msg(r.get("rpc_get.device.info"))
+    s = msg(r.get("rpc_get.miner.status_summary")).get("summary") or {}
+    edevs = msg(r.get("rpc_get.miner.status_edevs")).get("edevs") or []
+    pools_raw = msg(r.get("rpc_get.miner.status_pools")).get("pools") or []
     miner = info.get("miner") if isinstance(info.get("miner"), dict) else {}
     power_info = info.get("power") if isinstance(info.get("power"), dict) else {}
     boards = []
@@ -316,8 +318,8 @@ def snapshot_v3(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
                 hashrate_ths=_ths(d.get("hash-realtime", d.get("hash-average"))),
                 expected_hashrate_ths=_ths(d.get("factory-hash")),
                 chips=chips,
-                chip_temp_c=_num(d.get("chip-temp-max")),
-                board_temp_c=_num(d.get("chip-temp-avg")),
+                chip_temp_c=num(d.get("chip-temp-max")),
+                board_temp_c=num(d.get("chip-temp-avg")),
                 serial=str(miner.get(f"pcbsn{idx if idx is not None else i}") or ""),
                 ok=(status.lower() in ("alive", "")) and (chips is None or chips > 0),
                 status=status.lower(),
@@ -338,8 +340,7 @@ def snapshot_v3(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
         for i, p in enumerate(x for x in pools_raw if isinstance(x, dict))
     ]
     hr = _ths(s.get("hash-realtime"))
-    working = str(miner.get("working", "")).lower()
-    off = working == "false"
+    working = str(miner.get("working", "")).strip().lower()
     psu: dict[str, Any] = {}
     for src, dst in (
         ("model", "model"),
@@ -351,10 +352,10 @@ def snapshot_v3(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
     ):
         if power_info.get(src) not in (None, ""):
             psu[dst] = str(power_info[src])
-    if _num(power_info.get("fanspeed")) is not None:
-        psu["fan_rpm"] = _num(power_info.get("fanspeed"))
+    if num(power_info.get("fanspeed")) is not None:
+        psu["fan_rpm"] = num(power_info.get("fanspeed"))
     board_temps = s.get("board-temperature")
-    board_max = _max(*(_num(t) for t in board_temps)) if isinstance(board_temps, list) else None
+    board_max = _max(*(num(t) for t in board_temps)) if isinstance(board_temps, list) else None
     has_status = bool(s)
     return Snapshot(
         hashrate_ths=hr,
@@ -362,15 +363,17 @@ def snapshot_v3(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
         expected_hashrate_ths=_ths(s.get("factory-hash")),
         power_w=_watts(s.get("power-realtime")),
         power_limit_w=_watts(s.get("power-limit")),
-        is_mining=bool(hr) and not off,
-        mode=(Mode.SLEEP if off or not hr else Mode.NORMAL) if has_status else Mode.UNKNOWN,
+        is_mining=bool(hr),
+        mode=(Mode.NORMAL if hr else _idle_mode({"false": "true", "true": "false"}.get(working, "")))
+        if has_status
+        else Mode.UNKNOWN,
         hashboards=tuple(boards),
         fans=tuple(fans),
         pools=tuple(pools),
         errors=errors_v3(info),
         uptime_s=_int(s.get("elapsed")),
         polled_at=polled_at,
-        temp_c=_max(_num(s.get("chip-temp-max")), board_max, *(b.chip_temp_c for b in boards)),
-        env_temp_c=_num(s.get("environment-temperature")),
+        temp_c=_max(num(s.get("chip-temp-max")), board_max, *(b.chip_temp_c for b in boards)),
+        env_temp_c=num(s.get("environment-temperature")),
         psu=psu,
     )

@@ -38,7 +38,10 @@ def register(sub: Any) -> None:
         help="first loopback address of the emulated fleet (default 127.21.0.1)",
     )
     p.add_argument(
-        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (default uvloop)"
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default=None,
+        help="event loop (default: as fleetd run, uvloop when installed; $FLEETD_EVENT_LOOP)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     p.set_defaults(func=run)
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             interval_s=args.interval,
             concurrency=args.concurrency,
             base=base,
-            use_uvloop=args.loop == "uvloop",
+            event_loop=args.loop,
             progress=progress,
         )
     except BindError as exc:

@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--jitter", type=_fraction, default=0.01, metavar="F", help="relative jitter of readings (0.01)")
     add("--slow-s", type=_seconds, default=5.0, metavar="S", help="reply delay of slow miners (5)")
     add("--conf-delay-s", type=_seconds, default=0.0, metavar="S", help="delay of power command acks (0)")
+    add("--reboot-s", type=_seconds, default=0.0, metavar="S", help="time offline after a reboot (0)")
     add(
         "--quirks",
         nargs="?",
@@ -53,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="",
         metavar="LIST",
         help="emit real firmwares' protocol breakage on every miner: all, or a comma list of "
-        "brace, trailing_comma, inf, pool_stale, no_nul",
+        "brace, trailing_comma, inf, pool_stale, leading_comma, no_nul",
     )
     add("--processes", type=int, default=None, metavar="N", help="child processes (0: this one; auto)")
     add("--seed", type=int, default=0, help="picks which miners get the faults (0)")
@@ -76,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
 def build_groups(args: argparse.Namespace) -> list:
     """The fleet groups an argument list describes (CLIError on inconsistent input)."""
     from fleetd.sim.antminer import QUIRKS
-    from fleetd.sim.fleet import Group, addresses, plan
+    from fleetd.sim.fleet import Group, addresses, emulator_options, plan
     from fleetd.sim.models import lookup
 
     models: list[str] = args.model
@@ -96,9 +97,12 @@ def build_groups(args: argparse.Namespace) -> list:
     base = DEFAULT_BASE
     for i, (name, count) in enumerate(zip(models, counts, strict=True)):
         try:
-            spec_name = lookup(name).spec.name
+            model = lookup(name)
         except KeyError as exc:
             raise CLIError(str(exc.args[0])) from None
+        options = {}
+        if args.reboot_s and "reboot_s" in emulator_options(model.emulator_class()):
+            options["reboot_s"] = args.reboot_s
         if i < len(args.base):
             base = args.base[i]
         try:
@@ -109,10 +113,10 @@ def build_groups(args: argparse.Namespace) -> list:
             raise CLIError(f"--base {base} is not a loopback address (127.0.0.0/8)")
         groups.append(
             Group(
-                spec_name,
+                model.spec.name,
                 count,
                 hosts[0],
-                ports=ports,
+                ports={k: v for k, v in ports.items() if k in model.emulator_class().default_ports},
                 faults=faults,
                 quirks=quirks,
                 ramp_s=args.ramp_s,
@@ -120,6 +124,7 @@ def build_groups(args: argparse.Namespace) -> list:
                 slow_s=args.slow_s,
                 conf_delay_s=args.conf_delay_s,
                 seed=args.seed,
+                options=options,
             )
         )
         base = hosts[-1]
@@ -164,7 +169,7 @@ async def _serve(groups: Sequence, processes: int, out: TextIO) -> int:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
             if isinstance(fleet, ProcessFleet):
-                dead = [proc.pid for proc, _ in fleet.children if not proc.is_alive()]
+                dead = fleet.dead()
                 if dead:
                     raise RuntimeError(f"emulator process {dead[0]} died; stopping")
     print("stopped", file=out, flush=True)
@@ -192,7 +197,7 @@ def _bind_hint(exc: Exception, ports: dict[str, int]) -> str:
     port = getattr(exc, "port", 0)
     if "need root" in text:
         option = "--api-port 14028" if port == ports.get("api") else "--web-port 8080"
-        text += f": run with {option}"
+        text += f"; run with {option}"
     return text
 
 

@@ -9,12 +9,14 @@ Quirks (per miner, `Faults.quirks`), each the breakage some real firmware emits:
   trailing_comma  `,}` closing the last `stats` element
   inf             a bare `inf` number in `summary`
   pool_stale      the `"Pool Stale%%"` key in `pools` (the S21 firmware always emits it)
+  leading_comma   `[,{` opening the `pools` list
   no_nul          no NUL terminator, and the socket is left open after the reply
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -29,8 +31,9 @@ from typing import Any, ClassVar
 
 from fleetd.sim.base import EmulatedMiner, MinerState, listen
 
-QUIRKS: frozenset[str] = frozenset({"brace", "trailing_comma", "inf", "pool_stale", "no_nul"})
+QUIRKS = frozenset({"brace", "trailing_comma", "inf", "pool_stale", "leading_comma", "no_nul"})
 REALM = "antMiner Configuration"
+_CHALLENGE = f'Digest realm="{REALM}", charset="UTF-8", algorithm=MD5'
 DEFAULT_USER = "root"
 # A connection the client keeps open (keep-alive, no_nul, dead miner) is closed after this long idle.
 # Never short: clients under load send their request seconds after connecting.
@@ -45,6 +48,9 @@ _NONCE_KEY = os.urandom(16)
 def capture(name: str) -> Any:
     """A capture template (shared, never mutate: callers deep-copy the parts they fill)."""
     data = json.loads((_CAPTURES / f"{name}.json").read_text())
+    if name == "antminer_s19pro_stats":
+        item = data["STATS"][1]
+        data["STATS"][1] = {k: item[k] for k in sorted(item, key=_order_key(_BMMINER_STATS_ORDER))}
     if name in _RESORTED:
         # These captures were key-sorted by their publisher; restore the firmware's field order
         # from the S21 capture of the same reply (same CGMiner API code, same field set).
@@ -58,6 +64,24 @@ _RESORTED = {
     "antminer_s19pro_version": ("VERSION", "antminer_s21_version"),
     "antminer_s19pro_summary": ("SUMMARY", "antminer_s21_summary"),
 }
+
+
+def _numbered(*names: str) -> list[str]:
+    return [f"{name}{n}" for name in names for n in range(1, 5)]
+
+
+# Field order of BMMiner 49.0.1.3 `stats` (seen in a public dump from an S19j Pro on that firmware;
+# same field set as our key-sorted S19 Pro capture).
+_BMMINER_STATS_ORDER = [
+    *("STATS", "ID", "Elapsed", "Calls", "Wait", "Max", "Min", "GHS 5s", "GHS av", "rate_30m", "Mode"),
+    *("miner_count", "frequency", "fan_num", *_numbered("fan"), "temp_num"),
+    *("temp1", "temp2_1", "temp2", "temp2_2", "temp3", "temp2_3"),
+    *_numbered("temp_pcb", "temp_chip", "temp_pic"),
+    *("total_rateideal", "rate_unit", "total_freqavg", "total_acn", "total rate", "temp_max"),
+    "no_matching_work",
+    *_numbered("chain_acn", "chain_acs", "chain_hw", "chain_rate", "freq"),
+    *("miner_version", "miner_id"),
+]
 
 
 def _order_key(order: list[str]) -> Any:
@@ -77,6 +101,7 @@ class Live:
 
     __slots__ = (
         "accepted",
+        "at",
         "avg_ghs",
         "board_ghs",
         "chip_temps",
@@ -93,6 +118,7 @@ class Live:
     def __init__(self, state: MinerState, now: float | None = None) -> None:
         now = time.time() if now is None else now
         spec = state.spec
+        self.at = now
         self.now = int(now)
         self.elapsed = state.uptime_s(now)
         self.rate_ghs = state.hashrate_ths(now) * 1000.0
@@ -120,11 +146,20 @@ class AntminerMiner(EmulatedMiner):
     pools_stale_key: ClassVar[str] = "Pool Stale%"
 
     def __init__(
-        self, state: MinerState, host: str, ports: dict[str, int], conf_delay_s: float = 0.0
+        self,
+        state: MinerState,
+        host: str,
+        ports: dict[str, int],
+        *,
+        conf_delay_s: float = 0.0,
+        reboot_s: float = 0.0,
     ) -> None:
         super().__init__(state, host, ports)
         self.conf_delay_s = conf_delay_s  # set_miner_conf.cgi answers only after this (firmware restarts)
+        self.reboot_s = reboot_s  # how long reboot.cgi takes the miner off the network
+        self._rebooting: asyncio.Future[None] | None = None
         self.blink = False
+        self._last_live: Live | None = None
         self.conf = copy.deepcopy(capture("antminer_s21_web-get_miner_conf.cgi"))
         worker = host.replace(".", "x")
         self.conf["pools"][0]["user"] = f"fleetd_sim.{worker}"
@@ -137,13 +172,19 @@ class AntminerMiner(EmulatedMiner):
         if not state.hostname:
             state.hostname = "Antminer"
 
+    def _live(self, now: float) -> Live:
+        # One reading per request: the parts of a joined reply agree with each other.
+        if self._last_live is None or self._last_live.at != now:
+            self._last_live = Live(self.state, now)
+        return self._last_live
+
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         try:
             self.servers.append(await listen(lambda: ApiProtocol(self), self.host, self.ports["api"]))
             self.servers.append(await listen(lambda: WebProtocol(self), self.host, self.ports["web"]))
         except BaseException:
-            await self.stop()
+            await EmulatedMiner.stop(self)  # not self.stop(): start() also runs inside the reboot task
             raise
 
     # --- CGMiner API ----------------------------------------------------------------------------
@@ -200,6 +241,8 @@ class AntminerMiner(EmulatedMiner):
         body = _dumps(reply)
         if command == "summary" and "inf" in quirks:
             body = re.sub(r'"Device Hardware%":[-0-9.eE+]+', '"Device Hardware%":inf', body)
+        if command == "pools" and "leading_comma" in quirks:
+            body = body.replace('"POOLS":[{', '"POOLS":[,{', 1)
         return body
 
     def _error(self, code: int, msg: str, now: float) -> dict:
@@ -215,7 +258,7 @@ class AntminerMiner(EmulatedMiner):
         return {"STATUS": [_status(22, "CGMiner versions", now)], "VERSION": cap["VERSION"], "id": 1}
 
     def _rpc_summary(self, _param: str, now: float) -> dict:
-        live = Live(self.state, now)
+        live = self._live(now)
         item = dict(capture(f"{self.prefix}_summary")["SUMMARY"][0])
         elapsed = max(1, live.elapsed)
         item.update(
@@ -241,7 +284,7 @@ class AntminerMiner(EmulatedMiner):
         return {"STATUS": [_status(11, "Summary", now)], "SUMMARY": [item], "id": 1}
 
     def _rpc_stats(self, _param: str, now: float) -> dict:
-        live = Live(self.state, now)
+        live = self._live(now)
         cap = capture(self.rpc_stats_template)
         head = dict(capture(f"{self.prefix}_version")["VERSION"][0])
         head.pop("API", None)
@@ -342,11 +385,11 @@ class AntminerMiner(EmulatedMiner):
         return items
 
     def _rpc_pools(self, _param: str, now: float) -> dict:
-        items = self._pool_items(Live(self.state, now))
+        items = self._pool_items(self._live(now))
         return {"STATUS": [_status(7, f"{len(items)} Pool(s)", now)], "POOLS": items, "id": 1}
 
     def _rpc_devs(self, _param: str, now: float) -> dict:
-        live = Live(self.state, now)
+        live = self._live(now)
         item = dict(capture("antminer_s21_devs")["DEVS"][0])
         item.update(
             {
@@ -424,7 +467,7 @@ class AntminerMiner(EmulatedMiner):
             return 200, _INDEX_HTML, 0.0
         handler = self._WEB.get(path)
         if handler is None:
-            return 404, _NOT_FOUND_HTML, 0.0
+            return 404, _PAGES[404], 0.0
         result = handler(self, method, body)
         delay = 0.0
         if isinstance(result, tuple):
@@ -514,7 +557,7 @@ class AntminerMiner(EmulatedMiner):
         return "3" if self.state.mode == "low" else "0"
 
     def _cgi_summary(self, _method: str, _body: bytes) -> dict:
-        live = Live(self.state, time.time())
+        live = self._live(time.time())
         cap = capture("antminer_s21_web-summary.cgi")
         status = [dict(s) for s in cap["SUMMARY"][0]["status"]]
         problems = {
@@ -542,7 +585,7 @@ class AntminerMiner(EmulatedMiner):
         return {"STATUS": [st], "INFO": self._web_info(), "SUMMARY": [item]}
 
     def _cgi_stats(self, _method: str, _body: bytes) -> dict:
-        live = Live(self.state, time.time())
+        live = self._live(time.time())
         cap = capture("antminer_s21_web-stats.cgi")
         chain_t = cap["STATS"][0]["chain"][0]
         chains = []
@@ -584,7 +627,7 @@ class AntminerMiner(EmulatedMiner):
 
     def _cgi_pools(self, _method: str, _body: bytes) -> dict:
         # No capture of pools.cgi: the same pools as the API, in the web CGI's lower-case style.
-        live = Live(self.state, time.time())
+        live = self._live(time.time())
         pools = [
             {
                 "index": p["POOL"],
@@ -621,11 +664,38 @@ class AntminerMiner(EmulatedMiner):
         return {"code": "B000"}
 
     def _cgi_reboot(self, _method: str, _body: bytes) -> dict:
+        if self.reboot_s > 0:
+            # Go offline just after this reply is out; answer again after reboot_s.
+            asyncio.get_running_loop().call_later(0.05, self._go_offline)
+        else:
+            self._booted()
+        return {"stats": "success", "code": "R000", "msg": "OK!"}
+
+    def _booted(self) -> None:
         now = time.time()
         self.state.started_at = now
         if not self.state.sleeping:
             self.state.woke_at = now
-        return {"stats": "success", "code": "R000", "msg": "OK!"}
+
+    def _go_offline(self) -> None:
+        if self._rebooting is None and self.servers:
+            self._rebooting = asyncio.ensure_future(self._reboot())
+
+    async def _reboot(self) -> None:
+        try:
+            await EmulatedMiner.stop(self)
+            await asyncio.sleep(self.reboot_s)
+            self._booted()
+            await self.start()
+        finally:
+            self._rebooting = None
+
+    async def stop(self) -> None:
+        if self._rebooting is not None:
+            self._rebooting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rebooting
+        await super().stop()
 
     _WEB: ClassVar[dict[str, Any]] = {
         "/cgi-bin/get_system_info.cgi": _cgi_system_info,
@@ -684,17 +754,18 @@ def _auth_fields(text: str) -> dict[str, str]:
 
 
 def _nonce_tail(ts: str) -> str:
-    return hmac.new(_NONCE_KEY, ts.encode(), "sha256").hexdigest()[:24]
+    return hmac.new(_NONCE_KEY, ts.encode(), "sha256").hexdigest()[:32]
 
 
 def make_nonce(now: float | None = None) -> str:
-    """A digest nonce this process can later recognise as its own (stateless)."""
+    """A digest nonce in lighttpd's `time:hash` form that this process recognises later (stateless)."""
     ts = f"{int(time.time() if now is None else now):08x}"
-    return ts + _nonce_tail(ts)
+    return f"{ts}:{_nonce_tail(ts)}"
 
 
 def _nonce_ok(nonce: str) -> bool:
-    return len(nonce) == 32 and hmac.compare_digest(nonce, nonce[:8] + _nonce_tail(nonce[:8]))
+    ts, _, tail = nonce.partition(":")
+    return len(ts) == 8 and hmac.compare_digest(tail, _nonce_tail(ts))
 
 
 def to_text(reply: dict) -> str:
@@ -706,7 +777,8 @@ def to_text(reply: dict) -> str:
         for item in items if isinstance(items, list) else [items]:
             pairs = ",".join(f"{k}={_text_value(v)}" for k, v in item.items())
             first = next(iter(item), "")
-            if section == "STATUS" or section.startswith(first) or first in ("ASC", "PGA", "GPU"):
+            # Items led by their own id field (STATS=0, POOL=0, ASC=0) carry no section name.
+            if section in ("STATUS", "STATS") or section.startswith(first) or first in ("ASC", "PGA", "GPU"):
                 out.append(pairs + "|")
             else:
                 out.append(f"{section},{pairs}|")
@@ -725,15 +797,22 @@ _INDEX_HTML = (
     '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Antminer</title></head>'
     '<body><div id="app"></div></body></html>\n'
 )
-_NOT_FOUND_HTML = (
-    '<?xml version="1.0" encoding="iso-8859-1"?>\n<!DOCTYPE html>\n<html><head><title>404 - Not Found</title>'
-    "</head><body><h1>404 - Not Found</h1></body></html>\n"
-)
-_UNAUTHORIZED_HTML = (
-    '<?xml version="1.0" encoding="iso-8859-1"?>\n<!DOCTYPE html>\n<html><head><title>401 - Unauthorized'
-    "</title></head><body><h1>401 - Unauthorized</h1></body></html>\n"
-)
+
+
+def _lighttpd_page(status: int) -> str:
+    """lighttpd's stock error page (a real S19j Pro's 401 body is exactly this, 347 bytes)."""
+    title = f"{status} {_REASONS[status]}"
+    return (
+        '<?xml version="1.0" encoding="iso-8859-1"?>\n'
+        '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"\n'
+        '         "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n'
+        f" <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n </body>\n</html>\n"
+    )
+
+
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
+_PAGES = {status: _lighttpd_page(status) for status in _REASONS if status != 200}
 
 
 # --- protocols ----------------------------------------------------------------------------------
@@ -752,11 +831,14 @@ class ApiProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.miner.connections.add(transport)
         self.idle = asyncio.get_running_loop().call_later(IDLE_CLOSE_S, transport.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.idle:
             self.idle.cancel()
+        if self.transport is not None:
+            self.miner.connections.discard(self.transport)
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
@@ -770,10 +852,12 @@ class ApiProtocol(asyncio.Protocol):
             self._dispatch()
 
     def eof_received(self) -> bool:
-        if not self.done and self.buf.strip(b"\x00\r\n\t "):
+        # Half-closed by the client (`nc -q1`): keep the socket to write the reply, which may be due later.
+        if not self.done:
+            if not self.buf.strip(b"\x00\r\n\t "):
+                return False
             self._dispatch()
-            return True  # half-closed: still write the reply
-        return False
+        return True
 
     def _complete(self, eof: bool) -> bool:
         text = bytes(self.buf).strip(b"\x00\r\n\t ")
@@ -814,24 +898,31 @@ class ApiProtocol(asyncio.Protocol):
 class WebProtocol(asyncio.Protocol):
     """One HTTP/1.1 connection to the web CGI (keep-alive, Content-Length bodies, digest auth)."""
 
-    __slots__ = ("buf", "busy", "idle", "miner", "transport")
+    __slots__ = ("buf", "busy", "continued", "idle", "miner", "transport")
 
     def __init__(self, miner: AntminerMiner) -> None:
         self.miner = miner
         self.buf = bytearray()
         self.busy = False
+        self.continued = False
         self.transport: asyncio.Transport | None = None
         self.idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.miner.connections.add(transport)
         self._touch()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.idle:
             self.idle.cancel()
+        if self.transport is not None:
+            self.miner.connections.discard(self.transport)
         self.transport = None
+
+    def eof_received(self) -> bool:
+        return self.busy  # a delayed response is still to be written
 
     def _touch(self) -> None:
         if self.idle:
@@ -864,11 +955,15 @@ class WebProtocol(asyncio.Protocol):
                 length = int(headers.get("content-length", "0"))
             except ValueError:
                 length = -1
-            if len(parts) != 3 or length < 0:
-                self._send(400, "<h1>400 - Bad Request</h1>\n", False, 0.0)
+            if len(parts) != 3 or length < 0 or "chunked" in headers.get("transfer-encoding", ""):
+                self._send(400, _PAGES[400], False, 0.0)
                 return
             if len(self.buf) < end + 4 + length:
+                if headers.get("expect", "").lower() == "100-continue" and not self.continued:
+                    self.continued = True  # curl waits for this before sending a body
+                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 return
+            self.continued = False
             body = bytes(self.buf[end + 4 : end + 4 + length])
             del self.buf[: end + 4 + length]
             method, target, version = parts
@@ -882,11 +977,11 @@ class WebProtocol(asyncio.Protocol):
             self.busy = True  # swallow this and every later request
             return
         if not miner.authorized(method, headers.get("authorization")):
-            challenge = f'Digest realm="{REALM}", nonce="{make_nonce()}", qop="auth"'
-            self._send(401, _UNAUTHORIZED_HTML, keep, faults.slow_s, [("WWW-Authenticate", challenge)])
+            challenge = f'{_CHALLENGE}, nonce="{make_nonce()}", qop="auth"'
+            self._send(401, _PAGES[401], keep, faults.slow_s, [("WWW-Authenticate", challenge)])
             return
         if method not in ("GET", "POST"):
-            self._send(405, "<h1>405 - Method Not Allowed</h1>\n", keep, faults.slow_s)
+            self._send(405, _PAGES[405], keep, faults.slow_s)
             return
         status, text, delay = miner.web(method, target, body)
         ctype = "text/html"
@@ -902,15 +997,17 @@ class WebProtocol(asyncio.Protocol):
         content_type: str = "text/html",
     ) -> None:
         body = text.encode()
-        head = [
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}",
+        # Header names and order as a real S19j Pro's lighttpd sends them.
+        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}"]
+        head.extend(f"{k}: {v}" for k, v in extra or ())
+        head += [
             f"Content-Type: {content_type}",
             f"Content-Length: {len(body)}",
-            f"Connection: {'keep-alive' if keep else 'close'}",
             f"Date: {formatdate(usegmt=True)}",
-            "Server: lighttpd/1.4.32",
+            "Server: lighttpd/1.4.69",
         ]
-        head.extend(f"{k}: {v}" for k, v in extra or ())
+        if not keep:
+            head.append("Connection: close")
         data = ("\r\n".join(head) + "\r\n\r\n").encode() + body
         if delay > 0:
             self.busy = True

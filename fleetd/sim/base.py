@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import random
 import socket
 import time
@@ -203,6 +204,8 @@ class EmulatedMiner(abc.ABC):
         self.host = host
         self.ports = ports  # protocol name -> port, e.g. {"api": 4028, "web": 80}
         self.servers: list[asyncio.AbstractServer] = []
+        # Open client connections; protocols add and discard theirs so that stop() can close them.
+        self.connections: set[asyncio.BaseTransport] = set()
 
     @abc.abstractmethod
     async def start(self) -> None:
@@ -211,6 +214,14 @@ class EmulatedMiner(abc.ABC):
     async def stop(self) -> None:
         for srv in self.servers:
             srv.close()
+            close_clients = getattr(srv, "close_clients", None)  # Python 3.13+
+            if close_clients is not None:
+                close_clients()
+        for transport in list(self.connections):
+            transport.abort()
+        self.connections.clear()
         for srv in self.servers:
-            await srv.wait_closed()
+            # From Python 3.12 this also waits for open connections, which a client may hold on to.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(srv.wait_closed(), 1.0)
         self.servers.clear()

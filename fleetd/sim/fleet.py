@@ -1,38 +1,45 @@
 """Run a fleet of emulated miners, in this process (tests) or across child processes (scale).
 
-    from fleetd.sim.fleet import Group, Fleet, ProcessFleet
+    from fleetd.sim.fleet import Fleet, Group, ProcessFleet
 
     groups = [Group("Antminer S19 Pro", count=3, base="127.11.0.1", ports={"web": 8080},
                     faults={"dead": 0.34}, ramp_s=0.5, jitter=0.0)]
-    async with Fleet(groups) as miners:          # in-process; miners: list[SimMiner(host, model, ports)]
-        fleet_state = ...                        # Fleet.state(host) -> that miner's MinerState
-    async with ProcessFleet(groups) as miners:   # or `with ProcessFleet(groups) as miners:` (sync)
-        ...                                      # <= per_process miners per child; children die with us
+    fleet = Fleet(groups)
+    async with fleet as miners:                  # in-process: miners is list[SimMiner(host, model, ports)]
+        fleet.state(miners[0].host).sleep()      # each miner's MinerState, to change or inspect it
+    async with ProcessFleet(groups) as miners:   # or `with ProcessFleet(groups) as miners:` (blocking)
+        ...                                      # <= per_process (2,500) miners per child process
 
-A `Group` is `count` miners of one model on consecutive addresses from `base`, all on the same ports
-(defaults: the emulator's real ports, e.g. api 4028 and web 80; ports below 1024 need root).
-`faults` maps a fault name (`FAULTS`) to the fraction of the group that has it; the miners are picked
-deterministically from `seed`. `quirks` switches protocol quirks on for every miner of the group.
-Binding failures raise `BindError` with the address, port and reason.
+A `Group` is `count` miners of one model (a name in fleetd.sim.models.MODELS) on consecutive addresses
+from `base`, all on the same ports: the emulator's real ones (Antminer: api 4028, web 80) unless
+overridden by `ports`; ports below 1024 need root. `faults` maps a fault name (`FAULTS`) to the
+fraction of the group that has it, picked deterministically from `seed`; `quirks` switches protocol
+quirks on for the whole group; `options` are keyword options of the emulator class (Antminer:
+`reboot_s`). Binding failures raise `BindError` (an OSError) naming the address, port and reason.
+ProcessFleet children are `python -m fleetd.sim.worker` processes: they exit when the parent stops
+them or dies (their stdin closes); a child that cannot start raises RuntimeError or TimeoutError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
+import inspect
 import ipaddress
+import json
 import math
-import multiprocessing
 import os
+import pickle
 import random
 import resource
+import select
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 from fleetd.sim.base import EmulatedMiner, Faults, MinerState
@@ -62,8 +69,9 @@ class Group:
     ramp_s: float = 30.0
     jitter: float = 0.01
     slow_s: float = SLOW_S
-    conf_delay_s: float = 0.0  # how long set_miner_conf.cgi takes to answer (real firmware: up to ~20 s)
+    conf_delay_s: float = 0.0  # how long a power command takes to be acknowledged (Antminer: up to ~20 s)
     seed: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)  # keyword options of the emulator class
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,7 @@ class MinerPlan:
     ramp_s: float
     jitter: float
     conf_delay_s: float
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class BindError(OSError):
@@ -86,7 +95,7 @@ class BindError(OSError):
         reason = exc.strerror or str(exc)
         hint = ""
         if exc.errno in (errno.EACCES, errno.EPERM) and port < 1024:
-            hint = " (ports below 1024 need root; use a port from 1024 up)"
+            hint = " (ports below 1024 need root)"
         elif exc.errno == errno.EADDRNOTAVAIL:
             hint = " (use a loopback address in 127.0.0.0/8)"
         elif exc.errno == errno.EADDRINUSE:
@@ -115,7 +124,12 @@ def plan(groups: Iterable[Group]) -> list[MinerPlan]:
         model = lookup(g.model)
         if g.count < 0:
             raise ValueError(f"negative count for {g.model}")
-        ports = {**getattr(model.emulator_class(), "default_ports", {}), **g.ports}
+        cls = model.emulator_class()
+        ports = {**cls.default_ports, **g.ports}
+        unknown = set(g.options) - emulator_options(cls)
+        if unknown:
+            raise ValueError(f"{model.spec.name} emulator has no option {sorted(unknown)[0]!r}")
+        options = dict(g.options)
         hosts = addresses(g.base, g.count)
         chosen: dict[str, set[int]] = {}
         for name, fraction in g.faults.items():
@@ -137,7 +151,9 @@ def plan(groups: Iterable[Group]) -> list[MinerPlan]:
                 **{name: True for name in on if name != "slow"},
             )
             plans.append(
-                MinerPlan(host, model.spec.name, dict(ports), faults, g.ramp_s, g.jitter, g.conf_delay_s)
+                MinerPlan(
+                    host, model.spec.name, dict(ports), faults, g.ramp_s, g.jitter, g.conf_delay_s, options
+                )
             )
     return plans
 
@@ -153,10 +169,17 @@ def build(p: MinerPlan) -> EmulatedMiner:
         rng=random.Random(p.host),
     )
     state.started_at -= state.rng.uniform(3600.0, 3 * 86400.0)  # miners have been up a while
-    cls: Any = model.emulator_class()
-    if "conf_delay_s" in cls.__init__.__code__.co_varnames:
-        return cls(state, p.host, dict(p.ports), conf_delay_s=p.conf_delay_s)
-    return cls(state, p.host, dict(p.ports))
+    cls = model.emulator_class()
+    options = dict(p.options)
+    if p.conf_delay_s and "conf_delay_s" in emulator_options(cls):
+        options["conf_delay_s"] = p.conf_delay_s
+    return cls(state, p.host, dict(p.ports), **options)
+
+
+def emulator_options(cls: type[EmulatedMiner]) -> set[str]:
+    """The keyword options an emulator class takes besides (state, host, ports)."""
+    params = inspect.signature(cls).parameters.values()
+    return {p.name for p in params if p.name not in ("state", "host", "ports") and p.kind != p.VAR_KEYWORD}
 
 
 async def start_all(plans: Sequence[MinerPlan]) -> list[EmulatedMiner]:
@@ -194,8 +217,7 @@ async def stop_all(miners: Iterable[EmulatedMiner]) -> None:
     for m in miners:
         for srv in m.servers:
             srv.close()
-    for m in miners:
-        await m.stop()
+    await asyncio.gather(*(m.stop() for m in miners))
 
 
 class Fleet:
@@ -235,11 +257,15 @@ class ProcessFleet:
         size = max(1, math.ceil(len(self.plans) / n))
         self.chunks = [self.plans[i : i + size] for i in range(0, len(self.plans), size)]
         self.ready_timeout_s = ready_timeout_s
-        self.children: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+        self.children: list[subprocess.Popen[bytes]] = []
 
     @property
     def pids(self) -> list[int]:
-        return [proc.pid for proc, _ in self.children if proc.pid is not None]
+        return [proc.pid for proc in self.children]
+
+    def dead(self) -> list[int]:
+        """Children that have exited (they should not before `stop`)."""
+        return [proc.pid for proc in self.children if proc.poll() is not None]
 
     def start(self) -> list[SimMiner]:
         """Start the children and wait until every miner listens (blocking)."""
@@ -247,16 +273,24 @@ class ProcessFleet:
         return self._wait_ready()
 
     def _spawn(self) -> None:
-        # The children get SIGTERM when the *thread* that spawned them ends (PR_SET_PDEATHSIG), so
-        # spawn from the caller's thread, never from a worker thread.
-        ctx = multiprocessing.get_context("spawn")
+        # A child of its own interpreter (`python -m fleetd.sim.worker`), not multiprocessing: that
+        # would re-import the caller's __main__ in every child. Plans go in on stdin; one status line
+        # comes back on stdout; stdin reaching EOF (stop, or this process dying) ends the child.
         try:
             for chunk in self.chunks:
-                parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_child_main, args=(child, chunk), daemon=True, name="fleetd-sim")
-                proc.start()
-                child.close()
-                self.children.append((proc, parent))
+                try:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "fleetd.sim.worker"],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        start_new_session=True,  # Ctrl-C goes to us; we stop the children
+                    )
+                except OSError as exc:
+                    raise RuntimeError(f"cannot start {sys.executable} for the emulators: {exc}") from None
+                self.children.append(proc)
+                assert proc.stdin is not None
+                proc.stdin.write(pickle.dumps(chunk))
+                proc.stdin.flush()
         except BaseException:
             self.stop()
             raise
@@ -264,14 +298,16 @@ class ProcessFleet:
     def _wait_ready(self) -> list[SimMiner]:
         try:
             deadline = time.monotonic() + self.ready_timeout_s
-            for proc, conn in self.children:
-                if not conn.poll(max(0.0, deadline - time.monotonic())):
+            for proc in self.children:
+                assert proc.stdout is not None
+                ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
                     wait = f"{self.ready_timeout_s:.0f} s"
                     raise TimeoutError(f"emulator process {proc.pid} not ready in {wait}")
-                try:
-                    kind, detail = conn.recv()
-                except EOFError:
-                    raise RuntimeError(f"emulator process {proc.pid} died while starting") from None
+                line = proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"emulator process {proc.pid} died while starting")
+                kind, detail = json.loads(line)
                 if kind == "bind":
                     host, port, err, message = detail
                     raise BindError(host, port, OSError(err, message))
@@ -283,15 +319,18 @@ class ProcessFleet:
         return self.miners
 
     def stop(self) -> None:
-        for _, conn in self.children:
-            with contextlib.suppress(OSError):
-                conn.send(("stop", None))
-        for proc, conn in self.children:
-            proc.join(10)
-            if proc.is_alive():
+        for proc in self.children:
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+        for proc in self.children:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.join(5)
-            conn.close()
+                proc.wait(5)
+            if proc.stdout is not None:
+                proc.stdout.close()
         self.children.clear()
 
     def __enter__(self) -> list[SimMiner]:
@@ -308,43 +347,45 @@ class ProcessFleet:
         await asyncio.to_thread(self.stop)
 
 
-# --- child process ------------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _child_main(conn: Connection, plans: list[MinerPlan]) -> None:
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+# --- child process (run by fleetd.sim.worker) ---------------------------------------------------
+def child_main() -> None:
+    """Serve the plans read from stdin until stdin closes or SIGTERM; report readiness on stdout."""
+    # No PR_SET_PDEATHSIG: it fires when the spawning *thread* ends. EOF on stdin covers a dead parent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    plans: list[MinerPlan] = pickle.load(sys.stdin.buffer)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_child_serve(conn, plans))
+        asyncio.run(_child_serve(plans))
+    sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown of thousands of sockets
 
 
-async def _child_serve(conn: Connection, plans: list[MinerPlan]) -> None:
+def _report(kind: str, detail: Any) -> None:
+    sys.stdout.write(json.dumps([kind, detail]) + "\n")
+    sys.stdout.flush()
+
+
+async def _child_serve(plans: list[MinerPlan]) -> None:
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, done.set)
     try:
         miners = await start_all(plans)
     except BindError as exc:
-        conn.send(("bind", (exc.host, exc.port, exc.errno, exc.reason)))
+        _report("bind", (exc.host, exc.port, exc.errno, exc.reason))
         return
     except Exception as exc:
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        _report("error", f"{type(exc).__name__}: {exc}")
         return
-    conn.send(("ready", len(miners)))
+    _report("ready", len(miners))
+    stdin = sys.stdin.buffer.fileno()
 
-    def on_message() -> None:
-        with contextlib.suppress(EOFError, OSError):  # EOF: the parent is gone
-            conn.recv()  # "stop"
-        done.set()
+    def on_stdin() -> None:
+        if not os.read(stdin, 4096):  # EOF: stop, or the parent is gone
+            done.set()
 
-    loop.add_reader(conn.fileno(), on_message)
+    loop.add_reader(stdin, on_stdin)
     await done.wait()
-    loop.remove_reader(conn.fileno())
+    loop.remove_reader(stdin)

@@ -11,6 +11,7 @@ Quirks (per miner, `Faults.quirks`), each the breakage some real btminer firmwar
   error_code_list    API 2.0.4: get_error_code sends `"error_code":["110":"<time>"]` (pairs in a list)
   trailing_comma     `,}` closing the SUMMARY object
   psu_missing_comma  2023-01 firmware: get_psu lacks the comma before "temp0" (`""temp0`)
+  no_joined          firmware that refuses joined commands ("summary+devs+pools")
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from fleetd.transport.btminer import aes_key, decrypt, derive_token, encrypt
 from fleetd.transport.btminer_v3 import v3_token
 from fleetd.transport.md5crypt import md5_crypt_hash
 
-QUIRKS: frozenset[str] = frozenset({"error_code_list", "trailing_comma", "psu_missing_comma"})
+QUIRKS: frozenset[str] = frozenset({"error_code_list", "trailing_comma", "psu_missing_comma", "no_joined"})
 V2_PASSWORD = "admin"
 V3_ACCOUNT = "super"
 V3_PASSWORD = "super"
@@ -91,6 +92,8 @@ class WhatsminerMiner(EmulatedMiner):
         self._rng = rng
         self.tokens: dict[str, list[tuple[float, str]]] = {}  # client address -> (issued, sign)
         self.errors: dict[int, str] = {}
+        self._live_at = 0.0
+        self._live_cache: dict[str, Any] | None = None
         if not state.serial:
             state.serial = "HTM3" + hashlib.md5(host.encode()).hexdigest()[:16].upper()
         if not state.mac:
@@ -133,11 +136,14 @@ class WhatsminerMiner(EmulatedMiner):
         return codes
 
     def _live(self, now: float) -> dict[str, Any]:
+        if self._live_at == now and self._live_cache is not None:
+            return self._live_cache  # one request (e.g. a joined read) sees one set of values
         s = self.state
         rate = s.hashrate_ths(now)
         shares = s.board_fractions()
         total = sum(shares) or 1.0
-        return {
+        self._live_at = now
+        self._live_cache = {
             "now": int(now),
             "rate": rate,
             "avg": s.steady_hashrate_ths(now),
@@ -149,6 +155,7 @@ class WhatsminerMiner(EmulatedMiner):
             "fans": s.fan_rpms(),
             "elapsed": s.uptime_s(now),
         }
+        return self._live_cache
 
     def _limit(self) -> int:
         s = self.state
@@ -172,6 +179,8 @@ class WhatsminerMiner(EmulatedMiner):
         if "enc" in req:
             return self._v2_out(self._privileged(req, client, now))
         command = str(req.get("cmd") or req.get("command") or "").strip()
+        if "+" in command and "no_joined" in self.state.faults.quirks:
+            return self._v2_out(_dumps(_flat(14, "invalid cmd", int(now), "E")))
         if "+" in command:
             parts = []
             for c in command.split("+"):
@@ -188,7 +197,7 @@ class WhatsminerMiner(EmulatedMiner):
     def _v2_out(self, body: str) -> bytes:
         if self.state.faults.malformed:
             body = body[: max(1, len(body) // 2)]
-        return body.encode()
+        return body.encode() + b"\0"  # btminer is CGMiner-based: replies end with a NUL
 
     def _v2_read(self, command: str, now: float) -> str | None:
         handler = _V2_READS.get(command)
@@ -275,44 +284,46 @@ class WhatsminerMiner(EmulatedMiner):
         rows = []
         for i, (ths, alive) in enumerate(zip(lv["boards"], lv["alive"], strict=True)):
             mhs = ths * 1e6
-            rows.append({
-                "ASC": i,
-                "Accepted": (s.accepted + int(lv["elapsed"] * 0.08)) // max(1, s.spec.boards),
-                "Chip Frequency": 650 if alive and ths else 0,
-                "Chip Temp Avg": round(lv["chip"] - 5.0, 2) if alive else 0.0,
-                "Chip Temp Max": lv["chip"] if alive else 0.0,
-                "Chip Temp Min": round(lv["chip"] - 12.0, 2) if alive else 0.0,
-                "Device Elapsed": lv["elapsed"],
-                "Device Hardware%": 0.0072,
-                "Device Rejected%": 0.0,
-                "Diff1 Work": 209185,
-                "Difficulty Accepted": 53673984.0,
-                "Difficulty Rejected": 0.0,
-                "Effective Chips": s.spec.chips_per_board if alive else 0,
-                "Enabled": "Y",
-                "Fan Speed In": lv["fans"][0] if lv["fans"] else 0,
-                "Fan Speed Out": lv["fans"][1] if len(lv["fans"]) > 1 else 0,
-                "Hardware Errors": 15,
-                "ID": i,
-                "Last Share Difficulty": 65536.0,
-                "Last Share Pool": 0,
-                "Last Share Time": lv["now"] - 8,
-                "Last Valid Work": lv["now"],
-                "MHS 15m": round(mhs, 2),
-                "MHS 1m": round(mhs, 2),
-                "MHS 5m": round(mhs, 2),
-                "MHS 5s": round(mhs, 2),
-                "MHS av": round(mhs, 2),
-                "Name": "SM",
-                "PCB SN": f"{s.serial[:12]}K{10000 + i:05d}"[:20],
-                "Rejected": 0,
-                "Slot": i,
-                "Status": "Alive" if alive else "Dead",
-                "Temperature": lv["board"] if alive else 0.0,
-                "Total MH": round(mhs * max(1, lv["elapsed"]), 1),
-                "Upfreq Complete": 1,
-                "Utility": 4.7,
-            })
+            rows.append(
+                {
+                    "ASC": i,
+                    "Accepted": (s.accepted + int(lv["elapsed"] * 0.08)) // max(1, s.spec.boards),
+                    "Chip Frequency": 650 if alive and ths else 0,
+                    "Chip Temp Avg": round(lv["chip"] - 5.0, 2) if alive else 0.0,
+                    "Chip Temp Max": lv["chip"] if alive else 0.0,
+                    "Chip Temp Min": round(lv["chip"] - 12.0, 2) if alive else 0.0,
+                    "Device Elapsed": lv["elapsed"],
+                    "Device Hardware%": 0.0072,
+                    "Device Rejected%": 0.0,
+                    "Diff1 Work": 209185,
+                    "Difficulty Accepted": 53673984.0,
+                    "Difficulty Rejected": 0.0,
+                    "Effective Chips": s.spec.chips_per_board if alive else 0,
+                    "Enabled": "Y",
+                    "Fan Speed In": lv["fans"][0] if lv["fans"] else 0,
+                    "Fan Speed Out": lv["fans"][1] if len(lv["fans"]) > 1 else 0,
+                    "Hardware Errors": 15,
+                    "ID": i,
+                    "Last Share Difficulty": 65536.0,
+                    "Last Share Pool": 0,
+                    "Last Share Time": lv["now"] - 8,
+                    "Last Valid Work": lv["now"],
+                    "MHS 15m": round(mhs, 2),
+                    "MHS 1m": round(mhs, 2),
+                    "MHS 5m": round(mhs, 2),
+                    "MHS 5s": round(mhs, 2),
+                    "MHS av": round(mhs, 2),
+                    "Name": "SM",
+                    "PCB SN": f"{s.serial[:12]}K{10000 + i:05d}"[:20],
+                    "Rejected": 0,
+                    "Slot": i,
+                    "Status": "Alive" if alive else "Dead",
+                    "Temperature": lv["board"] if alive else 0.0,
+                    "Total MH": round(mhs * max(1, lv["elapsed"]), 1),
+                    "Upfreq Complete": 1,
+                    "Utility": 4.7,
+                }
+            )
         head = _head(9, f"{len(rows)} ASC(s)", lv["now"])
         return _dumps({"STATUS": head, "DEVS": rows, "id": 1})
 
@@ -322,48 +333,59 @@ class WhatsminerMiner(EmulatedMiner):
         rows = []
         for i in range(3):
             first = i == 0
-            rows.append({
-                "Accepted": s.accepted + int(lv["elapsed"] * 0.08) if first else 0,
-                "Bad Work": 0,
-                "Best Share": 41127493 if first else 0,
-                "Current Block Height": 920127 if first else 0,
-                "Current Block Version": 536870912 if first else 0,
-                "Diff1 Shares": 625711 if first else 0,
-                "Difficulty Accepted": 158334976.0 if first else 0.0,
-                "Difficulty Rejected": 0.0,
-                "Difficulty Stale": 0.0,
-                "Discarded": 613134 if first else 0,
-                "Get Failures": 0,
-                "Getworks": 950 if first else 0,
-                "Has GBT": False,
-                "Has Stratum": True,
-                "Last Share Difficulty": 65536.0 if first else 0.0,
-                "Last Share Time": lv["now"] - 8 if first else 0,
-                "Long Poll": "N",
-                "POOL": i + 1,
-                "Pool Rejected%": 0.0,
-                "Pool Stale%": 0.0,
-                "Priority": i,
-                "Proxy": "",
-                "Proxy Type": "",
-                "Quota": 1,
-                "Rejected": s.rejected if first else 0,
-                "Remote Failures": 0,
-                "Stale": 0,
-                "Status": "Alive",
-                "Stratum Active": first and not s.sleeping,
-                "Stratum Difficulty": 65536.0 if first else 0.0,
-                "Stratum URL": f"btc{i + 1 if i else ''}.example.pool",
-                "URL": f"stratum+tcp://btc{i + 1 if i else ''}.example.pool:3333",
-                "User": worker,
-                "Work Difficulty": 0.0,
-                "Works": 80955374 if first else 0,
-            })
+            rows.append(
+                {
+                    "Accepted": s.accepted + int(lv["elapsed"] * 0.08) if first else 0,
+                    "Bad Work": 0,
+                    "Best Share": 41127493 if first else 0,
+                    "Current Block Height": 920127 if first else 0,
+                    "Current Block Version": 536870912 if first else 0,
+                    "Diff1 Shares": 625711 if first else 0,
+                    "Difficulty Accepted": 158334976.0 if first else 0.0,
+                    "Difficulty Rejected": 0.0,
+                    "Difficulty Stale": 0.0,
+                    "Discarded": 613134 if first else 0,
+                    "Get Failures": 0,
+                    "Getworks": 950 if first else 0,
+                    "Has GBT": False,
+                    "Has Stratum": True,
+                    "Last Share Difficulty": 65536.0 if first else 0.0,
+                    "Last Share Time": lv["now"] - 8 if first else 0,
+                    "Long Poll": "N",
+                    "POOL": i + 1,
+                    "Pool Rejected%": 0.0,
+                    "Pool Stale%": 0.0,
+                    "Priority": i,
+                    "Proxy": "",
+                    "Proxy Type": "",
+                    "Quota": 1,
+                    "Rejected": s.rejected if first else 0,
+                    "Remote Failures": 0,
+                    "Stale": 0,
+                    "Status": "Alive",
+                    "Stratum Active": first and not s.sleeping,
+                    "Stratum Difficulty": 65536.0 if first else 0.0,
+                    "Stratum URL": f"btc{i + 1 if i else ''}.example.pool",
+                    "URL": f"stratum+tcp://btc{i + 1 if i else ''}.example.pool:3333",
+                    "User": worker,
+                    "Work Difficulty": 0.0,
+                    "Works": 80955374 if first else 0,
+                }
+            )
         return _dumps({"STATUS": _head(7, "3 Pool(s)", lv["now"]), "POOLS": rows, "id": 1})
 
     def _devdetails(self, now: float) -> str:
-        rows = [{"DEVDETAILS": i, "Name": "SM", "ID": i, "Driver": "bitmicro", "Kernel": "",
-                 "Model": self.model_code} for i in range(self.state.spec.boards)]
+        rows = [
+            {
+                "DEVDETAILS": i,
+                "Name": "SM",
+                "ID": i,
+                "Driver": "bitmicro",
+                "Kernel": "",
+                "Model": self.model_code,
+            }
+            for i in range(self.state.spec.boards)
+        ]
         head = _head(69, "Device Details", int(now), "btminer")
         return _dumps({"STATUS": head, "DEVDETAILS": rows, "id": 1})
 
@@ -377,7 +399,7 @@ class WhatsminerMiner(EmulatedMiner):
 
     def _get_psu(self, now: float) -> str:
         s = self.state
-        p = s.power_w(now)
+        p = self._live(now)["power"]
         vin = 22850
         msg = {
             "name": self.psu_model[:3],
@@ -400,17 +422,27 @@ class WhatsminerMiner(EmulatedMiner):
 
     def _get_miner_info(self, now: float) -> str:
         s = self.state
-        msg = {"ip": self.host, "proto": "dhcp", "netmask": "255.0.0.0", "gateway": "127.0.0.1",
-               "dns": "127.0.0.53", "hostname": s.hostname, "mac": s.mac, "ledstat": "auto",
-               "minersn": s.serial}
+        msg = {
+            "ip": self.host,
+            "proto": "dhcp",
+            "netmask": "255.0.0.0",
+            "gateway": "127.0.0.1",
+            "dns": "127.0.0.53",
+            "hostname": s.hostname,
+            "mac": s.mac,
+            "ledstat": "auto",
+            "minersn": s.serial,
+        }
         return _dumps(_flat(131, msg, int(now)))
 
     def _get_error_code(self, now: float) -> str:
         codes = self.error_codes(now)
         if "error_code_list" in self.state.faults.quirks and codes:
             pairs = ",".join(f'"{c}":"{t}"' for c, t in codes.items())
-            return (f'{{"STATUS":"S","When":{int(now)},"Code":131,"Msg":{{"error_code":[{pairs}]}},'
-                    '"Description":""}')
+            return (
+                f'{{"STATUS":"S","When":{int(now)},"Code":131,"Msg":{{"error_code":[{pairs}]}},'
+                '"Description":""}'
+            )
         msg = {"error_code": [{str(c): t} for c, t in codes.items()]}
         return _dumps(_flat(131, msg, int(now)))
 
@@ -495,10 +527,23 @@ class WhatsminerMiner(EmulatedMiner):
             if not s.faults.ignore_power_commands:
                 self._restart()
             return ok
-        if command in ("set_led", "set_zone", "set_hostname", "update_pools", "enable_btminer_fast_boot",
-                       "disable_btminer_fast_boot", "enable_web_pools", "disable_web_pools", "net_config",
-                       "set_target_freq", "pre_power_on", "set_temp_offset", "adjust_upfreq_speed",
-                       "set_poweroff_cool", "set_fan_zero_speed"):
+        if command in (
+            "set_led",
+            "set_zone",
+            "set_hostname",
+            "update_pools",
+            "enable_btminer_fast_boot",
+            "disable_btminer_fast_boot",
+            "enable_web_pools",
+            "disable_web_pools",
+            "net_config",
+            "set_target_freq",
+            "pre_power_on",
+            "set_temp_offset",
+            "adjust_upfreq_speed",
+            "set_poweroff_cool",
+            "set_fan_zero_speed",
+        ):
             return ok
         return _flat(14, "invalid cmd", when, "E")
 
@@ -539,8 +584,9 @@ class WhatsminerMiner(EmulatedMiner):
         miner = {
             "board-num": str(s.spec.boards),
             **{f"chipdata{i}": "K8EC374-2426 BINVE6-197806A" for i in range(s.spec.boards)},
-            "detect-hash-rate": ":".join(str(int(s.spec.hashrate_ths * 1000 / s.spec.boards))
-                                         for _ in range(s.spec.boards)),
+            "detect-hash-rate": ":".join(
+                str(int(s.spec.hashrate_ths * 1000 / s.spec.boards)) for _ in range(s.spec.boards)
+            ),
             "fast-boot": "disable",
             "hash-board": self.model_code.split("_V")[-1] if "_V" in self.model_code else "",
             "hash-percent": "0",
@@ -552,20 +598,41 @@ class WhatsminerMiner(EmulatedMiner):
         }
         msg: dict[str, Any] = {
             "miner": miner,
-            "network": {"dns": "127.0.0.53", "gateway": "127.0.0.1", "hostname": s.hostname, "ip": self.host,
-                        "mac": s.mac, "netmask": "255.0.0.0", "proto": "dhcp"},
-            "power": {"fanspeed": 6344 if not s.sleeping else 3000, "hwversion": "RT0159", "mode": "1",
-                      "model": self.psu_model, "sn": "1436B2429603097", "swversion": "230224.220429",
-                      "type": self.psu_model, "vendor": "1"},
+            "network": {
+                "dns": "127.0.0.53",
+                "gateway": "127.0.0.1",
+                "hostname": s.hostname,
+                "ip": self.host,
+                "mac": s.mac,
+                "netmask": "255.0.0.0",
+                "proto": "dhcp",
+            },
+            "power": {
+                "fanspeed": 6344 if not s.sleeping else 3000,
+                "hwversion": "RT0159",
+                "mode": "1",
+                "model": self.psu_model,
+                "sn": "1436B2429603097",
+                "swversion": "230224.220429",
+                "type": self.psu_model,
+                "vendor": "1",
+            },
             "salt": self.v3_salt,
-            "system": {"api": self.api_ver, "apiswitch": "1" if self.write_access else "0",
-                       "control-board-version": "CB6V10", "fwversion": self.firmware, "ledstatus": "auto",
-                       "platform": self.platform},
+            "system": {
+                "api": self.api_ver,
+                "apiswitch": "1" if self.write_access else "0",
+                "control-board-version": "CB6V10",
+                "fwversion": self.firmware,
+                "ledstatus": "auto",
+                "platform": self.platform,
+            },
         }
         codes = self.error_codes(now)
         if codes:
-            msg = {"error-code": [{str(c): t, "reason": _REASONS.get(c, "error")} for c, t in codes.items()],
-                   **msg}
+            msg = {
+                "error-code": [{str(c): t, "reason": _REASONS.get(c, "error")} for c, t in codes.items()],
+                **msg,
+            }
         if isinstance(param, str) and param:
             wanted = [p.strip() for p in param.split(",")]
             if all(w in msg for w in wanted):
@@ -601,36 +668,50 @@ class WhatsminerMiner(EmulatedMiner):
                     "up-freq-finish": 1 if lv["rate"] else 0,
                 }
             elif w == "edevs":
-                msg["edevs"] = [{
-                    "chip-temp-avg": round(lv["chip"] - 5.0, 2) if a else 0.0,
-                    "chip-temp-max": lv["chip"] if a else 0.0,
-                    "chip-temp-min": round(lv["chip"] - 12.0, 2) if a else 0.0,
-                    "effective-chips": s.spec.chips_per_board if a else 0,
-                    "factory-hash": round(s.spec.hashrate_ths / max(1, s.spec.boards), 3),
-                    "freq": 625.0 if a and ths else 0.0,
-                    "hash-average": round(ths, 3),
-                    "hash-realtime": round(ths, 3),
-                    "id": i,
-                    "status": "alive" if a else "dead",
-                } for i, (ths, a) in enumerate(zip(lv["boards"], lv["alive"], strict=True))]
+                msg["edevs"] = [
+                    {
+                        "chip-temp-avg": round(lv["chip"] - 5.0, 2) if a else 0.0,
+                        "chip-temp-max": lv["chip"] if a else 0.0,
+                        "chip-temp-min": round(lv["chip"] - 12.0, 2) if a else 0.0,
+                        "effective-chips": s.spec.chips_per_board if a else 0,
+                        "factory-hash": round(s.spec.hashrate_ths / max(1, s.spec.boards), 3),
+                        "freq": 625.0 if a and ths else 0.0,
+                        "hash-average": round(ths, 3),
+                        "hash-realtime": round(ths, 3),
+                        "id": i,
+                        "status": "alive" if a else "dead",
+                    }
+                    for i, (ths, a) in enumerate(zip(lv["boards"], lv["alive"], strict=True))
+                ]
             elif w == "pools":
                 worker = "fleetd_sim." + self.host.replace(".", "x")
-                msg["pools"] = [{
-                    "id": i,
-                    "account": worker,
-                    "pool-priority": i,
-                    "status": "alive",
-                    "stratum-active": i == 0 and not s.sleeping,
-                    "url": f"stratum+tcp://btc{i + 1 if i else ''}.example.pool:3333",
-                } for i in range(3)]
+                msg["pools"] = [
+                    {
+                        "id": i,
+                        "account": worker,
+                        "pool-priority": i,
+                        "status": "alive",
+                        "stratum-active": i == 0 and not s.sleeping,
+                        "url": f"stratum+tcp://btc{i + 1 if i else ''}.example.pool:3333",
+                    }
+                    for i in range(3)
+                ]
             else:
                 return {"code": -1, "msg": f"invalid param {w}", "when": int(now)}
         return self._ok(msg, now)
 
     def _miner_setting(self, _param: Any, now: float) -> dict[str, Any]:
         s = self.state
-        return self._ok({"power-mode": s.mode, "power-limit": self._limit(), "pool-strategy": "FAILOVER",
-                         "fast-boot": "disable", "heat-mode": "normal"}, now)
+        return self._ok(
+            {
+                "power-mode": s.mode,
+                "power-limit": self._limit(),
+                "pool-strategy": "FAILOVER",
+                "fast-boot": "disable",
+                "heat-mode": "normal",
+            },
+            now,
+        )
 
     def _v3_set(self, command: str, req: dict[str, Any], now: float) -> dict[str, Any]:
         when = int(now)
@@ -639,8 +720,9 @@ class WhatsminerMiner(EmulatedMiner):
         ts = req.get("ts")
         if not isinstance(ts, int) or abs(ts - now) > V3_TS_WINDOW_S:
             return {"code": -1, "msg": "invalid ts: token expired", "when": when}
-        if req.get("account") != V3_ACCOUNT or req.get("token") != v3_token(command, self.v3_password,
-                                                                              self.v3_salt, ts):
+        if req.get("account") != V3_ACCOUNT or req.get("token") != v3_token(
+            command, self.v3_password, self.v3_salt, ts
+        ):
             return {"code": -1, "msg": "token error: account or password incorrect", "when": when}
         s, param = self.state, req.get("param")
         if command == "set.miner.service":
@@ -693,8 +775,13 @@ _V3_READS: dict[str, Callable[[WhatsminerMiner, Any, float], dict[str, Any] | No
     "get.miner.setting": WhatsminerMiner._miner_setting,
 }
 
-_REASONS = {110: "Intake fan speed error.", 350: "SM0 temperature protecting.", 530: "SM0 not found.",
-            531: "SM1 not found.", 532: "SM2 not found."}
+_REASONS = {
+    110: "Intake fan speed error.",
+    350: "SM0 temperature protecting.",
+    530: "SM0 not found.",
+    531: "SM1 not found.",
+    532: "SM2 not found.",
+}
 
 
 class WhatsminerM50S(WhatsminerMiner):

@@ -139,11 +139,17 @@ def _int(v: Any) -> int | None:
 def check_status(reply: Any, *, host: str, command: str) -> Any:
     """Return `reply` when its STATUS is a success; otherwise raise the matching DeviceError."""
     if not isinstance(reply, dict):
-        raise MalformedReplyError(f"expected a JSON object, got {type(reply).__name__}", host=host,
-                                  command=command)
+        raise MalformedReplyError(
+            f"expected a JSON object, got {type(reply).__name__}", host=host, command=command
+        )
     letter, code, msg = status_of(reply)
-    if letter not in ("E", "F") and code not in (CODE_INVALID_COMMAND, CODE_PERMISSION_DENIED,
-                                                  CODE_TOKEN_ERROR, CODE_TOKEN_LIMIT, CODE_BASE64_ERROR):
+    if letter not in ("E", "F") and code not in (
+        CODE_INVALID_COMMAND,
+        CODE_PERMISSION_DENIED,
+        CODE_TOKEN_ERROR,
+        CODE_TOKEN_LIMIT,
+        CODE_BASE64_ERROR,
+    ):
         return reply
     text = msg if isinstance(msg, str) else json.dumps(msg)
     if code == CODE_PERMISSION_DENIED or "can't access write cmd" in text.lower():
@@ -154,10 +160,13 @@ def check_status(reply: Any, *, host: str, command: str) -> Any:
         raise TokenLimitError(
             f"too many tokens ({text}): the miner gives one client at most 32 per 30 minutes; another "
             "tool on this host may be using them up, or wait for older tokens to expire",
-            host=host, command=command)
+            host=host,
+            command=command,
+        )
     if code == CODE_INVALID_COMMAND or ("invalid" in text.lower() and "command" in text.lower()):
-        raise InvalidCommandError(f"command not supported by this firmware ({text})", host=host,
-                                  command=command, code=code)
+        raise InvalidCommandError(
+            f"command not supported by this firmware ({text})", host=host, command=command, code=code
+        )
     raise CommandRejectedError(f"miner answered error {code}: {text}", host=host, command=command, code=code)
 
 
@@ -241,8 +250,9 @@ class BtminerV2:
         reply = await self.command("get_token")
         _, code, msg = status_of(reply)
         if not isinstance(msg, dict) or not all(k in msg for k in ("time", "salt", "newsalt")):
-            raise MalformedReplyError(f"get_token reply lacks time/salt/newsalt (code {code})",
-                                      host=self.host, command=command)
+            raise MalformedReplyError(
+                f"get_token reply lacks time/salt/newsalt (code {code})", host=self.host, command=command
+            )
         key, sign = derive_token(self.password, str(msg["salt"]), str(msg["newsalt"]), str(msg["time"]))
         token = _Token(sign=sign, key=aes_key(key), issued_at=time.monotonic())
         _TOKENS[_cache_key(self.host, self.port, self.password)] = token
@@ -272,7 +282,10 @@ class BtminerV2:
     def _wrong_password(self, command: str) -> WrongPasswordError:
         return WrongPasswordError(
             "the miner refused a freshly issued token: the configured admin password is wrong "
-            "(Whatsminer's default is 'admin')", host=self.host, command=command)
+            "(Whatsminer's default is 'admin')",
+            host=self.host,
+            command=command,
+        )
 
     async def _send_encrypted(self, command: str, params: dict[str, Any], token: _Token) -> dict[str, Any]:
         body = {"cmd": command, **{k: str(v) for k, v in params.items()}, "token": token.sign}

@@ -51,8 +51,9 @@ def unframe(buf: bytes, *, host: str, command: str) -> bytes:
         raise MalformedReplyError("reply shorter than its 4-byte length prefix", host=host, command=command)
     (n,) = struct.unpack_from("<I", buf)
     if n > MAX_FRAME or len(buf) < 4 + n:
-        raise MalformedReplyError(f"reply announces {n} bytes but carries {len(buf) - 4}", host=host,
-                                  command=command)
+        raise MalformedReplyError(
+            f"reply announces {n} bytes but carries {len(buf) - 4}", host=host, command=command
+        )
     return buf[4 : 4 + n]
 
 
@@ -76,17 +77,26 @@ def check_v3(reply: Any, *, host: str, command: str) -> dict[str, Any]:
     if "permission" in low or "disable" in low:
         raise AccessDeniedError(
             f"{text}: enable API write access for this miner in WhatsMinerTool or the web UI",
-            host=host, command=command, code=code)
+            host=host,
+            command=command,
+            code=code,
+        )
     if "expired" in low or "ts" in low.split():
-        raise AuthError(f"{text}: timestamp refused; check this host's clock against the miner's",
-                        host=host, command=command)
+        raise AuthError(
+            f"{text}: timestamp refused; check this host's clock against the miner's",
+            host=host,
+            command=command,
+        )
     if any(w in low for w in ("token", "password", "account", "auth")):
         raise WrongPasswordError(
             f"{text}: check the API account and password (Whatsminer default: super/super)",
-            host=host, command=command)
+            host=host,
+            command=command,
+        )
     if "invalid" in low and ("cmd" in low or "command" in low):
-        raise InvalidCommandError(f"command not supported by this firmware ({text})", host=host,
-                                  command=command, code=code)
+        raise InvalidCommandError(
+            f"command not supported by this firmware ({text})", host=host, command=command, code=code
+        )
     raise CommandRejectedError(f"miner answered code {code}: {text}", host=host, command=command, code=code)
 
 
@@ -95,8 +105,15 @@ class BtminerV3:
 
     __slots__ = ("account", "host", "password", "port", "salt", "timeouts")
 
-    def __init__(self, host: str, port: int, timeouts: Timeouts, *, account: str | None = None,
-                 password: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeouts: Timeouts,
+        *,
+        account: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.timeouts = timeouts
@@ -109,8 +126,16 @@ class BtminerV3:
         if param is not None:
             req["param"] = param
         req.update(extra)
-        buf = await tcp_exchange(self.host, self.port, frame(req), command=command, timeouts=self.timeouts,
-                                 max_bytes=MAX_FRAME + 4, complete=whole_frame, terminator=None)
+        buf = await tcp_exchange(
+            self.host,
+            self.port,
+            frame(req),
+            command=command,
+            timeouts=self.timeouts,
+            max_bytes=MAX_FRAME + 4,
+            complete=whole_frame,
+            terminator=None,
+        )
         return loads_tolerant(unframe(buf, host=self.host, command=command), host=self.host, command=command)
 
     async def get(self, command: str, param: Any = None) -> dict[str, Any]:
@@ -121,8 +146,9 @@ class BtminerV3:
             info = await self.get("get.device.info", "salt")
             msg = info.get("msg")
             if not isinstance(msg, dict) or not isinstance(msg.get("salt"), str):
-                raise MalformedReplyError("get.device.info lacks the salt", host=self.host,
-                                          command="get.device.info")
+                raise MalformedReplyError(
+                    "get.device.info lacks the salt", host=self.host, command="get.device.info"
+                )
             self.salt = msg["salt"]
         return self.salt
 

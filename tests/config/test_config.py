@@ -48,6 +48,7 @@ def test_empty_config_is_valid() -> None:
 
 def test_example_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEETD_MINER_PASSWORD", "s3cret")
+    monkeypatch.setenv("LUXOR_API_KEY", "test-key")
     cfg = load_config(ROOT / "config" / "fleetd.example.toml")
     assert cfg.miners and cfg.discovery and cfg.sites
     _user, password = cfg.credentials_for(cfg.miners[0])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import os
 from collections.abc import AsyncIterator, Iterable
 
 import pytest
-from conftest import loopback_host
 from fleetd.drivers import detect
 from fleetd.drivers.antminer import AntminerDriver
 from fleetd.drivers.antminer.parse import conf_mode
@@ -24,6 +25,16 @@ from fleetd.transport.errors import (
 )
 
 BLOCK = 10
+# Two pytest processes may run these tests at once: each gets its own third octet of 127.10.x.y.
+_OCTET = 1 + os.getpid() % 150
+_numbers = itertools.count()
+
+
+def fresh_host() -> str:
+    n = next(_numbers) % 254 + 1
+    return f"127.{BLOCK}.{_OCTET}.{n}"
+
+
 FAST = Timeouts(connect_s=1.0, read_s=1.0, verify_s=3.0, verify_interval_s=0.1)
 
 
@@ -41,7 +52,7 @@ async def emulated(
     group = Group(
         model,
         count=1,
-        base=loopback_host(BLOCK),
+        base=fresh_host(),
         faults={f: 1.0 for f in faults},
         quirks=frozenset(quirks),
         ramp_s=ramp_s,

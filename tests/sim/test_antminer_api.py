@@ -151,3 +151,44 @@ async def test_parameter_is_accepted(start):
     _, host = await start()
     reply = await api(host, "check", "summary")
     assert reply["CHECK"] == [{"Exists": "Y", "Access": "Y"}]
+
+
+async def test_joined_parts_agree_with_each_other_under_jitter(start):
+    _, host = await start(jitter=0.05)
+    reply = json.loads((await api_raw(host, b'{"command":"summary+stats"}'))[:-1])
+    summary = reply["summary"][0]["SUMMARY"][0]
+    stats = reply["stats"][0]["STATS"][1]
+    assert summary["GHS 5s"] == stats["GHS 5s"]
+    assert summary["Elapsed"] == stats["Elapsed"]
+
+
+async def test_s19pro_stats_in_bmminer_field_order(start):
+    # Our S19 Pro capture was key-sorted by its publisher; BMMiner 49.0.1.3 emits this order.
+    _, host = await start()
+    data = await api_raw(host, b'{"command":"stats"}')
+    head, item = json.loads(data[:-1])["STATS"]
+    assert list(head) == ["BMMiner", "Miner", "CompileTime", "Type"]
+    keys = list(item)
+    assert keys[:11] == [
+        "STATS",
+        "ID",
+        "Elapsed",
+        "Calls",
+        "Wait",
+        "Max",
+        "Min",
+        "GHS 5s",
+        "GHS av",
+        "rate_30m",
+        "Mode",
+    ]
+    assert keys[keys.index("temp1") : keys.index("temp1") + 6] == [
+        "temp1",
+        "temp2_1",
+        "temp2",
+        "temp2_2",
+        "temp3",
+        "temp2_3",
+    ]
+    assert keys[-2:] == ["miner_version", "miner_id"]
+    assert data.startswith(b'{"STATUS":[{"STATUS":"S","When":')

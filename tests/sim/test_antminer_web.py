@@ -24,8 +24,12 @@ async def test_unauthenticated_root_is_401_with_antminer_realm(start):
     _, host = await start()
     head = await _raw_http(host, web_port(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
-    assert b'\r\nWWW-Authenticate: Digest realm="antMiner Configuration", nonce="' in head
-    assert b'qop="auth"' in head
+    # as a real S19j Pro answers (lighttpd): challenge first, then the stock 347-byte error page
+    assert head.startswith(
+        b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm="antMiner Configuration", '
+        b'charset="UTF-8", algorithm=MD5, nonce="'
+    )
+    assert b'", qop="auth"\r\nContent-Type: text/html\r\nContent-Length: 347\r\n' in head
 
 
 async def test_unauthenticated_cgi_is_401(start):
@@ -101,3 +105,17 @@ async def test_keep_alive_serves_several_requests(start):
         for _ in range(3):
             resp = await client.get(f"http://{host}:{web_port()}/cgi-bin/summary.cgi")
             assert resp.status_code == 200
+
+
+async def test_expect_100_continue(start):
+    _, host = await start()
+    reader, writer = await asyncio.open_connection(host, web_port())
+    writer.write(
+        b"POST /cgi-bin/set_miner_conf.cgi HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+        b"Expect: 100-continue\r\n\r\n"
+    )
+    assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(b"{}")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 401 ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -130,3 +131,18 @@ def test_runs_until_sigterm_and_exits_cleanly():
             proc.kill()
     assert proc.returncode == 0, err
     assert out.strip() == "stopped" and err == ""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_unprivileged_user_gets_a_one_line_hint_for_port_80():
+    base = loopback_host(BLOCK)
+    cmd = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+           sys.executable, "-m", "fleetd", "sim", "--model", "Antminer S19 Pro", "--base", base]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd="/tmp")
+    if "No module named" in proc.stderr:
+        pytest.skip("the unprivileged user cannot import fleetd here")
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"fleetd sim: cannot listen on {base}:80: Permission denied (ports below 1024 need root); "
+        "run with --web-port 8080\n"
+    )

@@ -102,6 +102,7 @@ async def test_ignore_power_commands_acks_and_does_nothing(start):
         ("trailing_comma", "stats", b",}"),
         ("inf", "summary", b'"Device Hardware%":inf'),
         ("pool_stale", "pools", b'"Pool Stale%%":'),
+        ("leading_comma", "pools", b'"POOLS":[,{'),
     ],
 )
 async def test_quirks(start, quirk, command, needle):
@@ -155,3 +156,13 @@ def test_fault_fractions_pick_exact_counts_deterministically():
 def test_bad_faults_are_refused(faults, message):
     with pytest.raises(ValueError, match=message):
         plan([Group("Antminer S19 Pro", 2, "127.11.250.1", faults=faults)])
+
+
+async def test_slow_reply_survives_a_half_closed_request(start):
+    _, host = await start(faults={"slow": 1.0}, slow_s=0.3)
+    reader, writer = await asyncio.open_connection(host, 4028)
+    writer.write(b'{"command":"version"}')
+    writer.write_eof()  # like `echo ... | nc -q1 host 4028`
+    data = await asyncio.wait_for(reader.read(), 3)
+    writer.close()
+    assert data.endswith(b"}\x00")

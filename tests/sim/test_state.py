@@ -85,3 +85,21 @@ async def test_jitter_varies_hashrate(start):
     values = {await _ghs(host) for _ in range(5)}
     assert len(values) > 1
     assert all(abs(v - 110_000.0) <= 110_000.0 * 0.021 for v in values)
+
+
+async def test_reboot_takes_the_miner_offline_for_a_while(start):
+    fleet, host = await start(options={"reboot_s": 0.4})
+    assert (await cgi(host, web_port(), "reboot"))["stats"] == "success"
+    await asyncio.sleep(0.2)
+    with pytest.raises(OSError):
+        await api(host, "version")
+    await asyncio.sleep(0.5)
+    assert (await api(host, "summary"))["SUMMARY"][0]["Elapsed"] < 2
+    assert fleet.state(host).ramp_fraction() < 1.0
+
+
+def test_unknown_emulator_options_are_refused():
+    from fleetd.sim.fleet import Group, plan
+
+    with pytest.raises(ValueError, match="has no option 'warp'"):
+        plan([Group("Antminer S19 Pro", 1, "127.11.250.1", options={"warp": 9})])

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from conftest import loopback_host
-
 BLOCK = 10  # this test area's loopback block: 127.10.x.y
+# Two pytest processes (a full run and a focused one) may run these tests at once: give each
+# process its own third octet so their servers never share an address.
+_OCTET = 1 + os.getpid() % 150
+_numbers = itertools.count()
+
+
+def fresh_host() -> str:
+    """A new 127.10.<per-process>.y address."""
+    n = next(_numbers) % 254 + 1
+    return f"127.{BLOCK}.{_OCTET}.{n}"
+
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -16,7 +27,7 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 @contextlib.asynccontextmanager
 async def raw_server(handler: Handler, port: int = 4028) -> AsyncIterator[tuple[str, list[bytes]]]:
     """Serve `handler` on a fresh 127.10.x.y; yields (host, list of first requests received)."""
-    host = loopback_host(BLOCK)
+    host = fresh_host()
     requests: list[bytes] = []
     tasks: set[asyncio.Task[None]] = set()
 

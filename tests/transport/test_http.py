@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import loopback_host
 from fleetd.drivers.base import Timeouts
-from rawserver import BLOCK, raw_server, read_request, replying
+from rawserver import fresh_host, raw_server, read_request, replying
 
 from fleetd.sim.fleet import Fleet, Group
 from fleetd.transport.errors import (
@@ -28,7 +27,7 @@ def client(host: str, port: int = 80, password: str = "root") -> WebClient:
 
 
 async def test_digest_auth_against_emulated_antminer() -> None:
-    async with Fleet([Group("Antminer S21", count=1, base=loopback_host(BLOCK), jitter=0.0)]) as miners:
+    async with Fleet([Group("Antminer S21", count=1, base=fresh_host(), jitter=0.0)]) as miners:
         web = client(miners[0].host, miners[0].ports["web"])
         try:
             conf = await web.get_json("/cgi-bin/get_miner_conf.cgi")
@@ -40,7 +39,7 @@ async def test_digest_auth_against_emulated_antminer() -> None:
 
 
 async def test_wrong_password_is_auth_error_naming_host_and_path() -> None:
-    async with Fleet([Group("Antminer S19 Pro", count=1, base=loopback_host(BLOCK))]) as miners:
+    async with Fleet([Group("Antminer S19 Pro", count=1, base=fresh_host())]) as miners:
         web = client(miners[0].host, miners[0].ports["web"], password="wrong")
         try:
             with pytest.raises(AuthError) as err:
@@ -53,7 +52,7 @@ async def test_wrong_password_is_auth_error_naming_host_and_path() -> None:
 
 
 async def test_unknown_path_is_invalid_command() -> None:
-    async with Fleet([Group("Antminer S19 Pro", count=1, base=loopback_host(BLOCK))]) as miners:
+    async with Fleet([Group("Antminer S19 Pro", count=1, base=fresh_host())]) as miners:
         web = client(miners[0].host, miners[0].ports["web"])
         try:
             with pytest.raises(InvalidCommandError) as err:
@@ -133,7 +132,7 @@ async def test_silent_server_times_out() -> None:
 
 
 async def test_refused_is_unreachable() -> None:
-    host = loopback_host(BLOCK)
+    host = fresh_host()
     web = client(host, 4028)
     try:
         with pytest.raises(UnreachableError) as err:

@@ -7,9 +7,8 @@ import socket
 import time
 
 import pytest
-from conftest import loopback_host
 from fleetd.drivers.base import Timeouts
-from rawserver import BLOCK, raw_server, read_request, replying
+from rawserver import fresh_host, raw_server, read_request, replying
 
 from fleetd.transport.errors import DeviceTimeoutError, MalformedReplyError, UnreachableError
 from fleetd.transport.tcp import tcp_exchange
@@ -77,7 +76,7 @@ async def test_dead_socket_times_out() -> None:
 
 
 async def test_refused_is_unreachable_naming_host_and_command() -> None:
-    host = loopback_host(BLOCK)
+    host = fresh_host()
     with pytest.raises(UnreachableError) as err:
         await tcp_exchange(host, 4028, b"x", command="version", timeouts=FAST)
     assert str(err.value) == f"{host} (version): cannot connect to port 4028: Connection refused"
@@ -85,8 +84,9 @@ async def test_refused_is_unreachable_naming_host_and_command() -> None:
 
 async def test_connect_timeout() -> None:
     # A listener whose accept queue is full drops further SYNs, so connect hangs.
-    host = loopback_host(BLOCK)
+    host = fresh_host()
     lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # earlier runs leave TIME_WAITs here
     lsock.bind((host, 4028))
     lsock.listen(0)
     fillers = []

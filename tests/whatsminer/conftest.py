@@ -28,19 +28,28 @@ async def start() -> AsyncIterator[Start]:
     """start(model, ports=..., faults=..., password=..., **emulator_options) -> (miner, endpoint)."""
     miners: list[WhatsminerMiner] = []
 
-    async def _start(model: str = M50S, *, ports: dict[str, int] | None = None, faults: Faults | None = None,
-                     password: str | None = None, username: str | None = None, timeouts: Timeouts = FAST,
-                     **options: Any) -> tuple[WhatsminerMiner, Endpoint]:
+    async def _start(
+        model: str = M50S,
+        *,
+        ports: dict[str, int] | None = None,
+        faults: Faults | None = None,
+        password: str | None = None,
+        username: str | None = None,
+        timeouts: Timeouts = FAST,
+        **options: Any,
+    ) -> tuple[WhatsminerMiner, Endpoint]:
         host = loopback_host(BLOCK)
         sim = lookup(model)
         cls: Any = sim.emulator_class()
-        state = MinerState(spec=sim.spec, faults=faults or Faults(), ramp_s=0.2, jitter=0.0,
-                           rng=random.Random(host))
+        state = MinerState(
+            spec=sim.spec, faults=faults or Faults(), ramp_s=0.2, jitter=0.0, rng=random.Random(host)
+        )
         miner = cls(state, host, dict(ports if ports is not None else cls.default_ports), **options)
         await miner.start()
         miners.append(miner)
-        endpoint = Endpoint(host, credentials=Credentials(username=username, password=password),
-                            timeouts=timeouts)
+        endpoint = Endpoint(
+            host, credentials=Credentials(username=username, password=password), timeouts=timeouts
+        )
         return miner, endpoint
 
     yield _start

@@ -31,7 +31,8 @@ SIGN = "hfy1uR.WDQkaZ371DgUho."
 AES_HEX = "81f8ba5e5951597c90371bc52ce7d16d9d72d143c564307face99fcc8c17c591"
 POWER_OFF = '{"cmd":"power_off","respbefore":"true","token":"hfy1uR.WDQkaZ371DgUho."}'
 POWER_OFF_ENC = (
-    "KJjGtE+z9DuJYJ7lZ+Nb8vYBgPfPKMkjrj96uY94hRMY4/b23ebTiUOearMQcRW4yMpDwYGPWhS27jTWjAn3fqtKpLTxMmNkoyrHXoS/m0Q="
+    "KJjGtE+z9DuJYJ7lZ+Nb8vYBgPfPKMkjrj96uY94hRMY4/b23ebTiUOearMQcRW4yMpDwYGPWhS27jTW"
+    "jAn3fqtKpLTxMmNkoyrHXoS/m0Q="
 )
 REPLY = '{"STATUS":"S","When":1700000000,"Code":131,"Msg":"API command OK","Description":""}'
 REPLY_ENC = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from fleetd.drivers import detect
@@ -23,6 +24,8 @@ from fleetd.transport.errors import (
     DeviceTimeoutError,
     MalformedReplyError,
     NotCompliedError,
+    UnreachableError,
+    UnsupportedError,
 )
 
 from .conftest import FAST, M50S, M60S, Start
@@ -49,8 +52,17 @@ async def test_v2_probe_and_read(start: Start) -> None:
     assert s.errors == ()
     assert drv.capabilities == {Capability.SLEEP, Capability.POWER_LIMIT, Capability.REBOOT}
     raw = await drv.raw_responses()
-    assert {"rpc_summary", "rpc_devs", "rpc_pools", "rpc_get_version", "rpc_get_psu", "rpc_devdetails",
-            "rpc_get_miner_info", "rpc_get_error_code", "rpc_status"} <= set(raw)
+    assert {
+        "rpc_summary",
+        "rpc_devs",
+        "rpc_pools",
+        "rpc_get_version",
+        "rpc_get_psu",
+        "rpc_devdetails",
+        "rpc_get_miner_info",
+        "rpc_get_error_code",
+        "rpc_status",
+    } <= set(raw)
     json.dumps(raw)
 
 
@@ -71,8 +83,11 @@ async def test_sleep_and_wake_are_verified(start: Start) -> None:
 
 
 async def test_ignored_power_command_is_not_complied(start: Start) -> None:
-    miner, ep = await start(M50S, faults=Faults(ignore_power_commands=True),
-                            timeouts=Timeouts(connect_s=1, read_s=2, verify_s=0.5, verify_interval_s=0.1))
+    miner, ep = await start(
+        M50S,
+        faults=Faults(ignore_power_commands=True),
+        timeouts=Timeouts(connect_s=1, read_s=2, verify_s=0.5, verify_interval_s=0.1),
+    )
     with pytest.raises(NotCompliedError, match="hashrate did not drop"):
         await WhatsminerDriver(ep).sleep()
     assert not miner.state.sleeping
@@ -169,7 +184,9 @@ async def test_v3_wrong_password(start: Start) -> None:
 
 async def test_garbage_replies(start: Start) -> None:
     _, ep = await start(M50S, faults=Faults(malformed=True))
-    assert await WhatsminerDriver.probe(ep) is None
+    with pytest.raises(MalformedReplyError):
+        await WhatsminerDriver.probe(ep)
+    assert await detect(ep) is None
     with pytest.raises(MalformedReplyError):
         await WhatsminerDriver(ep, api="btminer-v2").read()
     _, ep3 = await start(M60S, ports={"v3": 4433}, faults=Faults(malformed=True))
@@ -178,16 +195,22 @@ async def test_garbage_replies(start: Start) -> None:
 
 
 async def test_dead_miner_times_out(start: Start) -> None:
-    _, ep = await start(M50S, faults=Faults(dead=True),
-                        timeouts=Timeouts(connect_s=0.5, read_s=0.3, verify_s=1, verify_interval_s=0.1))
-    assert await WhatsminerDriver.probe(ep) is None
+    _, ep = await start(
+        M50S,
+        faults=Faults(dead=True),
+        timeouts=Timeouts(connect_s=0.5, read_s=0.3, verify_s=1, verify_interval_s=0.1),
+    )
+    with pytest.raises(DeviceTimeoutError):
+        await WhatsminerDriver.probe(ep)
     with pytest.raises(DeviceTimeoutError):
         await WhatsminerDriver(ep, api="btminer-v2").read()
 
 
 async def test_nothing_listening(start: Start) -> None:
     _, ep = await start(M50S, ports={})
-    assert await WhatsminerDriver.probe(ep) is None
+    with pytest.raises(UnreachableError):
+        await WhatsminerDriver.probe(ep)
+    assert await detect(ep) is None
 
 
 async def test_quirks_and_faults_reach_the_snapshot(start: Start) -> None:
@@ -207,4 +230,51 @@ async def test_emulator_waits_for_late_requests(start: Start) -> None:
     await writer.drain()
     data = await asyncio.wait_for(reader.read(), 2.0)
     writer.close()
-    assert json.loads(data)["Msg"]["fw_ver"] == "20230803.11.REL"
+    assert data.endswith(b"\0")
+    assert json.loads(data.rstrip(b"\0"))["Msg"]["fw_ver"] == "20230803.11.REL"
+
+
+async def test_firmware_refusing_joined_reads(start: Start) -> None:
+    _, ep = await start(M50S, faults=Faults(quirks=frozenset({"no_joined"})))
+    drv = WhatsminerDriver(ep)
+    s = await drv.snapshot()
+    assert s.hashrate_ths == pytest.approx(126.0) and len(s.hashboards) == 3 and len(s.pools) == 3
+    assert drv._joined_ok is False
+
+
+async def test_v3_write_access_disabled_and_no_power_pct(start: Start) -> None:
+    _, ep = await start(M60S, write_access=False)
+    drv = WhatsminerDriver(ep)
+    with pytest.raises(AccessDeniedError, match="WhatsMinerTool"):
+        await drv.sleep()
+    with pytest.raises(UnsupportedError):
+        await drv.set_power_pct(50)
+
+
+async def test_not_hashing_but_not_asleep_is_not_sleep(start: Start) -> None:
+    miner, ep = await start(M50S)
+    drv = WhatsminerDriver(ep)
+    miner.state.woke_at = time.time() + 3600  # hashboards starting: no hashrate yet, mining is on
+    s = await drv.snapshot()
+    assert s.hashrate_ths == 0 and not s.is_mining and s.mode is Mode.UNKNOWN
+    miner.state.sleeping = True
+    assert (await drv.snapshot()).mode is Mode.SLEEP
+
+
+async def test_identity_follows_a_firmware_change(start: Start) -> None:
+    miner, ep = await start(M50S)
+    drv = WhatsminerDriver(ep)
+    assert (await drv.identity()).firmware == "20230803.11.REL"
+    miner.firmware = "20240105.12.REL"  # type: ignore[misc]  # upgraded behind our back
+    assert (await drv.identity()).firmware == "20240105.12.REL"
+
+
+async def test_slow_replies_are_reused_between_polls(start: Start) -> None:
+    _, ep = await start(M50S)
+    drv = WhatsminerDriver(ep)
+    await drv.read()
+    first = dict(drv._slow)
+    await drv.read()
+    assert drv._slow == first  # psu, error codes and identity were not re-read
+    full = await drv.raw_responses()
+    assert "rpc_status" in full and "rpc_get_psu" in full

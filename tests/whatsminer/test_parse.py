@@ -83,8 +83,11 @@ def test_v3_capture_values() -> None:
     assert s.expected_hashrate_ths == pytest.approx(181.051)
     assert s.power_w == 3156.0 and s.power_limit_w == 3600
     assert s.is_mining and s.env_temp_c == 28.5
-    assert [b.serial for b in s.hashboards] == ["BKM3CSE1404807K42757", "BKM3CSE1404812K43675",
-                                                "BKM3CSE1404807K42762"]
+    assert [b.serial for b in s.hashboards] == [
+        "BKM3CSE1404807K42757",
+        "BKM3CSE1404812K43675",
+        "BKM3CSE1404807K42762",
+    ]
     assert s.hashboards[0].chips == 75 and s.hashboards[0].hashrate_ths == pytest.approx(57.2)
     assert [f.rpm for f in s.fans] == [5400, 5280]
     assert s.psu["model"] == "P221B" and s.psu["fan_rpm"] == 6344
@@ -99,33 +102,39 @@ def test_v3_device_info_errors() -> None:
 
 
 def test_v3_device_info_alone_gives_identity_and_unknown_mode() -> None:
-    r = WhatsminerDriver.parse_responses({"rpc_get.device.info": load(DEVICES / "whatsminer_m60s-vk40_v3")[
-        "rpc_get.device.info"]})
+    r = WhatsminerDriver.parse_responses(
+        {"rpc_get.device.info": load(DEVICES / "whatsminer_m60s-vk40_v3")["rpc_get.device.info"]}
+    )
     assert r.identity.model == "Whatsminer M60S_VK40"
     assert r.snapshot.mode is Mode.UNKNOWN and r.snapshot.hashrate_ths is None
 
 
 def test_error_code_list_and_dict_shapes() -> None:
     base = load(DEVICES / "whatsminer_fw20210322")
-    for shape in ([{"218": "2024-06-15 10:30:00"}, {"110": "2024-06-15 09:15:00"}],
-                  {"218": "2024-06-15 10:30:00", "110": "2024-06-15 09:15:00"}):
+    for shape in (
+        [{"218": "2024-06-15 10:30:00"}, {"110": "2024-06-15 09:15:00"}],
+        {"218": "2024-06-15 10:30:00", "110": "2024-06-15 09:15:00"},
+    ):
         base["rpc_get_error_code"] = {"STATUS": "S", "Code": 131, "Msg": {"error_code": shape}}
         errs = WhatsminerDriver.parse_responses(base).snapshot.errors
         assert [(f.code, f.component) for f in errs] == [("218", Component.PSU), ("110", Component.FAN)]
 
 
-@pytest.mark.parametrize(("code", "component", "text"), [
-    (110, Component.FAN, "Intake fan"),
-    (111, Component.FAN, "Exhaust fan"),
-    (202, Component.PSU, "overvoltage"),
-    (352, Component.TEMPERATURE, "SM2"),
-    (531, Component.BOARD, "SM1 not found"),
-    (2020, Component.POOL, "Pool 0"),
-    (2010, Component.POOL, "disabled"),
-    (712, Component.CONTROL_BOARD, "Control board"),
-    (9999, Component.OTHER, "9999"),
-    ("junk", Component.OTHER, "junk"),
-])
+@pytest.mark.parametrize(
+    ("code", "component", "text"),
+    [
+        (110, Component.FAN, "Intake fan"),
+        (111, Component.FAN, "Exhaust fan"),
+        (202, Component.PSU, "overvoltage"),
+        (352, Component.TEMPERATURE, "SM2"),
+        (531, Component.BOARD, "SM1 not found"),
+        (2020, Component.POOL, "Pool 0"),
+        (2010, Component.POOL, "disabled"),
+        (712, Component.CONTROL_BOARD, "Control board"),
+        (9999, Component.OTHER, "9999"),
+        ("junk", Component.OTHER, "junk"),
+    ],
+)
 def test_error_code_table(code: Any, component: Component, text: str) -> None:
     f = fault_for(code)
     assert f.component is component and text in f.message and f.code == str(code)

@@ -12,12 +12,16 @@ from .conftest import M50S, M60S, Start
 pyasic = pytest.importorskip("pyasic")
 
 
-@pytest.mark.parametrize(("model", "pyasic_model", "backend", "api"), [
-    (M50S, "M50S VH50", "BTMinerV2", "btminer-v2"),
-    (M60S, "M60S VK40", "BTMinerV3", "btminer-v3"),
-])
-async def test_pyasic_reads_the_same_as_fleetd(start: Start, model: str, pyasic_model: str, backend: str,
-                                               api: str) -> None:
+@pytest.mark.parametrize(
+    ("model", "pyasic_model", "backend", "api"),
+    [
+        (M50S, "M50S VH50", "BTMinerV2", "btminer-v2"),
+        (M60S, "M60S VK40", "BTMinerV3", "btminer-v3"),
+    ],
+)
+async def test_pyasic_reads_the_same_as_fleetd(
+    start: Start, model: str, pyasic_model: str, backend: str, api: str
+) -> None:
     _, ep = await start(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

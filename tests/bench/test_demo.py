@@ -1,0 +1,93 @@
+"""`fleetd demo`: the emulated fleet, the daemon and the API from one command; the live view's text."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+from fleetd.api.views import fleet_totals
+from fleetd.cli.demo_view import plain_line, render
+from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
+from fleetd.model import Identity, Snapshot
+
+
+def test_demo_runs_serves_the_api_and_exits_cleanly():
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "fleetd", "demo", "--miners", "6", "--duration", "3"),
+            *("--listen", "127.16.80.1:0", "--base", "127.16.80.10"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            m = re.search(r"API:\s+(http://\S+)/api/fleet", line)
+            if m:
+                url = m.group(1)
+                break
+        assert url, "".join(lines)
+        deadline = time.monotonic() + 10
+        while True:  # the first cycle ends within a second or two
+            with urllib.request.urlopen(f"{url}/api/fleet", timeout=5) as resp:
+                fleet = json.load(resp)
+            if fleet["up"] == 6 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert fleet["up"] == 6 and fleet["hashrate_ths"] > 0
+        assert {m["model"] for m in fleet["by_model"]} >= {"Antminer S19 Pro", "Antminer S21"}
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    lines += out.splitlines(keepends=True)
+    # not a terminal: plain periodic lines, no screen redraws
+    assert "\x1b[" not in "".join(lines)
+    assert any(re.search(r"miners=6 up=6 down=0 .*hashrate_ths=\d", ln) for ln in lines), "".join(lines)
+    assert "stopping" in lines[-1]
+
+
+def test_demo_bad_listen_is_a_one_line_error():
+    res = subprocess.run(
+        [sys.executable, "-m", "fleetd", "demo", "--listen", "127.0.0.1:notaport"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert res.returncode == 2 and "port" in res.stderr and "Traceback" not in res.stderr
+
+
+def _state() -> FleetState:
+    st = FleetState()
+    ident = Identity(vendor="antminer", model="Antminer S19 Pro")
+    for i in range(3):
+        rec = MinerRecord(id=f"h{i}", host=f"h{i}", nominal_power_w=3250.0, identity=ident)
+        rec.snapshot = Snapshot(hashrate_ths=100.0, expected_hashrate_ths=110.0, is_mining=True)
+        rec.health = Health.UP if i else Health.DOWN
+        st.miners[rec.id] = rec
+    now = time.time()
+    st.last_cycle = CycleStats(now - 1.5, now - 1.0, 3, 2, 1, False)
+    return st
+
+
+def test_live_view_text():
+    totals = fleet_totals(_state())
+    screen = render(totals, header="HEADER")
+    assert screen.startswith("HEADER\n")
+    assert "200.0 TH/s" in screen and "6.50 kW" in screen  # nominal power stands in for the unreported
+    assert "2 up, 1 down" in screen
+    assert re.search(r"Antminer S19 Pro\s+3\s+2\s+1\s+200\.0\s+6\.50", screen), screen
+    line = plain_line(totals)
+    assert "miners=3 up=2 down=1" in line and "power_kw=6.50" in line and "\n" not in line
