@@ -156,9 +156,14 @@ class CGMinerDriver(Driver):
             reply = await api.command("version")
         except CommandRejectedError:
             return None  # speaks the API but not `version`: not one of ours
+        return cls.from_version(reply, host=endpoint.host)
+
+    @classmethod
+    def from_version(cls, reply: Mapping[str, Any], *, host: str = "") -> Identity | None:
+        """Pure: the identity a `version` reply shows if it has a VERSION section, else None."""
         if not section(reply, "VERSION"):
             return None
-        return cls.parse_identity({"rpc_version": reply}, host=endpoint.host)
+        return cls.parse_identity({"rpc_version": reply}, host=host)
 
     @classmethod
     def parse_identity(cls, responses: Mapping[str, Any], *, host: str = "") -> Identity:

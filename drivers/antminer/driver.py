@@ -38,6 +38,9 @@ NORMAL_VALUE = "0"
 # Keys of get_miner_conf.cgi that set_miner_conf.cgi takes back (renamed where the firmware renames them).
 _CONF_CARRY = {"pools": "pools", "bitmain-fan-ctrl": "bitmain-fan-ctrl", "bitmain-fan-pwm": "bitmain-fan-pwm",
                "bitmain-freq-level": "freq-level"}  # fmt: skip
+# The mode each miner had before this process put it to sleep, restored by wake (kept per process so
+# that a re-created driver still knows; the firmware itself forgets it). Unknown -> normal.
+_MODE_BEFORE_SLEEP: dict[tuple[str, int], str] = {}
 # Firmwares that report "Antminer ..." but are not stock and speak other control paths.
 _NOT_STOCK_KEYS = ("LUXminer", "BOSminer", "BOSminer+", "BOSer")
 _NOT_STOCK_WORDS = ("vnish", "braiins", "luxos", "marathon")
@@ -71,7 +74,10 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
         self._web: WebClient | None = None
         # get_system_info.cgi (MAC, hostname), fetched by identity() and merged into later reads.
         self._system_info: Mapping[str, Any] | None = None
-        self._mode_before_sleep: str | None = None
+
+    @property
+    def _key(self) -> tuple[str, int]:
+        return (self.host, self.endpoint.web_port)
 
     @property
     def web(self) -> WebClient:
@@ -99,9 +105,14 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
             reply = await api.command("version")
         except CommandRejectedError:
             return None  # speaks the API but not `version`: not one of ours
+        return cls.from_version(reply, host=endpoint.host)
+
+    @classmethod
+    def from_version(cls, reply: Mapping[str, Any], *, host: str = "") -> Identity | None:
+        """Pure: the identity a `version` reply shows if it is a stock Antminer's, else None."""
         if not is_stock_antminer(reply):
             return None
-        return parse_identity({"rpc_version": reply}, host=endpoint.host)
+        return parse_identity({"rpc_version": reply}, host=host)
 
     async def _rpc(self) -> dict[str, Any]:
         replies = await self.api.commands(*self.POLL, optional=("pools",))
@@ -191,7 +202,7 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
         conf = await self._conf()
         current = _mode_value(conf)
         if current is not None and current != SLEEP_VALUE:
-            self._mode_before_sleep = current
+            _MODE_BEFORE_SLEEP[self._key] = current
         before = await self._hashrate_or_none()
         deadline = asyncio.get_running_loop().time() + self.endpoint.timeouts.verify_s
         await self._set_mode(conf, SLEEP_VALUE, deadline)
@@ -207,7 +218,7 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
 
     async def _wake(self) -> Snapshot:
         conf = await self._conf()
-        target = self._mode_before_sleep or NORMAL_VALUE
+        target = _MODE_BEFORE_SLEEP.get(self._key, NORMAL_VALUE)
         deadline = asyncio.get_running_loop().time() + self.endpoint.timeouts.verify_s
         await self._set_mode(conf, target, deadline)
         want = conf_mode({"miner-mode": target})
@@ -216,7 +227,7 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
             return bool(snap.hashrate_ths and snap.hashrate_ths > 0)
 
         snap = await self._verify("wake", want, hashing, deadline)
-        self._mode_before_sleep = None
+        _MODE_BEFORE_SLEEP.pop(self._key, None)
         return snap
 
     async def _conf(self) -> Mapping[str, Any]:

@@ -32,6 +32,8 @@ V2_IDENTITY = ("get_version", "devdetails", "get_miner_info")
 IDENTITY_TTL_S = 3600.0
 V2_SLOW = {"rpc_get_psu": 300.0, "rpc_get_error_code": 60.0}
 V3_SLOW = {"rpc_get.device.info": 60.0, "rpc_get.miner.status_pools": 60.0}
+# Which API each miner was found to speak, so that a driver made right after `detect` skips a probe.
+_APIS: dict[tuple[str, int, int], str] = {}
 # Below this share of the expected hashrate a miner counts as asleep when verifying sleep.
 ASLEEP_FRACTION = 0.02
 
@@ -53,7 +55,8 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
             account=creds.username,
             password=creds.password,
         )
-        self.api = api  # "btminer-v2" / "btminer-v3"; learned on first use when empty
+        # "btminer-v2" / "btminer-v3": given, detected earlier in this process, or learned on first use.
+        self.api = api or _APIS.get(self._where(), "")
         self._joined_ok: bool | None = None  # does the firmware accept "summary+devs+pools"?
         self._slow: dict[str, tuple[float, Any]] = {}  # reply key -> (monotonic time read, reply)
 
@@ -93,15 +96,18 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
         finally:
             v3_task.cancel()
 
+    def _where(self) -> tuple[str, int, int]:
+        return self.endpoint.host, self.endpoint.api_port, self.endpoint.v3_port
+
     def _chose(self, api: str, replies: Mapping[str, Any] | None, ident: Identity) -> Identity:
-        self.api = api
+        self.api = _APIS[self._where()] = api
         self._remember(replies or {})
         return ident
 
     def _remember(self, replies: Mapping[str, Any]) -> None:
         now = time.monotonic()
         for k, rep in replies.items():
-            self._slow[k] = (now, rep)
+            self._slow[k] = (now, parse.slim(k, rep))
 
     async def _identity_raw_v2(self) -> dict[str, Any] | None:
         """get_version, devdetails, get_miner_info of a Whatsminer; None if 4028 is another miner."""
@@ -167,7 +173,7 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
         out = {}
         for k, rep in zip(keys, results, strict=True):
             if isinstance(rep, dict):
-                self._slow[k] = (now, rep)
+                self._slow[k] = (now, parse.slim(k, rep))
                 out[k] = rep
         return out
 
@@ -177,13 +183,18 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
             calls: dict[str, Callable[[], Awaitable[Any]]] = {
                 k: (lambda k=k: self.v2.raw(k[4:])) for k in due
             }
-            joined, _ = await asyncio.gather(self._per_poll_v2(), self._fetch(calls))
+            joined, fetched = await asyncio.gather(self._per_poll_v2(), self._fetch(calls))
         else:
-            joined = await self._per_poll_v2()
+            joined, fetched = await self._per_poll_v2(), {}
         summary = parse.first(joined.get("summary"), "SUMMARY")
-        if self._v2_identity_changed(summary):
-            await self._fetch({f"rpc_{c}": (lambda c=c: self.v2.raw(c)) for c in V2_IDENTITY})
+        if full or self._v2_identity_changed(summary):
+            fetched.update(await self._fetch({f"rpc_{c}": (lambda c=c: self.v2.raw(c)) for c in V2_IDENTITY}))
+            fw = str(parse.msg(fetched.get("rpc_get_version")).get("fw_ver") or "")
+            if parse.prefers_v3(fw):
+                self.api = ""  # upgraded to API v3 firmware: detect again on the next call
+                _APIS.pop(self._where(), None)
         out = {k: rep for k, (_, rep) in self._slow.items() if k.startswith("rpc_")}
+        out.update(fetched)
         out.update({f"rpc_{c}": rep for c, rep in joined.items()})
         # Only a miner that is not hashing needs `status` (btmineroff tells asleep from broken).
         if full or not parse.num(summary.get("MHS 5s")):
@@ -223,7 +234,7 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
     async def _collect_v3(self, full: bool) -> dict[str, Any]:
         due = self._due(V3_SLOW, full)
         calls: dict[str, Callable[[], Awaitable[Any]]] = {k: (lambda k=k: self._v3_read(k)) for k in due}
-        summary, edevs, _ = await asyncio.gather(
+        summary, edevs, fetched = await asyncio.gather(
             self.v3.get("get.miner.status", "summary"),
             self.v3.get("get.miner.status", "edevs"),
             self._fetch(calls),
@@ -231,7 +242,9 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
         hr = parse.num((parse.msg(summary).get("summary") or {}).get("hash-realtime"))
         if not hr and "rpc_get.device.info" not in due:
             # Not hashing: re-read device info now (its "working" flag tells asleep from broken).
-            await self._fetch({"rpc_get.device.info": lambda: self._v3_read("rpc_get.device.info")})
+            fetched.update(
+                await self._fetch({"rpc_get.device.info": lambda: self._v3_read("rpc_get.device.info")})
+            )
         info = self._slow.get("rpc_get.device.info")
         if info is None:
             raise DeviceError("get.device.info failed", host=self.host, command="get.device.info")
@@ -239,6 +252,7 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
         if isinstance(salt, str):
             self.v3.salt = salt
         out = {k: rep for k, (_, rep) in self._slow.items() if k.startswith("rpc_get.")}
+        out.update(fetched)
         out["rpc_get.miner.status_summary"] = summary
         out["rpc_get.miner.status_edevs"] = edevs
         return out

@@ -119,6 +119,26 @@ def is_v3(responses: Mapping[str, Any]) -> bool:
     return any(k in responses for k in V3_KEYS)
 
 
+def slim(key: str, reply: Any) -> Any:
+    """The part of a slow-changing reply the parsers read (what a driver keeps between polls)."""
+    if not isinstance(reply, dict):
+        return reply
+    if key == "rpc_devdetails":
+        return {"STATUS": reply.get("STATUS"), "DEVDETAILS": [first(reply, "DEVDETAILS")]}
+    if key == "rpc_get.device.info":
+        m = msg(reply)
+        miner = m.get("miner") if isinstance(m.get("miner"), dict) else {}
+        net = m.get("network") if isinstance(m.get("network"), dict) else {}
+        keep = {
+            k: v for k, v in miner.items() if k in ("type", "miner-sn", "working") or k.startswith("pcbsn")
+        }
+        slim_msg = {**m, "miner": keep, "network": {k: net[k] for k in ("mac", "hostname") if k in net}}
+        return {"code": reply.get("code"), "msg": slim_msg}
+    if "Msg" in reply:
+        return {"STATUS": reply.get("STATUS"), "Code": reply.get("Code"), "Msg": reply.get("Msg")}
+    return reply
+
+
 def parse(responses: Mapping[str, Any], *, host: str = "", polled_at: float = 0.0) -> Reading:
     if is_v3(responses):
         return Reading(identity_v3(responses, host=host), snapshot_v3(responses, polled_at=polled_at))

@@ -35,9 +35,13 @@ QUIRKS = frozenset({"brace", "trailing_comma", "inf", "pool_stale", "leading_com
 REALM = "antMiner Configuration"
 _CHALLENGE = f'Digest realm="{REALM}", charset="UTF-8", algorithm=MD5'
 DEFAULT_USER = "root"
-# A connection the client keeps open (keep-alive, no_nul, dead miner) is closed after this long idle.
+# A connection the client keeps open (no_nul, dead miner) is closed after this long idle.
 # Never short: clients under load send their request seconds after connecting.
 IDLE_CLOSE_S = 120.0
+# lighttpd's defaults: a request may take 60 s to arrive (max-read-idle); a kept-alive connection
+# idle for 5 s after a response is closed (max-keep-alive-idle), so clients must not reuse it later.
+WEB_READ_IDLE_S = 60.0
+WEB_KEEP_ALIVE_IDLE_S = 5.0
 MAX_REQUEST = 65536
 
 _CAPTURES = Path(__file__).parent / "captures"
@@ -160,12 +164,14 @@ class AntminerMiner(EmulatedMiner):
         self._rebooting: asyncio.Future[None] | None = None
         self.blink = False
         self._last_live: Live | None = None
+        self._claimed_mode: str | None = None
         self.conf = copy.deepcopy(capture("antminer_s21_web-get_miner_conf.cgi"))
         worker = host.replace(".", "x")
         self.conf["pools"][0]["user"] = f"fleetd_sim.{worker}"
         self.conf["bitmain-work-mode"] = self._work_mode_value()
         if not state.serial:
-            state.serial = "SIM" + hashlib.md5(host.encode()).hexdigest()[:14].upper()
+            state.serial = "SIM" + hashlib.md5(host.encode()).hexdigest()[:14].upper()  # 17 chars
+        self.miner_id = hashlib.md5(f"id:{host}".encode()).hexdigest()[:16]  # the control board's id
         if not state.mac:
             octets = [int(x) for x in host.split(".")]
             state.mac = "02:42:{:02X}:{:02X}:{:02X}:{:02X}".format(*octets)
@@ -303,7 +309,7 @@ class AntminerMiner(EmulatedMiner):
                 "total_acn": sum(live.chips),
                 "fan_num": len(live.fans),
                 "temp_num": len(live.chips),
-                "miner_id": self.state.serial[-16:].lower(),
+                "miner_id": self.miner_id,
                 "miner_version": self.miner_version,
             }
         )
@@ -522,6 +528,8 @@ class AntminerMiner(EmulatedMiner):
         }
 
     def _cgi_get_conf(self, _method: str, _body: bytes) -> dict:
+        # The mode the miner is in, or what was last written if the firmware ignored it (it claims so).
+        self.conf["bitmain-work-mode"] = self._claimed_mode or self._work_mode_value()
         return self.conf
 
     def _cgi_set_conf(self, method: str, body: bytes) -> tuple[dict, float]:
@@ -540,11 +548,11 @@ class AntminerMiner(EmulatedMiner):
         return {"stats": "success", "code": "M000", "msg": "OK!"}, self.conf_delay_s
 
     def _apply_work_mode(self, value: str) -> None:
-        # The configuration records what was written even when the firmware then ignores it.
-        self.conf["bitmain-work-mode"] = value
         state = self.state
         if state.faults.ignore_power_commands:
+            self._claimed_mode = value
             return
+        self._claimed_mode = None
         if value == "1":
             state.sleep()
         elif value in ("0", "3"):
@@ -661,7 +669,7 @@ class AntminerMiner(EmulatedMiner):
             self.blink = str(json.loads(body or b"{}").get("blink", "false")).lower() == "true"
         except (ValueError, AttributeError):
             return {"code": "B001"}
-        return {"code": "B000"}
+        return {"code": "B000" if self.blink else "B100"}  # the codes pyasic checks for on and off
 
     def _cgi_reboot(self, _method: str, _body: bytes) -> dict:
         if self.reboot_s > 0:
@@ -924,11 +932,11 @@ class WebProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         return self.busy  # a delayed response is still to be written
 
-    def _touch(self) -> None:
+    def _touch(self, idle_s: float = WEB_READ_IDLE_S) -> None:
         if self.idle:
             self.idle.cancel()
         if self.transport is not None:
-            self.idle = asyncio.get_running_loop().call_later(IDLE_CLOSE_S, self.transport.close)
+            self.idle = asyncio.get_running_loop().call_later(idle_s, self.transport.close)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -967,6 +975,8 @@ class WebProtocol(asyncio.Protocol):
             body = bytes(self.buf[end + 4 : end + 4 + length])
             del self.buf[: end + 4 + length]
             method, target, version = parts
+            if target.startswith(("http://", "https://")):  # absolute-form (proxies)
+                target = "/" + target.split("://", 1)[1].partition("/")[2]
             keep = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
             self._handle(method, target, headers, body, keep)
 
@@ -1022,5 +1032,7 @@ class WebProtocol(asyncio.Protocol):
         self.transport.write(data)
         if not keep:
             self.transport.close()
-        else:
-            self._process()
+            return
+        self._process()
+        if not self.busy and not self.buf:
+            self._touch(WEB_KEEP_ALIVE_IDLE_S)

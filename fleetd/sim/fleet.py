@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import inspect
 import ipaddress
 import json
@@ -35,6 +36,7 @@ import random
 import resource
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -176,10 +178,13 @@ def build(p: MinerPlan) -> EmulatedMiner:
     return cls(state, p.host, dict(p.ports), **options)
 
 
-def emulator_options(cls: type[EmulatedMiner]) -> set[str]:
+@functools.cache
+def emulator_options(cls: type[EmulatedMiner]) -> frozenset[str]:
     """The keyword options an emulator class takes besides (state, host, ports)."""
     params = inspect.signature(cls).parameters.values()
-    return {p.name for p in params if p.name not in ("state", "host", "ports") and p.kind != p.VAR_KEYWORD}
+    return frozenset(
+        p.name for p in params if p.name not in ("state", "host", "ports") and p.kind != p.VAR_KEYWORD
+    )
 
 
 async def start_all(plans: Sequence[MinerPlan]) -> list[EmulatedMiner]:
@@ -201,8 +206,6 @@ async def start_all(plans: Sequence[MinerPlan]) -> list[EmulatedMiner]:
 
 
 def _failing_port(p: MinerPlan) -> int:
-    import socket
-
     for port in p.ports.values():
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import random
 import string
 import struct
 import time
@@ -45,6 +44,11 @@ MAX_REQUEST = 65536
 JOINABLE = ("summary", "devs", "edevs", "pools", "devdetails", "version", "stats")
 
 _SALT_CHARS = string.ascii_letters + string.digits
+
+
+def _salt_from(seed: str) -> str:
+    digest = hashlib.sha256(seed.encode()).digest()
+    return "".join(_SALT_CHARS[b % len(_SALT_CHARS)] for b in digest[:8])
 
 
 def _dumps(obj: Any) -> str:
@@ -86,10 +90,8 @@ class WhatsminerMiner(EmulatedMiner):
         self.write_access = write_access  # "API write access" switch of WhatsMinerTool / web UI
         self.token_ttl_s = token_ttl_s
         self.max_tokens = max_tokens
-        rng = random.Random(f"whatsminer:{host}")
-        self.salt = "".join(rng.choice(_SALT_CHARS) for _ in range(8))  # fixed per miner, like crypt's
-        self.v3_salt = "".join(rng.choice(_SALT_CHARS) for _ in range(8))
-        self._rng = rng
+        self.salt = _salt_from(f"v2:{host}")  # fixed per miner: the salt of its stored password hash
+        self.v3_salt = _salt_from(f"v3:{host}")
         self.tokens: dict[str, list[tuple[float, str]]] = {}  # client address -> (issued, sign)
         self.errors: dict[int, str] = {}
         self._live_at = 0.0
@@ -464,7 +466,7 @@ class WhatsminerMiner(EmulatedMiner):
         if len(live) >= self.max_tokens:
             return _flat(136, "over max token", int(now), "E")
         when = str(int(now))[-4:]
-        newsalt = "".join(self._rng.choice(_SALT_CHARS) for _ in range(8))
+        newsalt = "".join(self.state.rng.choice(_SALT_CHARS) for _ in range(8))
         _, sign = derive_token(self.v2_password, self.salt, newsalt, when)
         live.append((now, sign))
         return _flat(134, {"time": when, "salt": self.salt, "newsalt": newsalt}, int(now))
@@ -495,7 +497,7 @@ class WhatsminerMiner(EmulatedMiner):
         ok = _flat(131, "API command OK", when)
         if command == "power_off":
             s.sleep()
-            return _flat(131, {"btminer": "stop"}, when)
+            return ok
         if command == "power_on":
             s.wake()
             return ok

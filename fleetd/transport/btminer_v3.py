@@ -154,6 +154,16 @@ class BtminerV3:
 
     async def set(self, command: str, param: Any = None) -> dict[str, Any]:
         """A privileged `set.*` command with its per-command token."""
+        cached = self.salt is not None
+        try:
+            return await self._set_once(command, param)
+        except WrongPasswordError:
+            if not cached:
+                raise
+        self.salt = None  # the miner may have a new salt since we read it (password changed)
+        return await self._set_once(command, param)
+
+    async def _set_once(self, command: str, param: Any) -> dict[str, Any]:
         salt = await self._salt()
         ts = int(time.time())
         token = v3_token(command, self.password, salt, ts)

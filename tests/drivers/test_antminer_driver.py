@@ -26,7 +26,7 @@ from fleetd.transport.errors import (
 
 BLOCK = 10
 # Two pytest processes may run these tests at once: each gets its own third octet of 127.10.x.y.
-_OCTET = 1 + os.getpid() % 150
+_OCTET = 101 + os.getpid() % 50  # 101..150; transport tests use 1..100
 _numbers = itertools.count()
 
 
@@ -138,7 +138,9 @@ async def test_wake_restores_the_mode_before_sleep() -> None:
         await driver._set_mode(await driver._conf(), "3", asyncio.get_running_loop().time() + 3)
         assert conf_mode(await driver.web.get_json("/cgi-bin/get_miner_conf.cgi")) is Mode.LOW
         await driver.sleep()
-        woke = await driver.wake()
+        # A driver re-created in the same process (the daemon re-detects) still knows the mode.
+        again = AntminerDriver(driver.endpoint)
+        woke = await again.wake()
         assert woke.mode is Mode.LOW
 
 
@@ -238,3 +240,61 @@ async def test_generic_driver_reads_an_antminer() -> None:
 async def test_reboot() -> None:
     async with emulated() as (driver, _):
         await driver.reboot()
+
+
+def _fixture_replies() -> dict[str, object]:
+    import json
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "fixtures" / "devices" / "antminer_s19pro_bmminer"
+    replies: dict[str, object] = {
+        f.name.removeprefix("rpc_").removesuffix(".json"): json.loads(f.read_text())
+        for f in folder.glob("rpc_*.json")
+    }
+    replies["pools"] = {"STATUS": [{"STATUS": "S", "Code": 7, "Msg": "0 Pool(s)"}], "POOLS": [], "id": 1}
+    return replies
+
+
+@contextlib.asynccontextmanager
+async def fake_bmminer(joins: bool) -> AsyncIterator[tuple[str, list[str]]]:
+    """A byte-level fake of BMMiner answering from the real S19 Pro capture; logs each request."""
+    import json
+
+    replies = _fixture_replies()
+    log: list[str] = []
+    invalid = {"STATUS": [{"STATUS": "E", "Code": 14, "Msg": "Invalid command"}], "id": 1}
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        cmd = json.loads(await reader.read(4096))["command"]
+        log.append(cmd)
+        if "+" in cmd:
+            body = {c: [replies[c]] for c in cmd.split("+")} | {"id": 1} if joins else invalid
+        else:
+            body = replies.get(cmd, invalid)
+        writer.write(json.dumps(body).encode() + b"\0")
+        await writer.drain()
+        writer.close()
+
+    host = fresh_host()
+    server = await asyncio.start_server(handler, host, 4028)
+    try:
+        yield host, log
+    finally:
+        server.close()
+
+
+async def test_poll_is_one_joined_request() -> None:
+    async with fake_bmminer(joins=True) as (host, log):
+        reading = await AntminerDriver(Endpoint(host, timeouts=FAST)).read()
+    assert log == ["version+summary+stats+pools"]
+    assert reading.snapshot.hashrate_ths == pytest.approx(110.56689)
+
+
+async def test_poll_falls_back_to_single_commands_and_remembers() -> None:
+    async with fake_bmminer(joins=False) as (host, log):
+        driver = AntminerDriver(Endpoint(host, timeouts=FAST))
+        first = await driver.read()
+        second = await driver.read()
+    singles = ["version", "summary", "stats", "pools"]
+    assert log == ["version+summary+stats+pools", *singles, *singles]
+    assert first.snapshot.hashrate_ths == second.snapshot.hashrate_ths == pytest.approx(110.56689)

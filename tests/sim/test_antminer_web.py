@@ -119,3 +119,27 @@ async def test_expect_100_continue(start):
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
     writer.close()
     assert head.startswith(b"HTTP/1.1 401 ")
+
+
+async def test_idle_keep_alive_is_closed_like_lighttpd(start, monkeypatch):
+    import fleetd.sim.antminer as antminer
+
+    monkeypatch.setattr(antminer, "WEB_KEEP_ALIVE_IDLE_S", 0.3)
+    _, host = await start()
+    reader, writer = await asyncio.open_connection(host, web_port())
+    await asyncio.sleep(0.5)  # idle before the first request: still served
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    await reader.readexactly(length)
+    assert await asyncio.wait_for(reader.read(), 2) == b""  # closed after the keep-alive idle time
+    writer.close()
+
+
+async def test_absolute_form_target(start):
+    _, host = await start()
+    async with web_client() as client:
+        resp = await client.get(f"http://{host}:{web_port()}/cgi-bin/get_blink_status.cgi")
+        assert resp.status_code == 200
+    head = await _raw_http(host, web_port(), f"GET http://{host}/cgi-bin/x.cgi HTTP/1.1\r\n\r\n".encode())
+    assert head.startswith(b"HTTP/1.1 401 ")

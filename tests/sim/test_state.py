@@ -103,3 +103,11 @@ def test_unknown_emulator_options_are_refused():
 
     with pytest.raises(ValueError, match="has no option 'warp'"):
         plan([Group("Antminer S19 Pro", 1, "127.11.250.1", options={"warp": 9})])
+
+
+async def test_conf_reflects_state_changed_behind_the_web_interface(start):
+    fleet, host = await start()
+    fleet.state(host).sleep()
+    assert (await cgi(host, web_port(), "get_miner_conf"))["bitmain-work-mode"] == "1"
+    fleet.state(host).wake()
+    assert (await cgi(host, web_port(), "get_miner_conf"))["bitmain-work-mode"] == "0"

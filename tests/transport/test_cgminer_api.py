@@ -231,3 +231,19 @@ def test_text_reply_single_section() -> None:
         "STATUS": [{"STATUS": "S", "When": 1, "Code": 11, "Msg": "Summary", "Description": "x"}],
         "SUMMARY": [{"Elapsed": 5, "GHS 5s": 1.5}],
     }
+
+
+async def test_text_form_against_emulated_antminer() -> None:
+    from rawserver import fresh_host
+
+    from fleetd.sim.fleet import Fleet, Group
+
+    async with Fleet([Group("Antminer S19 Pro", count=1, base=fresh_host(), jitter=0.0)]) as miners:
+        text = CGMinerAPI(miners[0].host, miners[0].ports["api"], timeouts=FAST, text=True)
+        as_json = CGMinerAPI(miners[0].host, miners[0].ports["api"], timeouts=FAST)
+        pools_text = await text.command("pools")
+        pools_json = await as_json.command("pools")
+        with pytest.raises(InvalidCommandError):
+            await text.command("nosuchcommand")
+    assert pools_text["STATUS"][0]["STATUS"] == "S"
+    assert [p["URL"] for p in pools_text["POOLS"]] == [p["URL"] for p in pools_json["POOLS"]]

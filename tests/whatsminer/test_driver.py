@@ -278,3 +278,12 @@ async def test_slow_replies_are_reused_between_polls(start: Start) -> None:
     assert drv._slow == first  # psu, error codes and identity were not re-read
     full = await drv.raw_responses()
     assert "rpc_status" in full and "rpc_get_psu" in full
+
+
+async def test_upgrade_to_v3_firmware_switches_api(start: Start) -> None:
+    _, ep = await start(M60S)
+    drv = WhatsminerDriver(ep, api="btminer-v2")  # as known before the firmware upgrade
+    first = await drv.read()
+    assert first.identity.api == "btminer-v2" and first.identity.firmware == "20251209.16.Rel2"
+    assert (await drv.read()).identity.api == "btminer-v3"
+    assert WhatsminerDriver(ep).api == "btminer-v3"  # remembered for the next driver made for it

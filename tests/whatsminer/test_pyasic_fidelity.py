@@ -40,3 +40,20 @@ async def test_pyasic_reads_the_same_as_fleetd(
     assert data.wattage == pytest.approx(s.power_w, abs=1)
     assert data.wattage_limit == pytest.approx(s.power_limit_w)
     assert data.hashboards and len(data.hashboards) == len(s.hashboards)
+
+
+@pytest.mark.parametrize("model", [M50S, M60S])
+async def test_pyasic_privileged_commands_work_on_the_emulator(start: Start, model: str) -> None:
+    """pyasic's own envelope crypto (v2) and command tokens (v3) are accepted by the emulator."""
+    miner, ep = await start(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyasic's own deprecation warnings (passlib)
+        client = await pyasic.get_miner(ep.host)
+        assert await client.stop_mining()
+        assert miner.state.sleeping
+        assert await client.resume_mining()
+        assert not miner.state.sleeping
+        assert await client.set_power_limit(3000)
+        assert miner.state.power_limit_w == 3000
+    snap = await WhatsminerDriver(ep).snapshot()
+    assert snap.power_limit_w == 3000
