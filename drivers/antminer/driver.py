@@ -1,10 +1,21 @@
-"""Stock Antminer (BMMiner/CGMiner API on 4028, web CGI on 80): reads, verified sleep/wake, reboot."""
+"""Stock Antminer (BMMiner/CGMiner API on 4028, web CGI on 80): reads, verified sleep/wake, reboot.
+
+Work mode in polls: the RPC API does not report it, only `get_miner_conf.cgi` does. `read()` therefore
+takes the mode from a per-process cache of the configured mode (keyed by host and web port, so that a
+re-created driver keeps it). The cache is filled by every configuration read (sleep/wake verification,
+`raw_responses`) and refreshed by `read()` itself: on the first poll, every ~10 minutes (jittered so a
+fleet's refreshes spread out), and at once when telemetry contradicts it (cached sleep but hashing, i.e.
+woken behind our back). A refresh is one digest-authenticated GET bounded by `MODE_FETCH_MAX_S`; when the
+web interface fails (wrong password, closed port) the mode is "unknown" and retried after the same
+interval, and the RPC reading is returned regardless.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -41,6 +52,10 @@ _CONF_CARRY = {"pools": "pools", "bitmain-fan-ctrl": "bitmain-fan-ctrl", "bitmai
 # The mode each miner had before this process put it to sleep, restored by wake (kept per process so
 # that a re-created driver still knows; the firmware itself forgets it). Unknown -> normal.
 _MODE_BEFORE_SLEEP: dict[tuple[str, int], str] = {}
+# The configured mode last read per (host, web port), and when (time.monotonic) to read it again.
+_CONF_MODE: dict[tuple[str, int], tuple[Mode, float]] = {}
+MODE_REFRESH_S = 600.0
+MODE_FETCH_MAX_S = 2.0
 # Firmwares that report "Antminer ..." but are not stock and speak other control paths.
 _NOT_STOCK_KEYS = ("LUXminer", "BOSminer", "BOSminer+", "BOSer")
 _NOT_STOCK_WORDS = ("vnish", "braiins", "luxos", "marathon")
@@ -122,10 +137,37 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
         return out
 
     async def read(self) -> Reading:
+        """One joined RPC poll; the mode comes from the configuration cache (see the module docstring)."""
+        reading = await self._read_rpc()
+        mode = await self._cached_mode(reading.snapshot)
+        if mode is reading.snapshot.mode:
+            return reading
+        return Reading(reading.identity, dataclasses.replace(reading.snapshot, mode=mode))
+
+    async def _read_rpc(self) -> Reading:
         return self.parse_responses(await self._rpc(), host=self.host, polled_at=time.time())
 
     async def snapshot(self) -> Snapshot:
         return (await self.read()).snapshot
+
+    def _remember_mode(self, mode: Mode) -> None:
+        due = time.monotonic() + MODE_REFRESH_S * random.uniform(0.8, 1.2)
+        _CONF_MODE[self._key] = (mode, due)
+
+    async def _cached_mode(self, snap: Snapshot) -> Mode:
+        cached = _CONF_MODE.get(self._key)
+        if cached is not None:
+            mode, due = cached
+            stale = time.monotonic() >= due or (mode is Mode.SLEEP and snap.is_mining)
+            if not stale:
+                return mode
+        mode = Mode.UNKNOWN
+        with contextlib.suppress(DeviceError, TimeoutError):
+            async with asyncio.timeout(min(MODE_FETCH_MAX_S, self.endpoint.timeouts.connect_s)):
+                async with self._web_session():
+                    mode = conf_mode(await self._conf())
+        self._remember_mode(mode)
+        return mode
 
     @contextlib.asynccontextmanager
     async def _web_session(self) -> AsyncIterator[WebClient]:
@@ -167,6 +209,9 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
                 raise
             except DeviceError:
                 continue  # not every firmware has every page
+        conf = out.get(web_key(CONF_PATH))
+        if isinstance(conf, Mapping):
+            self._remember_mode(conf_mode(conf))
         return out
 
     @classmethod
@@ -240,7 +285,7 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
 
     async def _hashrate_or_none(self) -> float | None:
         try:
-            return (await self.read()).snapshot.hashrate_ths
+            return (await self._read_rpc()).snapshot.hashrate_ths
         except DeviceError:
             return None
 
@@ -270,7 +315,8 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
         while True:
             try:
                 mode = conf_mode(await self._conf())
-                snap = dataclasses.replace((await self.read()).snapshot, mode=mode)
+                self._remember_mode(mode)
+                snap = dataclasses.replace((await self._read_rpc()).snapshot, mode=mode)
                 if mode is want and effect(snap):
                     return snap
             except AuthError:

@@ -94,7 +94,10 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
                 return self._chose("btminer-v2", v2, ident)
             return None
         finally:
-            v3_task.cancel()
+            if v3_task.done() and not v3_task.cancelled():
+                v3_task.exception()  # retrieved: an unused v3 failure is not an error
+            else:
+                v3_task.cancel()
 
     def _where(self) -> tuple[str, int, int]:
         return self.endpoint.host, self.endpoint.api_port, self.endpoint.v3_port
@@ -172,6 +175,8 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
         now = time.monotonic()
         out = {}
         for k, rep in zip(keys, results, strict=True):
+            if isinstance(rep, BaseException) and not isinstance(rep, DeviceError):
+                raise rep  # a bug, not a miner's failure
             if isinstance(rep, dict):
                 self._slow[k] = (now, parse.slim(k, rep))
                 out[k] = rep

@@ -133,6 +133,36 @@ async def test_sleep_and_wake_verified() -> None:
         assert not fleet.state(driver.host).sleeping
 
 
+async def test_poll_reports_the_configured_mode_not_unknown() -> None:
+    async with emulated() as (driver, fleet):
+        assert (await driver.read()).snapshot.mode is Mode.NORMAL
+        await driver.sleep()
+        assert (await driver.read()).snapshot.mode is Mode.SLEEP
+        fleet.state(driver.host).wake()  # woken behind the driver's back (web UI, another tool)
+        await asyncio.sleep(0.05)
+        snap = (await driver.read()).snapshot
+    assert snap.is_mining and snap.mode is Mode.NORMAL
+
+
+async def test_poll_mode_is_cached_and_refreshed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fleetd.drivers.antminer.driver as mod
+
+    async with emulated() as (driver, fleet):
+        assert (await driver.read()).snapshot.mode is Mode.NORMAL
+        fleet.state(driver.host).mode = "low"
+        assert (await driver.read()).snapshot.mode is Mode.NORMAL  # cached: no web request per poll
+        monkeypatch.setattr(mod, "MODE_REFRESH_S", 0.0)
+        mod._CONF_MODE[driver._key] = (Mode.NORMAL, 0.0)  # due
+        assert (await driver.read()).snapshot.mode is Mode.LOW
+
+
+async def test_poll_survives_an_unreadable_web_interface() -> None:
+    async with emulated(faults=["wrong_password"]) as (driver, _):
+        first = (await driver.read()).snapshot
+        second = (await driver.read()).snapshot
+    assert first.is_mining and first.mode is Mode.UNKNOWN and second.mode is Mode.UNKNOWN
+
+
 async def test_wake_restores_the_mode_before_sleep() -> None:
     async with emulated() as (driver, _):
         await driver._set_mode(await driver._conf(), "3", asyncio.get_running_loop().time() + 3)

@@ -287,3 +287,17 @@ async def test_upgrade_to_v3_firmware_switches_api(start: Start) -> None:
     assert first.identity.api == "btminer-v2" and first.identity.firmware == "20251209.16.Rel2"
     assert (await drv.read()).identity.api == "btminer-v3"
     assert WhatsminerDriver(ep).api == "btminer-v3"  # remembered for the next driver made for it
+
+
+async def test_overheat_and_slow_faults(start: Start) -> None:
+    _, ep = await start(M60S, faults=Faults(overheat=True, slow_s=0.3))
+    s = await WhatsminerDriver(ep).snapshot()  # read_s 2 s: slow, but in time
+    assert s.temp_c is not None and s.temp_c > 90
+    assert [(f.code, f.component) for f in s.errors] == [("350", Component.TEMPERATURE)]
+    _, ep2 = await start(
+        M50S,
+        faults=Faults(slow_s=0.5),
+        timeouts=Timeouts(connect_s=1, read_s=0.2, verify_s=1, verify_interval_s=0.1),
+    )
+    with pytest.raises(DeviceTimeoutError):
+        await WhatsminerDriver(ep2, api="btminer-v2").read()
