@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+from collections.abc import Mapping
+from typing import Any
 
 from fleetd.drivers.base import (
     Credentials,
@@ -16,6 +19,8 @@ from fleetd.drivers.base import (
 )
 
 from fleetd.model import Identity
+from fleetd.transport.cgminer import CGMinerAPI
+from fleetd.transport.errors import DeviceError, DeviceTimeoutError, UnreachableError
 
 __all__ = [
     "Credentials",
@@ -62,22 +67,63 @@ def driver_class(name: str) -> type[Driver]:
 
 
 async def detect(endpoint: Endpoint) -> tuple[type[Driver], Identity] | None:
-    """Probe `endpoint` with every driver at once; the first in detection order that claims it wins."""
+    """The first driver, in detection order, that claims `endpoint`; None if none does.
+
+    Cheap for empty addresses and shared for the CGMiner family: one `version` read on the API port
+    (which doubles as its reachability check) decides every driver with a pure `from_version`, while
+    a bare TCP connect to the v3 port runs alongside it for drivers that may speak only there. When
+    neither port accepts a connection no driver is asked at all. Other drivers `probe` only when every
+    driver ahead of them has passed, so a miner already identified waits for nothing further down.
+    """
     classes = driver_classes()
-    tasks = [asyncio.ensure_future(c.probe(endpoint)) for c in classes]
+    shared = [c for c in classes if callable(getattr(c, "from_version", None))]
+    others = [c for c in classes if c not in shared]
+    version_task = asyncio.ensure_future(_version(endpoint)) if shared else None
+    alt_task = asyncio.ensure_future(_accepts(endpoint, endpoint.v3_port)) if others else None
     try:
-        # Decided as soon as every driver ahead of a claimant has answered: a slow probe further down
-        # the order (e.g. a port that drops packets) does not hold up a miner already identified.
-        for cls, task in zip(classes, tasks, strict=True):
-            try:
-                res = await task
-            except Exception:
-                continue
-            if isinstance(res, Identity):
-                return cls, res
+        version: Mapping[str, Any] | None = None
+        api_open = False
+        if version_task is not None:
+            api_open, version = await version_task
+        if not api_open and not (alt_task is not None and await alt_task):
+            return None
+        for cls in classes:
+            if cls in shared:
+                ident = cls.from_version(version, host=endpoint.host) if version is not None else None  # type: ignore[attr-defined]
+            else:
+                try:
+                    ident = await cls.probe(endpoint)
+                except Exception:
+                    continue
+            if isinstance(ident, Identity):
+                return cls, ident
         return None
     finally:
-        for task in tasks:
-            if not task.done():
+        for task in (version_task, alt_task):
+            if task is not None and not task.done():
                 task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(task, return_exceptions=True)
+
+
+async def _version(endpoint: Endpoint) -> tuple[bool, Mapping[str, Any] | None]:
+    """(whether the API port answered at all, its `version` reply if it is a successful one)."""
+    api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
+    try:
+        return True, await api.command("version")
+    except (UnreachableError, DeviceTimeoutError):
+        return False, None
+    except DeviceError:
+        return True, None  # refused, garbled, ...: something listens, but not a CGMiner-family `version`
+
+
+async def _accepts(endpoint: Endpoint, port: int) -> bool:
+    """Whether `port` accepts a TCP connection within the connect timeout (closed at once)."""
+    try:
+        async with asyncio.timeout(endpoint.timeouts.connect_s):
+            _, writer = await asyncio.open_connection(endpoint.host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True

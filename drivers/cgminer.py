@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import abc
+import contextlib
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fleetd.drivers.base import Driver, Endpoint
@@ -15,11 +17,13 @@ from fleetd.transport.errors import CommandRejectedError, MalformedReplyError
 
 __all__ = [
     "CGMinerDriver",
+    "VersionProbe",
     "current_hashrate_ths",
     "first",
     "hashrate_ths",
     "num",
     "parse_pools",
+    "reply_content",
     "section",
     "temperature_c",
     "to_ths",
@@ -138,16 +142,20 @@ def _model_and_firmware(version: Mapping[str, Any]) -> tuple[str, str]:
     return model or "cgminer", str(version.get("Miner") or "")
 
 
-class CGMinerDriver(Driver):
-    """Read-only driver for anything answering the CGMiner API: summary, devs and pools."""
+@contextlib.contextmanager
+def reply_content(host: str) -> Iterator[None]:
+    """Turn a pure parser's surprise at a reply's content into a MalformedReplyError naming the host."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise MalformedReplyError(f"unexpected reply content: {exc}", host=host, command="parse") from None
 
-    name = "cgminer"
-    vendor = "generic"
-    READS = ("version", "summary", "devs", "pools")
 
-    def __init__(self, endpoint: Endpoint) -> None:
-        super().__init__(endpoint)
-        self.api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
+class VersionProbe(abc.ABC):
+    """Detection for the CGMiner family: one `version` reply decides, through the pure `from_version`.
+
+    `fleetd.drivers.detect` reads `version` once per host and hands it to every such driver.
+    """
 
     @classmethod
     async def probe(cls, endpoint: Endpoint) -> Identity | None:
@@ -157,6 +165,23 @@ class CGMinerDriver(Driver):
         except CommandRejectedError:
             return None  # speaks the API but not `version`: not one of ours
         return cls.from_version(reply, host=endpoint.host)
+
+    @classmethod
+    @abc.abstractmethod
+    def from_version(cls, reply: Mapping[str, Any], *, host: str = "") -> Identity | None:
+        """Pure: the identity a `version` reply shows if this driver speaks to that miner, else None."""
+
+
+class CGMinerDriver(VersionProbe, Driver):
+    """Read-only driver for anything answering the CGMiner API: summary, devs and pools."""
+
+    name = "cgminer"
+    vendor = "generic"
+    READS = ("version", "summary", "devs", "pools")
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self.api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
 
     @classmethod
     def from_version(cls, reply: Mapping[str, Any], *, host: str = "") -> Identity | None:
@@ -196,12 +221,8 @@ class CGMinerDriver(Driver):
     def parse_responses(
         cls, responses: Mapping[str, Any], *, host: str = "", polled_at: float = 0.0
     ) -> Reading:
-        try:
+        with reply_content(host):
             return Reading(cls.parse_identity(responses, host=host), cls._snapshot(responses, polled_at))
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise MalformedReplyError(
-                f"unexpected reply content: {exc}", host=host, command="parse"
-            ) from None
 
     @classmethod
     def _snapshot(cls, responses: Mapping[str, Any], polled_at: float) -> Snapshot:

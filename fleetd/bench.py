@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fleetd import eventloop
+from fleetd import runtime
 from fleetd.config import parse_config
 from fleetd.daemon.state import CycleStats, Health
 from fleetd.sim.fleet import PER_PROCESS, Group, ProcessFleet
@@ -46,6 +46,7 @@ class BenchResult:
     processes: int  # emulator processes
     concurrency: int
     loop: str
+    gc: str  # "tuned" (as fleetd run) or "default" (Python's thresholds)
     cycle_s: float
     cycle_max_s: float
     warmup_cycles: int  # until every miner was polled once (drivers detected)
@@ -141,6 +142,7 @@ async def measure(
     concurrency: int,
     timeout_s: float = 10.0,
     emulator_pids: list[int] | None = None,
+    tuned_gc: bool = True,
     progress: Progress = lambda s: None,
 ) -> tuple[list[CycleStats], list[CycleStats], float, float, int, int]:
     """Run the daemon over `hosts`: warm-up cycles until every miner was polled once, then `cycles` more.
@@ -184,7 +186,10 @@ async def measure(
     with tempfile.TemporaryDirectory(prefix="fleetd-bench-") as tmp:
         daemon = Daemon(config, state_dir=tmp)
         daemon.on_cycle.append(on_cycle)
-        gc.collect()
+        if tuned_gc:
+            runtime.tune_gc()  # as `fleetd run` does
+        else:
+            gc.collect()
         rss0 = rss_kb()
         await daemon.start()
         try:
@@ -204,6 +209,7 @@ def run(
     concurrency: int = 1000,
     base: str = DEFAULT_BASE,
     event_loop: str | None = None,
+    tuned_gc: bool = True,
     progress: Progress = lambda s: None,
 ) -> BenchResult:
     """Start the emulated fleet, run the daemon against it, return the figures."""
@@ -223,7 +229,7 @@ def run(
         progress(f"fleet ready in {time.perf_counter() - t0:.1f} s; polling every {interval_s:g} s")
         hosts = [m.host for m in fleet]
         fleet_pids = pf.pids
-        loop_name, loop_runner = eventloop.runner(event_loop)
+        loop_name, loop_runner = runtime.runner(event_loop)
         with loop_runner as r:
             warmup, steady, cpu, emu_cpu, rss0, rss1 = r.run(
                 measure(
@@ -232,6 +238,7 @@ def run(
                     interval_s=interval_s,
                     concurrency=concurrency,
                     emulator_pids=fleet_pids,
+                    tuned_gc=tuned_gc,
                     progress=progress,
                 )
             )
@@ -245,6 +252,7 @@ def run(
         processes=n_proc,
         concurrency=concurrency,
         loop=loop_name,
+        gc="tuned" if tuned_gc else "default",
         cycle_s=round(busy / len(steady), 3),
         cycle_max_s=round(max(durations), 3),
         warmup_cycles=len(warmup),
@@ -268,7 +276,7 @@ def report(r: BenchResult) -> str:
     models = ", ".join(f"{n} x {m}" for m, n in r.models.items())
     lines = [
         f"fleetd bench: {r.miners} emulated miners ({models}) in {r.processes} processes; "
-        f"{r.cpus} CPUs, {r.python}, {r.loop} loop, concurrency {r.concurrency}",
+        f"{r.cpus} CPUs, {r.python}, {r.loop} loop, {r.gc} GC, concurrency {r.concurrency}",
         f"  cycle time        {r.cycle_s:.2f} s mean, {r.cycle_max_s:.2f} s max over {r.cycles} cycles "
         f"(after {r.warmup_cycles} warm-up cycles detecting drivers, {r.warmup_s:.1f} s)",
         f"  polls per second  {r.polls_per_s:,.0f}  ({r.polls} polls, {r.failed} failed, "

@@ -181,6 +181,7 @@ class PollingConfig(_Model):
 class StorageConfig(_Model):
     url: str = ""  # empty: SQLite file fleetd.db in the state directory
     queue_size: int = Field(100_000, ge=100)
+    latest_state_every_s: float = Field(60.0, ge=0)  # how often the latest_state table is rewritten
     echo: bool = False
 
     @field_validator("url")

@@ -22,7 +22,7 @@ from typing import Any
 
 from fleetd.drivers.antminer.parse import conf_mode, parse_identity, parse_snapshot
 from fleetd.drivers.base import Driver, Endpoint, SupportsReboot, SupportsSleep
-from fleetd.drivers.cgminer import first
+from fleetd.drivers.cgminer import VersionProbe, first, reply_content
 
 from fleetd.model import Identity, Mode, Reading, Snapshot
 from fleetd.transport.cgminer import CGMinerAPI
@@ -76,7 +76,7 @@ def is_stock_antminer(version_reply: Mapping[str, Any]) -> bool:
     return not any(w in model.lower() for w in _NOT_STOCK_WORDS)
 
 
-class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
+class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
     """Stock Antminer. The poll is one joined RPC request; web CGI only for identity extras and power."""
 
     name = "antminer"
@@ -112,15 +112,6 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
             await self._web.close()
 
     # --- reading -------------------------------------------------------------------------------
-
-    @classmethod
-    async def probe(cls, endpoint: Endpoint) -> Identity | None:
-        api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
-        try:
-            reply = await api.command("version")
-        except CommandRejectedError:
-            return None  # speaks the API but not `version`: not one of ours
-        return cls.from_version(reply, host=endpoint.host)
 
     @classmethod
     def from_version(cls, reply: Mapping[str, Any], *, host: str = "") -> Identity | None:
@@ -218,14 +209,10 @@ class AntminerDriver(Driver, SupportsSleep, SupportsReboot):
     def parse_responses(
         cls, responses: Mapping[str, Any], *, host: str = "", polled_at: float = 0.0
     ) -> Reading:
-        try:
+        with reply_content(host):
             return Reading(
                 parse_identity(responses, host=host), parse_snapshot(responses, polled_at=polled_at)
             )
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise MalformedReplyError(
-                f"unexpected reply content: {exc}", host=host, command="parse"
-            ) from None
 
     # --- power -----------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
+from fleetd.drivers import verify
 from fleetd.drivers.base import Driver, Endpoint, SupportsPowerLimit, SupportsReboot, SupportsSleep
 from fleetd.drivers.whatsminer import parse
 
@@ -16,6 +17,7 @@ from fleetd.model import Identity, Reading, Snapshot
 from fleetd.transport.btminer import BtminerV2, check_status, status_of
 from fleetd.transport.btminer_v3 import BtminerV3
 from fleetd.transport.errors import (
+    AccessDeniedError,
     CommandRejectedError,
     DeviceError,
     InvalidCommandError,
@@ -110,7 +112,8 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
     def _remember(self, replies: Mapping[str, Any]) -> None:
         now = time.monotonic()
         for k, rep in replies.items():
-            self._slow[k] = (now, parse.slim(k, rep))
+            if k != "rpc_summary":  # read on every poll anyway
+                self._slow[k] = (now, parse.slim(k, rep))
 
     async def _identity_raw_v2(self) -> dict[str, Any] | None:
         """get_version, devdetails, get_miner_info of a Whatsminer; None if 4028 is another miner."""
@@ -125,7 +128,8 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
             text = json.dumps(details).lower()
             if status_of(details)[0] != "S" or not ("bitmicro" in text or "btminer" in text):
                 return None  # another miner (an Antminer answers "Invalid command")
-            out, rest = {"rpc_devdetails": details}, ("get_miner_info",)
+            # ... and its summary carries the firmware date and MAC that get_version would give.
+            out, rest = {"rpc_devdetails": details}, ("get_miner_info", "summary")
         replies = await asyncio.gather(*(self.v2.raw(c) for c in rest), return_exceptions=True)
         out.update({f"rpc_{c}": rep for c, rep in zip(rest, replies, strict=True) if isinstance(rep, dict)})
         return out
@@ -275,7 +279,21 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
 
     # --- control ---------------------------------------------------------------------------------
     async def _v2_priv(self, command: str, **params: Any) -> dict[str, Any]:
-        reply = await self.v2.privileged(command, **params)
+        try:
+            reply = await self.v2.privileged(command, **params)
+        except AccessDeniedError as exc:
+            cached = self._slow.get("rpc_get_version")
+            fw = str(parse.msg(cached[1]).get("fw_ver") or "") if cached else ""
+            if not parse.prefers_v3(fw):
+                raise
+            # Firmware from 2024-11 refuses v2 writes: v3 is the way, and it did not answer.
+            raise AccessDeniedError(
+                f"firmware {fw} takes commands only over API v3 on port {self.endpoint.v3_port}, which "
+                "does not answer: check that port (--v3-port) and that nothing blocks it, then retry",
+                host=self.host,
+                command=command,
+                code=exc.code,
+            ) from None
         return check_status(reply, host=self.host, command=command)
 
     async def sleep(self) -> Snapshot:
@@ -342,19 +360,15 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
     async def _verify(self, command: str, ok: Callable[[Snapshot], bool], failure: str) -> Snapshot:
         """Re-read until `ok` holds or Timeouts.verify_s passes; never trust the acknowledgement."""
         t = self.endpoint.timeouts
-        deadline = time.monotonic() + t.verify_s
-        last: Snapshot | None = None
-        while True:
-            try:
-                last = await self.snapshot()
-                if ok(last):
-                    return last
-            except DeviceError:
-                pass  # a miner may drop its API briefly while switching; keep verifying
-            if time.monotonic() + t.verify_interval_s > deadline:
-                break
-            await asyncio.sleep(t.verify_interval_s)
+        end = await verify.until(
+            self.snapshot, ok, deadline=verify.deadline_in(t.verify_s), interval=t.verify_interval_s
+        )
+        if end.ok and end.last is not None:
+            return end.last
+        last = end.last
         seen = f" (last read: {last.hashrate_ths} TH/s, {last.power_w} W)" if last else ""
+        if last is None and end.error is not None:
+            seen = f" (no reading: {end.error.message})"
         raise NotCompliedError(
             f"acknowledged but {failure} within {t.verify_s:g} s{seen}", host=self.host, command=command
         )

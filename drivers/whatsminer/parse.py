@@ -9,6 +9,7 @@ rpc_get.miner.status_pools. v3 hashrates are TH/s.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,11 +29,18 @@ V3_KEYS = (
 
 
 def num(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
+    """A finite float from a JSON number or numeric string ("'20.5'" too); None otherwise."""
+    t = type(v)  # exact types: bool is an int, and not a number here
     try:
-        f = float(str(v).strip().strip("'"))
-    except ValueError:
+        if t is float:
+            f = v
+        elif t is int:
+            f = float(v)
+        elif t is str:
+            f = float(v.strip().strip("'"))
+        else:
+            return None
+    except (ValueError, OverflowError):
         return None
     return f if math.isfinite(f) else None
 
@@ -119,23 +127,105 @@ def is_v3(responses: Mapping[str, Any]) -> bool:
     return any(k in responses for k in V3_KEYS)
 
 
+# What `slim` keeps of each slow-changing reply: the fields the parsers read, nothing else.
+_KEEP_V2: dict[str, tuple[str, ...]] = {
+    "rpc_get_version": ("fw_ver", "api_ver"),
+    "rpc_get_miner_info": ("minersn", "mac", "hostname"),
+    "rpc_get_psu": (
+        "model",
+        "name",
+        "vendor",
+        "serial_no",
+        "sw_version",
+        "hw_version",
+        "vin",
+        "iin",
+        "pin",
+        "fan_speed",
+        "temp0",
+    ),
+    "rpc_get_error_code": ("error_code",),
+}
+_KEEP_V3_INFO: dict[str, tuple[str, ...]] = {
+    "network": ("mac", "hostname"),
+    "system": ("fwversion", "api"),
+    "power": ("model", "type", "sn", "swversion", "hwversion", "vendor", "fanspeed"),
+}
+_KEEP_V3_POOL = ("url", "account", "status", "stratum-active", "accepted", "rejected", "stale")
+# Values shared by many miners of a fleet (versions, models): one string object for all of them.
+_SHARED = frozenset(
+    (
+        "fw_ver",
+        "api_ver",
+        "model",
+        "name",
+        "vendor",
+        "sw_version",
+        "hw_version",
+        "hostname",
+        "type",
+        "working",
+        "fwversion",
+        "api",
+        "swversion",
+        "hwversion",
+        "Model",
+        "status",
+        "url",
+        "account",
+    )
+)
+_NUMERIC = frozenset(("vin", "iin", "pin", "fan_speed", "temp0", "fanspeed", "accepted", "rejected", "stale"))
+
+
+def _keep(d: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The `keys` of `d` that are there; shared strings interned, numeric strings as numbers."""
+    out: dict[str, Any] = {}
+    for k in keys:  # the table's key strings: one object for every miner
+        if k not in d:
+            continue
+        v = d[k]
+        if isinstance(v, str):
+            if k in _SHARED:
+                v = sys.intern(v)
+            elif k in _NUMERIC and (f := num(v)) is not None:
+                v = int(f) if f.is_integer() else f
+        out[k] = v
+    return out
+
+
 def slim(key: str, reply: Any) -> Any:
-    """The part of a slow-changing reply the parsers read (what a driver keeps between polls)."""
+    """What a driver keeps of a slow-changing reply between polls: only what the parsers read of it.
+
+    Parsing the slim reply gives the same result as parsing the whole one; it is a fraction of its size.
+    """
     if not isinstance(reply, dict):
         return reply
+    if key in _KEEP_V2:
+        m = msg(reply)
+        return {"Msg": _keep(m, _KEEP_V2[key])} if m else {}
     if key == "rpc_devdetails":
-        return {"STATUS": reply.get("STATUS"), "DEVDETAILS": [first(reply, "DEVDETAILS")]}
+        return {"DEVDETAILS": [_keep(first(reply, "DEVDETAILS"), ("Model",))]}
     if key == "rpc_get.device.info":
         m = msg(reply)
         miner = m.get("miner") if isinstance(m.get("miner"), dict) else {}
-        net = m.get("network") if isinstance(m.get("network"), dict) else {}
-        keep = {
-            k: v for k, v in miner.items() if k in ("type", "miner-sn", "working") or k.startswith("pcbsn")
+        keep = tuple(k for k in miner if k in ("type", "miner-sn", "working") or k.startswith("pcbsn"))
+        out: dict[str, Any] = {
+            part: _keep(m[part], keys)
+            for part, keys in _KEEP_V3_INFO.items()
+            if isinstance(m.get(part), dict)
         }
-        slim_msg = {**m, "miner": keep, "network": {k: net[k] for k in ("mac", "hostname") if k in net}}
-        return {"code": reply.get("code"), "msg": slim_msg}
-    if "Msg" in reply:
-        return {"STATUS": reply.get("STATUS"), "Code": reply.get("Code"), "Msg": reply.get("Msg")}
+        out["miner"] = _keep(miner, keep)
+        for k in ("salt", "error-code"):
+            if k in m:
+                out[k] = m[k]
+        return {"msg": out}
+    if key == "rpc_get.miner.status_pools":
+        pools = msg(reply).get("pools")
+        rows = (
+            [_keep(p, _KEEP_V3_POOL) for p in pools if isinstance(p, dict)] if isinstance(pools, list) else []
+        )
+        return {"msg": {"pools": rows}}
     return reply
 
 
@@ -186,19 +276,33 @@ def errors_v2(summary: Mapping[str, Any], error_reply: Any) -> tuple[Fault, ...]
     return tuple(fault_for(c) for c in seen)
 
 
+# PSU text fields: the firmware's name -> the snapshot's `psu` key.
+_PSU_TEXT_V2 = (
+    ("model", "model"),
+    ("name", "name"),
+    ("vendor", "vendor"),
+    ("serial_no", "serial"),
+    ("sw_version", "firmware"),
+    ("hw_version", "hardware"),
+)
+_PSU_TEXT_V3 = (
+    ("model", "model"),
+    ("type", "type"),
+    ("sn", "serial"),
+    ("swversion", "firmware"),
+    ("hwversion", "hardware"),
+    ("vendor", "vendor"),
+)
+
+
+def _texts(src: Mapping[str, Any], names: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The non-empty `names` of `src` as strings, renamed."""
+    return {dst: str(src[k]) for k, dst in names if src.get(k) not in (None, "")}
+
+
 def psu_v2(psu_reply: Any, summary: Mapping[str, Any]) -> dict[str, Any]:
     m = msg(psu_reply)
-    out: dict[str, Any] = {}
-    for src, dst in (
-        ("model", "model"),
-        ("name", "name"),
-        ("vendor", "vendor"),
-        ("serial_no", "serial"),
-        ("sw_version", "firmware"),
-        ("hw_version", "hardware"),
-    ):
-        if m.get(src) not in (None, ""):
-            out[dst] = str(m[src])
+    out = _texts(m, _PSU_TEXT_V2)
     # get_psu gives input volts and amps in hundredths ("vin": "22850" = 228.50 V); watts as is.
     for src, dst, scale in (
         ("vin", "input_voltage_v", 100),
@@ -361,17 +465,7 @@ def snapshot_v3(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
     ]
     hr = _ths(s.get("hash-realtime"))
     working = str(miner.get("working", "")).strip().lower()
-    psu: dict[str, Any] = {}
-    for src, dst in (
-        ("model", "model"),
-        ("type", "type"),
-        ("sn", "serial"),
-        ("swversion", "firmware"),
-        ("hwversion", "hardware"),
-        ("vendor", "vendor"),
-    ):
-        if power_info.get(src) not in (None, ""):
-            psu[dst] = str(power_info[src])
+    psu = _texts(power_info, _PSU_TEXT_V3)
     if num(power_info.get("fanspeed")) is not None:
         psu["fan_rpm"] = num(power_info.get("fanspeed"))
     board_temps = s.get("board-temperature")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -67,12 +68,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure at exit
+        return 0
     except CLIError as exc:
         print(f"fleetd {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
     except DeviceError as exc:
-        print(f"fleetd {args.command}: {exc}", file=sys.stderr)
+        print(f"fleetd {args.command}: {exc}{_advice(exc)}", file=sys.stderr)
         return 1
+
+
+def _advice(exc: Exception) -> str:
+    """What the operator can do about a device error whose message cannot know it (network, garbage)."""
+    from fleetd.transport.errors import DeviceTimeoutError, MalformedReplyError, UnreachableError
+
+    if isinstance(exc, DeviceTimeoutError):
+        return "; check that the miner is up and its API enabled, or allow it longer with --timeout"
+    if isinstance(exc, UnreachableError):
+        return "; check the address and port (--api-port) and that the miner is powered and on the network"
+    if isinstance(exc, MalformedReplyError):
+        return "; the reply is not one fleetd can read: check that this is a supported miner (--driver)"
+    return ""
 
 
 if __name__ == "__main__":

@@ -43,6 +43,11 @@ def register(sub: Any) -> None:
         default=None,
         help="event loop (default: as fleetd run, uvloop when installed; $FLEETD_EVENT_LOOP)",
     )
+    p.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep Python's default garbage-collector thresholds (fleetd run tunes them), to compare",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     p.set_defaults(func=run)
 
@@ -85,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             base=base,
             event_loop=args.loop,
+            tuned_gc=not args.default_gc,
             progress=progress,
         )
     except BindError as exc:

@@ -89,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
         from fleetd.sim.models import lookup
 
         nominal = {m.host: lookup(m.model).spec.power_w for m in miners}
-        from fleetd import eventloop
+        from fleetd import runtime
 
-        with eventloop.runner()[1] as r:
+        runtime.tune_gc()
+        with runtime.runner()[1] as r:
             return r.run(_serve(args, nominal, models, out, live))
     finally:
         fleet.stop()

@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from fleetd.cli import CLIError
+from fleetd.cli.argtypes import port, seconds
 from fleetd.discovery import TargetError, parse_host
 from fleetd.drivers import Credentials, Driver, Endpoint, Timeouts, detect, driver_class, driver_classes
 from fleetd.model import Identity
@@ -28,6 +29,9 @@ PASSWORD_ENV = "FLEETD_MINER_PASSWORD"
 USER_ENV = "FLEETD_MINER_USER"
 DEBUG_ENV = "FLEETD_DEBUG"  # set to see the traceback of an unexpected error
 
+# A timeout or verification time: more than 0, at most an hour.
+timeout_s = seconds(at_most=3600, zero=False)
+
 # Which failure explains "nobody recognised this host" best, most telling first.
 _ERROR_RANK: tuple[type[DeviceError], ...] = (
     AuthError,
@@ -39,43 +43,28 @@ _ERROR_RANK: tuple[type[DeviceError], ...] = (
 )
 
 
-def add_device_args(parser: argparse.ArgumentParser) -> None:
-    """HOST plus the connection options every one-miner command takes."""
-    parser.add_argument("host", metavar="HOST", help="miner address or name; HOST:PORT sets the API port")
-    parser.add_argument("--driver", metavar="NAME", help="skip detection and use this driver (e.g. antminer)")
+def add_connection_args(parser: argparse.ArgumentParser) -> None:
+    """The ports and credentials every command that talks to miners takes."""
     parser.add_argument("--user", help=f"web/API user (default: the vendor's; env {USER_ENV})")
     parser.add_argument(
         "--password",
         help=f"web/API password (default: the vendor's); prefer env {PASSWORD_ENV}, which `ps` cannot show",
     )
-    parser.add_argument("--api-port", type=_port, default=4028, metavar="PORT", help="TCP API port (4028)")
-    parser.add_argument("--web-port", type=_port, default=80, metavar="PORT", help="web interface port (80)")
+    parser.add_argument("--api-port", type=port, default=4028, metavar="PORT", help="TCP API port (4028)")
+    parser.add_argument("--web-port", type=port, default=80, metavar="PORT", help="web interface port (80)")
     parser.add_argument(
-        "--v3-port", type=_port, default=4433, metavar="PORT", help="Whatsminer API v3 port (4433)"
-    )
-    parser.add_argument(
-        "--timeout", type=_seconds, default=None, metavar="S", help="connect and read timeout per request"
+        "--v3-port", type=port, default=4433, metavar="PORT", help="Whatsminer API v3 port (4433)"
     )
 
 
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r} (1-65535)")
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (seconds, > 0)")
-    return value
-
-
-port_type = _port
-seconds_type = _seconds
+def add_device_args(parser: argparse.ArgumentParser) -> None:
+    """HOST plus the connection options every one-miner command takes."""
+    parser.add_argument("host", metavar="HOST", help="miner address or name; HOST:PORT sets the API port")
+    parser.add_argument("--driver", metavar="NAME", help="skip detection and use this driver (e.g. antminer)")
+    add_connection_args(parser)
+    parser.add_argument(
+        "--timeout", type=timeout_s, default=None, metavar="S", help="connect and read timeout per request"
+    )
 
 
 def credentials(args: argparse.Namespace) -> Credentials:

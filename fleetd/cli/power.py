@@ -19,8 +19,8 @@ from fleetd.cli.device_args import (
     describe,
     endpoint,
     run,
-    seconds_type,
     stderr_is_tty,
+    timeout_s,
 )
 from fleetd.cli.probe import snapshot_line
 from fleetd.drivers import Endpoint, SupportsSleep
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add_device_args(p)
         p.add_argument(
             "--verify-timeout",
-            type=seconds_type,
+            type=timeout_s,
             default=None,
             metavar="S",
             help="how long the change may take to show in telemetry (driver default: 60 s)",

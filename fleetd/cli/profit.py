@@ -6,16 +6,17 @@ import argparse
 import json
 import math
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from fleetd.cli import CLIError
-from fleetd.economics.catalog import Catalog, CatalogError
+from fleetd.economics.catalog import SLEEP, Catalog, CatalogError
 from fleetd.economics.config import EconomicsConfig
 from fleetd.economics.hashprice import block_subsidy_btc, hashprice_per_ph_day
-from fleetd.economics.unit import CATALOG, CONFIGURED, Economics, economics
+from fleetd.economics.unit import CATALOG, CATALOG_SLEEP, CONFIGURED, Economics, economics
 
 DEFAULT_SUBSIDY_BTC = 3.125  # from block 840,000 (April 2024) to 1,049,999
 
@@ -31,24 +32,42 @@ def fraction(text: str) -> float:
     return value
 
 
-def positive(text: str) -> float:
+def _float(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
+
+
+def positive(text: str) -> float:
+    value = _float(text)
+    if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
     return value
 
 
 def non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
+    value = _float(text)
+    if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
     return value
+
+
+def bounded_price(limit: float, unit: str) -> Callable[[str], float]:
+    """A price parser: negative prices are real (paid to consume), absurd magnitudes are refused."""
+
+    def parse(text: str) -> float:
+        value = _float(text)
+        if not abs(value) <= limit:  # also refuses NaN and infinities
+            raise argparse.ArgumentTypeError(f"must be within +-{limit:,g} {unit}, got {text!r}")
+        return value
+
+    return parse
+
+
+# $100/kWh = $100,000/MWh: far beyond any market's price cap (ERCOT's is $5,000/MWh)
+price_per_kwh = bounded_price(100.0, "$/kWh")
+adders_per_mwh = bounded_price(100_000.0, "$/MWh")
 
 
 def add_network_args(p: argparse.ArgumentParser) -> None:
@@ -62,7 +81,7 @@ def add_network_args(p: argparse.ArgumentParser) -> None:
 def add_fee_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool-fee", type=fraction, help="pool fee, e.g. 0.02 or 2%% (default 0)")
     p.add_argument("--dev-fee", type=fraction, help="firmware dev fee (default 0)")
-    p.add_argument("--adders-usd-per-mwh", type=float, help="transmission/retail adders, $/MWh (default 0)")
+    p.add_argument("--adders-usd-per-mwh", type=adders_per_mwh, help="transmission/retail adders, $/MWh")
     p.add_argument("--catalog", help="model catalog TOML (default config/models.toml)")
     p.add_argument("--config", help="fleetd TOML config whose [economics] fees, adders and catalog apply")
 
@@ -117,11 +136,16 @@ def register(sub: Any) -> None:
     p.add_argument("--hashrate-ths", type=positive, help="hashrate, TH/s (default: the model's nominal)")
     p.add_argument("--power-w", type=positive, help="power draw, W (default: the model's nominal)")
     p.add_argument("--model", help="catalog model, e.g. 'S19 XP' (see config/models.toml)")
-    p.add_argument("--mode", default="normal", help="catalog mode (default normal)")
+    p.add_argument("--mode", default="normal", help="catalog mode: normal, low, high, sleep (default normal)")
     p.add_argument("--hashprice-usd-per-ph-day", type=positive, help="gross hashprice, $ per PH/s per day")
     p.add_argument("--btc-price", type=positive, help="BTC price, $ (with --difficulty)")
     add_network_args(p)
-    p.add_argument("--electricity-usd-per-kwh", type=float, required=True, help="energy price, $/kWh")
+    p.add_argument(
+        "--electricity-usd-per-kwh",
+        type=price_per_kwh,
+        required=True,
+        help="energy price, $/kWh (can be < 0)",
+    )
     add_fee_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -134,15 +158,19 @@ def compute(args: argparse.Namespace) -> tuple[Economics, dict[str, Any]]:
         entry = load_catalog(args.catalog).find(args.model)
         if entry is None:
             raise CLIError(f"model {args.model!r} is not in the catalog")
-        nominal = entry.nominal(args.mode)
-        assert nominal is not None
+        nominal = entry.nominal(args.mode, fallback=False)
+        if nominal is None:
+            has = ", ".join(entry.mode_names)
+            raise CLIError(f"{entry.name} has no {args.mode!r} mode in the catalog (has: {has})")
         model = entry.name
         if hashrate is None:
             hashrate = nominal.hashrate_ths
         if power is None:
-            power, source = nominal.power_w, CATALOG
+            power, source = nominal.power_w, CATALOG_SLEEP if args.mode == SLEEP else CATALOG
     if hashrate is None or power is None:
         raise CLIError("give --hashrate-ths and --power-w, or --model")
+    if hashrate == 0 and args.mode != SLEEP:
+        raise CLIError("--hashrate-ths must be > 0")
     inputs: dict[str, Any] = {}
     if args.hashprice_usd_per_ph_day is not None:
         if args.btc_price is not None or args.difficulty is not None:
@@ -196,7 +224,13 @@ def as_json(r: Economics, inputs: dict[str, Any], pool_fee: float, dev_fee: floa
 
 
 def _money(v: float | None) -> str:
-    return "n/a" if v is None else f"${v:,.2f}"
+    if v is None:
+        return "n/a"
+    return f"-${-v:,.2f}" if v < 0 else f"${v:,.2f}"
+
+
+def _per_ph_day(v: float | None) -> str:
+    return "n/a" if v is None else f"${v:,.2f} per PH/s per day"
 
 
 def table(r: Economics) -> str:
@@ -210,14 +244,14 @@ def table(r: Economics) -> str:
         ("hashrate", f"{r.hashrate_ths:,.2f} TH/s"),
         ("power", f"{r.power_w:,.0f} W ({r.power_source})"),
         ("efficiency", eff),
-        ("hashprice (gross)", f"${r.hashprice_per_ph_day:,.2f} per PH/s per day"),
+        ("hashprice (gross)", _per_ph_day(r.hashprice_per_ph_day)),
         ("electricity", f"${r.electricity_per_mwh:,.2f}/MWh"),
         ("revenue / day", _money(r.revenue_per_day)),
         ("power cost / day", _money(r.power_cost_per_day)),
         ("profit / day", _money(r.profit_per_day)),
         ("power cost share", share),
         ("breakeven electricity", be),
-        ("breakeven hashprice", f"${r.breakeven_hashprice_per_ph_day:,.2f} per PH/s per day"),
+        ("breakeven hashprice", _per_ph_day(r.breakeven_hashprice_per_ph_day)),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

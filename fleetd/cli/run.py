@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
 
@@ -85,8 +84,14 @@ def main(args: argparse.Namespace) -> int:
             await server.stop()  # type: ignore[attr-defined]
 
     service = Service(daemon, config_path=path, on_started=start_api, on_stopping=stop_api)
+    from fleetd import runtime
+
+    runtime.tune_gc()
+    loop_name, loop_runner = runtime.runner()
+    log.debug("event loop: %s", loop_name)
     try:
-        asyncio.run(service.run())
+        with loop_runner as r:
+            r.run(service.run())
     except OSError as exc:
         raise CLIError(str(exc)) from None
     return 0

@@ -12,7 +12,8 @@ from dataclasses import asdict
 from typing import TextIO
 
 from fleetd.cli import CLIError
-from fleetd.cli.device_args import PASSWORD_ENV, USER_ENV, credentials, port_type, seconds_type, stderr_is_tty
+from fleetd.cli.argtypes import count
+from fleetd.cli.device_args import add_connection_args, credentials, stderr_is_tty, timeout_s
 from fleetd.discovery import (
     MAX_ADDRESSES,
     Found,
@@ -36,35 +37,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(10.0.0.0/24), range (10.0.0.1-10.0.0.50 or 10.0.0.1-50), host, comma/space lists, "
             "@FILE (one per line); append :PORT to override the API port."
         ),
+        epilog="exit status: 0 one or more miners found, 1 none found, 2 bad input",
     )
     p.add_argument("targets", nargs="+", metavar="TARGET")
     p.add_argument("--json", action="store_true", help="one JSON object per miner per line")
     p.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=count,
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help=f"hosts probed at once ({DEFAULT_CONCURRENCY}; capped by the open-files limit)",
     )
-    p.add_argument("--timeout", type=seconds_type, default=3.0, metavar="S", help="per-host timeout (3 s)")
-    p.add_argument("--api-port", type=port_type, default=4028, metavar="PORT", help="TCP API port (4028)")
-    p.add_argument("--web-port", type=port_type, default=80, metavar="PORT", help="web interface port (80)")
-    p.add_argument(
-        "--v3-port", type=port_type, default=4433, metavar="PORT", help="Whatsminer API v3 port (4433)"
-    )
-    p.add_argument("--user", help=f"web/API user for miners that need one to identify (env {USER_ENV})")
-    p.add_argument("--password", help=f"password for those miners; prefer env {PASSWORD_ENV}")
+    p.add_argument("--timeout", type=timeout_s, default=3.0, metavar="S", help="per-host timeout (3 s)")
+    add_connection_args(p)
     p.add_argument("--no-hashrate", action="store_true", help="identify only; skip the telemetry read")
     p.add_argument(
         "--force", action="store_true", help=f"allow scans of more than {MAX_ADDRESSES:,} addresses"
     )
     p.set_defaults(func=main)
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r} (a whole number >= 1)")
-    return int(text)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -93,14 +83,20 @@ def main(args: argparse.Namespace) -> int:
         if progress:
             progress.close()
     elapsed = time.monotonic() - started
+    failed = (
+        f"; {stats.errors} hosts failed unexpectedly (FLEETD_DEBUG=1 fleetd probe HOST shows why)"
+        if stats.errors
+        else ""
+    )
+    if not found:
+        hint = failed or "; check the targets, --api-port, and that the miners' API is enabled"
+        raise CLIError(f"no miners found in {stats.addresses} addresses ({elapsed:.1f} s){hint}", 1)
     if args.json:
         for f in found:
             print(json.dumps(miner_dict(f), default=str))
     else:
         print(format_table(found, args.api_port))
-    summary = f"found {len(found)} miners in {stats.addresses} addresses ({elapsed:.1f} s)"
-    if stats.errors:
-        summary += f"; {stats.errors} hosts failed unexpectedly (FLEETD_DEBUG=1 fleetd probe HOST shows why)"
+    summary = f"found {len(found)} miners in {stats.addresses} addresses ({elapsed:.1f} s){failed}"
     print(summary, file=sys.stderr if args.json else sys.stdout)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import math
 import resource
 import signal
@@ -12,9 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from fleetd.cli import CLIError
+from fleetd.cli import CLIError, argtypes
 
 DEFAULT_BASE = "127.1.0.1"
+_seconds = argtypes.seconds(at_most=86400, zero=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,10 +31,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add = p.add_argument
     add("--model", action="append", default=[], metavar="MODEL", help='"Antminer S19 Pro", ... (repeatable)')
-    add("--count", action="append", type=_count, default=[], metavar="N", help="miners in the group (1)")
+    add(
+        "--count",
+        action="append",
+        type=argtypes.count,
+        default=[],
+        metavar="N",
+        help="miners in the group (1)",
+    )
     add("--base", action="append", default=[], metavar="IP", help=f"first address ({DEFAULT_BASE})")
-    add("--api-port", type=_port, default=4028, metavar="PORT", help="TCP API port (4028)")
-    add("--web-port", type=_port, default=80, metavar="PORT", help="web CGI port (80; needs root)")
+    add("--api-port", type=argtypes.port, default=4028, metavar="PORT", help="TCP API port (4028)")
+    add("--web-port", type=argtypes.port, default=80, metavar="PORT", help="web CGI port (80; needs root)")
+    add("--v3-port", type=argtypes.port, default=4433, metavar="PORT", help="Whatsminer API v3 port (4433)")
     add(
         "--fault",
         action="append",
@@ -43,7 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "wrong_password, board_down, fan_failed, overheat, ignore_power_commands",
     )
     add("--ramp-s", type=_seconds, default=30.0, metavar="S", help="wake-up ramp to full hashrate (30)")
-    add("--jitter", type=_fraction, default=0.01, metavar="F", help="relative jitter of readings (0.01)")
+    add(
+        "--jitter",
+        type=argtypes.fraction,
+        default=0.01,
+        metavar="F",
+        help="relative jitter of readings (0.01)",
+    )
     add("--slow-s", type=_seconds, default=5.0, metavar="S", help="reply delay of slow miners (5)")
     add("--conf-delay-s", type=_seconds, default=0.0, metavar="S", help="delay of power command acks (0)")
     add("--reboot-s", type=_seconds, default=0.0, metavar="S", help="time offline after a reboot (0)")
@@ -53,8 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         const="all",
         default="",
         metavar="LIST",
-        help="emit real firmwares' protocol breakage on every miner: all, or a comma list of "
-        "brace, trailing_comma, inf, pool_stale, leading_comma, no_nul",
+        help="emit real firmwares' protocol breakage on every miner that has it: all, or a comma list of "
+        "brace, trailing_comma, inf, pool_stale, leading_comma, no_nul (Antminer); "
+        "error_code_list, trailing_comma, psu_missing_comma, no_joined (Whatsminer)",
     )
     add("--processes", type=int, default=None, metavar="N", help="child processes (0: this one; auto)")
     add("--seed", type=int, default=0, help="picks which miners get the faults (0)")
@@ -76,9 +93,8 @@ def main(args: argparse.Namespace) -> int:
 
 def build_groups(args: argparse.Namespace) -> list:
     """The fleet groups an argument list describes (CLIError on inconsistent input)."""
-    from fleetd.sim.antminer import QUIRKS
     from fleetd.sim.fleet import Group, addresses, emulator_options, plan
-    from fleetd.sim.models import lookup
+    from fleetd.sim.models import MODELS, lookup
 
     models: list[str] = args.model
     if not models:
@@ -90,9 +106,9 @@ def build_groups(args: argparse.Namespace) -> list:
         raise CLIError(f"{len(models)} --model but {len(counts)} --count: give one, or one per --model")
     if len(args.base) > len(models):
         raise CLIError(f"{len(args.base)} --base for {len(models)} --model")
-    quirks = _quirks(args.quirks, QUIRKS)
+    quirks = _quirks(args.quirks, frozenset().union(*(m.quirks() for m in MODELS.values())))
     faults = dict(args.fault)
-    ports = {"api": args.api_port, "web": args.web_port}
+    ports = {"api": args.api_port, "web": args.web_port, "v3": args.v3_port}
     groups = []
     base = DEFAULT_BASE
     for i, (name, count) in enumerate(zip(models, counts, strict=True)):
@@ -106,11 +122,15 @@ def build_groups(args: argparse.Namespace) -> list:
         if i < len(args.base):
             base = args.base[i]
         try:
-            hosts = addresses(base, count + 1)
+            hosts = addresses(base, count + 1)  # the miners, then where the next group starts
+        except ipaddress.AddressValueError:
+            raise CLIError(f"--base {base!r} is not an IPv4 address") from None
         except ValueError as exc:
             raise CLIError(str(exc)) from None
         if not hosts[0].startswith("127."):
             raise CLIError(f"--base {base} is not a loopback address (127.0.0.0/8)")
+        if not hosts[count - 1].startswith("127."):
+            raise CLIError(f"{count} miners from {base} run past the loopback block (127.0.0.0/8)")
         groups.append(
             Group(
                 model.spec.name,
@@ -118,7 +138,7 @@ def build_groups(args: argparse.Namespace) -> list:
                 hosts[0],
                 ports={k: v for k, v in ports.items() if k in model.emulator_class().default_ports},
                 faults=faults,
-                quirks=quirks,
+                quirks=quirks & model.quirks(),  # each vendor gets the quirks its firmware has
                 ramp_s=args.ramp_s,
                 jitter=args.jitter,
                 slow_s=args.slow_s,
@@ -220,46 +240,6 @@ def _quirks(text: str, known: frozenset[str]) -> frozenset[str]:
     return names
 
 
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
-
-
-def _port(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port: {text!r}") from None
-    if not 1 <= n <= 65535:
-        raise argparse.ArgumentTypeError("must be within 1..65535")
-    return n
-
-
-def _seconds(text: str) -> float:
-    try:
-        s = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= s < 86400 or s != s:
-        raise argparse.ArgumentTypeError("must be within 0..86400")
-    return s
-
-
-def _fraction(text: str) -> float:
-    try:
-        f = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a fraction: {text!r}") from None
-    if not 0.0 <= f <= 1.0:
-        raise argparse.ArgumentTypeError("must be within 0..1")
-    return f
-
-
 def _fault(text: str) -> tuple[str, float]:
     from fleetd.sim.fleet import FAULTS
 
@@ -267,4 +247,4 @@ def _fault(text: str) -> tuple[str, float]:
     name = name.strip()
     if name not in FAULTS:
         raise argparse.ArgumentTypeError(f"unknown fault {name!r} (known: {', '.join(FAULTS)})")
-    return name, _fraction(value) if sep else 1.0
+    return name, argtypes.fraction(value) if sep else 1.0

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -34,6 +35,7 @@ log = logging.getLogger("fleetd.daemon")
 
 DEFAULT_STATE_DIR = Path(".state")
 ROLLUP_FLUSH_S = 300.0  # hourly rollup rows are topped up this often (and at stop)
+STORAGE_RETRY_S = 30.0  # a database unavailable at start is tried again this often
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -78,6 +80,8 @@ class Daemon:
         self.on_cycle: list[Callable[[CycleStats], None]] = []  # called after every poll cycle
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._storage_task: asyncio.Task[None] | None = None
+        self._shared: dict[Any, Any] = {}
         self.started = False
 
     # --- lifecycle -----------------------------------------------------------------------------------------
@@ -86,20 +90,20 @@ class Daemon:
         if self.started:
             return
         inventory: list[InventoryRow] = []
+        self._stop.clear()
+        self.poller._stopping = False
+        self.poller.last_progress_at = time.time()
         if self._use_storage:
-            from fleetd.storage.store import Storage
-
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            url = self.config.storage_url(self.state_dir)
-            store = Storage(url, queue_size=self.config.storage.queue_size, on_error=self._storage_error)
-            await asyncio.to_thread(store.open)
-            self.storage = store
-            inventory = await asyncio.to_thread(store.load_inventory)
-        self._apply_targets(self.config, initial=True)
+            opened = await self._open_storage(first=True)
+            if opened is None:  # polling goes on without it; storage is retried in the background
+                self._storage_task = asyncio.create_task(self._retry_storage(), name="fleetd-storage-retry")
+            else:
+                inventory = opened
+        self._apply_targets(self.config, self._targets(self.config), initial=True)
         self._restore(inventory)
         self.economics = self._build_economics(self.config)
         self._start_scheduler()
-        self._stop.clear()
         self._task = asyncio.create_task(self._poll_loop(), name="fleetd-poll")
         self.started = True
         self.emit(Event(EventKind.STARTED, f"fleetd started with {len(self.state.miners)} miners"))
@@ -114,6 +118,11 @@ class Daemon:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        if self._storage_task is not None:
+            self._storage_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._storage_task
+            self._storage_task = None
         if self._task is not None:
             grace = self.config.polling.timeout_s + 2.0
             try:
@@ -139,10 +148,63 @@ class Daemon:
         """Until the poll loop ends (stop())."""
         await self._stop.wait()
 
+    # --- storage -------------------------------------------------------------------------------------------
+    async def _open_storage(self, *, first: bool) -> list[InventoryRow] | None:
+        """Connect and migrate; the stored inventory, or None (reported) when the database is unavailable."""
+        from fleetd.storage.store import Storage, redact_url
+
+        sc = self.config.storage
+        url = self.config.storage_url(self.state_dir)
+        store = Storage(
+            url,
+            queue_size=sc.queue_size,
+            on_error=self._storage_error,
+            echo=sc.echo,
+            latest_every_s=sc.latest_state_every_s,
+        )
+        try:
+            await asyncio.to_thread(store.open)
+            inventory = await asyncio.to_thread(store.load_inventory)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(store.close, 1.0)
+            reason = (str(exc).splitlines() or [""])[0]
+            msg = (
+                f"storage unavailable at {redact_url(store.url)}: {type(exc).__name__}: {reason}; "
+                f"polling goes on, retrying every {STORAGE_RETRY_S:g} s"
+            )
+            if first:
+                log.error(msg)
+                self.events.append(Event(EventKind.STORAGE_ERROR, msg, level="error"))
+            else:
+                log.debug(msg)
+            return None
+        self.storage = store
+        return inventory
+
+    async def _retry_storage(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), STORAGE_RETRY_S)
+            if self._stop.is_set():
+                return
+            inventory = await self._open_storage(first=False)
+            if inventory is None:
+                continue
+            log.warning("storage available again; writing the inventory polled meanwhile")
+            self._restore(inventory)
+            stored = {row.id: row.identity for row in inventory}
+            targets = self.poller.targets()
+            for mid, rec in self.state.miners.items():
+                if mid in targets:
+                    self._store_miner(rec, targets[mid])
+                known = stored.get(mid)
+                if rec.identity is not None and (known is None or known.key() != rec.identity.key()):
+                    self._identity_seen(rec, known, rec.identity)
+            return
+
     # --- polling -------------------------------------------------------------------------------------------
     async def _poll_loop(self) -> None:
-        import random
-
         while not self._stop.is_set():
             p = self.config.polling
             started = time.time()
@@ -191,11 +253,12 @@ class Daemon:
             later.append("storage")
         if config.api != old.api:
             later.append("api.listen")
+        wanted = self._targets(config)  # may raise (an unreadable secret) before anything changes
         self.config = config
         self.poller.polling = config.polling
         self.rollups.max_gap_s = self._max_gap(config)
         logging.getLogger("fleetd").setLevel(_LEVELS[config.logging.level])
-        self._apply_targets(config, initial=False)
+        self._apply_targets(config, wanted, initial=False)
         if config.economics != old.economics:
             await self._replace_economics(config)
         if self.scheduler is not None:
@@ -208,16 +271,23 @@ class Daemon:
         return later
 
     def _endpoint(self, config: Config, target: MinerConfig | DiscoveryConfig, host: str) -> Endpoint:
-        user, password = config.credentials_for(target)
-        p = config.polling
-        return Endpoint(
-            host,
-            **target.ports(),
-            credentials=Credentials(user, password.get_secret_value() if password is not None else None),
-            timeouts=Timeouts(connect_s=p.connect_timeout_s, read_s=p.timeout_s),
-        )
+        # Secrets are resolved once per credentials set and config (not per miner); objects are shared.
+        cache = self._shared
+        if cache.get("config") is not config:
+            p = config.polling
+            cache.clear()
+            cache["config"] = config
+            cache["timeouts"] = Timeouts(connect_s=p.connect_timeout_s, read_s=p.timeout_s)
+        key = ("credentials", target.credentials)
+        creds = cache.get(key)
+        if creds is None:
+            user, password = config.credentials_for(target)
+            creds = Credentials(user, password.get_secret_value() if password is not None else None)
+            cache[key] = creds
+        return Endpoint(host, **target.ports(), credentials=creds, timeouts=cache["timeouts"])
 
-    def _apply_targets(self, config: Config, *, initial: bool) -> None:
+    def _targets(self, config: Config) -> dict[str, MinerTarget]:
+        """Every configured miner, plus discovered ones still inside a discovery range (new settings)."""
         wanted: dict[str, MinerTarget] = {}
         for m in config.miners:
             t = MinerTarget(
@@ -229,20 +299,28 @@ class Daemon:
                 source="config",
             )
             wanted[t.id] = t
+        for mid, t in self.poller.targets().items():
+            if t.source == "discovery" and mid not in wanted:
+                d = self._discovery_for(t.host, config)
+                if d is not None:
+                    wanted[mid] = self._discovered_target(config, d, t.host, t.endpoint.api_port)
+        return wanted
+
+    def _apply_targets(self, config: Config, wanted: dict[str, MinerTarget], *, initial: bool) -> None:
         current = self.poller.targets()
-        for mid, t in current.items():
+        for mid in current:
             if mid in wanted:
                 continue
-            if t.source == "config" or not config.discovery:
-                self.poller.remove(mid)
-                self.rollups.forget(mid)
-                msg = f"miner {mid} removed: no longer in the configuration"
-                log.info(msg)
-                self.emit(Event(EventKind.MINER_REMOVED, msg, mid))
+            self.poller.remove(mid)
+            self.rollups.forget(mid)
+            msg = f"miner {mid} removed: no longer configured or in a discovery range"
+            log.info(msg)
+            self.emit(Event(EventKind.MINER_REMOVED, msg, mid))
         for mid, t in wanted.items():
             known = mid in current or mid in self.state.miners
             rec = self.poller.add(t)
-            self._store_miner(rec, t)
+            if current.get(mid) != t:
+                self._store_miner(rec, t)
             if not known and not initial:
                 self.emit(Event(EventKind.MINER_ADDED, f"miner {mid} added from the configuration", mid))
 
@@ -251,20 +329,21 @@ class Daemon:
         configured = {m.host for m in self.config.miners}
         for row in inventory:
             if row.source == "discovery" and self.config.discovery and row.host not in configured:
-                disc = self._discovery_for(row.host)
+                disc = self._discovery_for(row.host, self.config)
                 if disc is not None:
                     self.poller.add(self._discovered_target(self.config, disc, row.host, row.api_port))
             rec = self.state.miners.get(row.id)
             if rec is None:
                 continue
-            rec.identity = row.identity
+            if rec.identity is None:
+                rec.identity = row.identity
             if row.driver and not rec.driver:
                 rec.driver = row.driver
 
-    def _discovery_for(self, host: str) -> DiscoveryConfig | None:
+    def _discovery_for(self, host: str, config: Config) -> DiscoveryConfig | None:
         import ipaddress
 
-        for d in self.config.discovery:
+        for d in config.discovery:
             ts = d.target_set()
             if host in {t.host for t in ts.names}:
                 return d
@@ -312,7 +391,7 @@ class Daemon:
                 job.remove()
         for i, d in enumerate(self.config.discovery):
             sched.add_job(
-                self._discover,
+                self._discover_job,
                 "interval",
                 args=[i],
                 seconds=d.interval_s,
@@ -327,6 +406,12 @@ class Daemon:
         for i in range(len(self.config.discovery)):
             added += await self._discover(i)
         return added
+
+    async def _discover_job(self, index: int) -> None:
+        try:
+            await self._discover(index)
+        except asyncio.CancelledError:  # the scheduler shuts down mid-scan: nothing to report
+            log.debug("discovery scan interrupted by shutdown")
 
     async def _discover(self, index: int) -> int:
         from fleetd.discovery import scan

@@ -133,21 +133,15 @@ class Poller:
     def _drop_driver_later(self, slot: _Slot) -> None:
         drv, slot.driver = slot.driver, None
         if drv is not None:
-            task = asyncio.get_running_loop().create_task(_close(drv))
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop: the driver never connected in this one
+                return
+            task = loop.create_task(_close(drv))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
     # --- cycles --------------------------------------------------------------------------------------------
-    async def run(self, stop: asyncio.Event) -> None:
-        """Cycle every `interval_s` (plus jitter) until `stop` is set; the cycle in flight finishes."""
-        while not stop.is_set():
-            started = time.time()
-            await self.cycle(started)
-            p = self.polling
-            delay = max(0.0, started + p.interval_s - time.time()) + random.uniform(0.0, p.jitter_s)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-
     def stop(self) -> None:
         """Workers take no new miners; polls in flight finish or time out."""
         self._stopping = True
@@ -182,7 +176,7 @@ class Poller:
         end = time.time()
         skipped = len(due) - len(polled)
         overran = skipped > 0 or end - start > p.interval_s
-        stats = CycleStats(start, end, len(polled), counts[0], counts[1], overran)
+        stats = CycleStats(start, end, len(polled), counts[0], counts[1], overran, skipped)
         self.state.last_cycle = stats
         self.polled_ids = polled
         self.cycles += 1
@@ -252,10 +246,13 @@ class Poller:
             if found is None:
                 raise UnreachableError("no known miner API answers", host=target.host, command="detect")
             cls, _ident = found
-            if slot.record.driver != cls.name:
-                msg = f"miner {slot.record.id}: detected {cls.name} driver"
+            before = slot.record.driver
+            if before and before != cls.name:  # first detections are routine; a change is news
+                msg = f"miner {slot.record.id}: now speaks {cls.name} (was {before})"
                 log.info(msg)
                 self.on_event(Event(EventKind.DRIVER_DETECTED, msg, slot.record.id))
+            else:
+                log.debug("miner %s: detected %s driver", slot.record.id, cls.name)
         else:
             cls = driver_class(target.driver)
         slot.driver = cls(target.endpoint)
@@ -273,8 +270,8 @@ class Poller:
             msg = f"miner {rec.id} identity changed: {', '.join(changes)}"
             log.warning(msg)
             self.on_event(Event(EventKind.IDENTITY_CHANGED, msg, rec.id, "warning"))
-            if slot.target.driver == "auto" and old.vendor != new.vendor:
-                self._drop_driver_later(slot)  # another kind of machine: detect again next poll
+            if slot.target.driver == "auto":
+                self._drop_driver_later(slot)  # new firmware or machine: detect its driver again next poll
         if self.on_identity is not None:
             self.on_identity(rec, old, new)
 

@@ -254,7 +254,14 @@ class Service:
             self.daemon.emit(Event(EventKind.CONFIG_REJECTED, msg, level="error"))
             self.notifier.send(ready=1, status=self.daemon.status_line())
             return False
-        await self.daemon.reload(config)
+        try:
+            await self.daemon.reload(config)
+        except Exception as exc:  # e.g. a secret file removed between validation and use
+            msg = f"configuration reload failed, keeping the running one: {type(exc).__name__}: {exc}"
+            log.error(msg)
+            self.daemon.emit(Event(EventKind.CONFIG_REJECTED, msg, level="error"))
+            self.notifier.send(ready=1, status=self.daemon.status_line())
+            return False
         self.reloads += 1
         self.notifier.send(ready=1, status=self.daemon.status_line())
         return True

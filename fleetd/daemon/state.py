@@ -51,6 +51,7 @@ class CycleStats:
     ok: int
     failed: int
     overran: bool  # the cycle took longer than the poll interval
+    skipped: int = 0  # due miners not polled because the interval ran out (they go first next cycle)
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ from typing import Any
 DEFAULT_CATALOG = Path(str(files("fleetd.defaults") / "models.toml"))
 _VENDOR_WORDS = re.compile(r"^(antminer|bitmain|whatsminer|microbt|avalonminer|avalon|canaan)\s*", re.I)
 _NOISE = re.compile(r"[\s_\-]+")
+SLEEP = "sleep"  # idle draw while asleep; hashrate 0, and never replaced by the normal figures
 
 
 class CatalogError(ValueError):
@@ -26,8 +27,8 @@ class Nominal:
     source: str
 
     @property
-    def efficiency_j_per_th(self) -> float:
-        return self.power_w / self.hashrate_ths
+    def efficiency_j_per_th(self) -> float | None:
+        return self.power_w / self.hashrate_ths if self.hashrate_ths > 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +38,16 @@ class CatalogModel:
     modes: tuple[tuple[str, Nominal], ...]
     aliases: tuple[str, ...] = ()
 
-    def nominal(self, mode: str = "normal") -> Nominal | None:
+    @property
+    def mode_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.modes)
+
+    def nominal(self, mode: str = "normal", *, fallback: bool = True) -> Nominal | None:
+        """Figures for `mode`; a missing low/high mode falls back to normal (sleep never does)."""
         table = dict(self.modes)
-        return table.get(mode) or table.get("normal")
+        if mode in table or mode == SLEEP or not fallback:
+            return table.get(mode)
+        return table.get("normal")
 
 
 def normalize(model: str) -> str:
@@ -73,9 +81,9 @@ class Catalog:
         self._cache[model] = hit
         return hit
 
-    def nominal(self, model: str, mode: str = "normal") -> Nominal | None:
+    def nominal(self, model: str, mode: str = "normal", *, fallback: bool = True) -> Nominal | None:
         m = self.find(model)
-        return m.nominal(mode) if m else None
+        return m.nominal(mode, fallback=fallback) if m else None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Catalog:
@@ -96,10 +104,15 @@ class Catalog:
                 except (KeyError, TypeError, ValueError) as exc:
                     msg = f"catalog {key}.{mode}: needs hashrate_ths, power_w, source ({exc})"
                     raise CatalogError(msg) from None
-                nominal = Nominal(ths, watts, source)
-                if nominal.hashrate_ths <= 0 or nominal.power_w <= 0 or not nominal.source.strip():
-                    raise CatalogError(f"catalog {key}.{mode}: values must be > 0 and source non-empty")
-                modes.append((mode, nominal))
+                if not source.strip():
+                    raise CatalogError(f"catalog {key}.{mode}: source is empty")
+                if not 0 < watts < 100_000:
+                    raise CatalogError(f"catalog {key}.{mode}: power_w must be in (0, 100000)")
+                if mode == SLEEP and ths != 0:
+                    raise CatalogError(f"catalog {key}.sleep: hashrate_ths must be 0 (asleep hashes nothing)")
+                if mode != SLEEP and not 0 < ths < 10_000:
+                    raise CatalogError(f"catalog {key}.{mode}: hashrate_ths must be in (0, 10000)")
+                modes.append((mode, Nominal(ths, watts, source)))
             if not modes:
                 raise CatalogError(f"catalog entry {key!r} has no modes")
             models.append(

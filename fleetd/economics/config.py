@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fleetd.economics.units import PRICE_UNITS
+from fleetd.economics.units import MAX_ABS_PER_MWH, MAX_HASHPRICE_PER_PH_DAY, PRICE_UNITS
 
 
 class _Strict(BaseModel):
@@ -26,6 +26,9 @@ def _check_timezone(name: str) -> str:
 
 
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+# Energy prices may be negative (paid to consume) but never absurd: +-100 per kWh is +-100,000 per MWh.
+PerKwh = Annotated[float, Field(ge=-MAX_ABS_PER_MWH / 1000, le=MAX_ABS_PER_MWH / 1000, allow_inf_nan=False)]
+PerMwh = Annotated[float, Field(ge=-MAX_ABS_PER_MWH, le=MAX_ABS_PER_MWH, allow_inf_nan=False)]
 
 
 # --- electricity -------------------------------------------------------------------------------------
@@ -33,7 +36,7 @@ TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 
 class FlatTariffConfig(_Strict):
     kind: Literal["flat"] = "flat"
-    price_per_kwh: float
+    price_per_kwh: PerKwh
 
 
 class TouRuleConfig(_Strict):
@@ -46,7 +49,7 @@ class TouRuleConfig(_Strict):
 class TouTariffConfig(_Strict):
     kind: Literal["tou"] = "tou"
     timezone: TimeZoneName = "UTC"
-    periods: dict[str, float]  # name -> price per kWh
+    periods: dict[str, PerKwh]  # name -> price per kWh
     default: str
     rules: list[TouRuleConfig] = []
     holidays: list[date] = []  # priced with the weekend schedule
@@ -61,10 +64,27 @@ class TouTariffConfig(_Strict):
 
 
 class UrdbTariffConfig(_Strict):
+    """A URDB rate: a saved record or API response (`file`), or fetched from OpenEI by its `label`."""
+
     kind: Literal["urdb"] = "urdb"
-    file: Path  # a saved URDB record or API response (JSON)
+    file: Path | None = None
+    label: str = ""  # the rate's URDB label, e.g. "5f1a2b3c4d5e6f7a8b9c0d1e"
+    base_url: str = "https://api.openei.org"
+    api_key: str = ""
+    api_key_env: str = "OPENEI_API_KEY"  # read when api_key is empty, so the key stays out of the file
+    refresh_s: float = Field(86400.0, gt=0)  # rates change a few times a year
+    timeout_s: float = Field(20.0, gt=0)
     timezone: TimeZoneName
     holidays: list[date] = []
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> UrdbTariffConfig:
+        if (self.file is None) == (not self.label):
+            raise ValueError("give exactly one of file (a saved record) or label (fetched from OpenEI)")
+        return self
+
+    def key(self) -> str:
+        return self.api_key or os.environ.get(self.api_key_env, "")
 
 
 class ErcotConfig(_Strict):
@@ -123,7 +143,7 @@ TariffConfig = Annotated[
 
 class StaticHashpriceConfig(_Strict):
     kind: Literal["static"] = "static"
-    per_ph_day: float = Field(gt=0)
+    per_ph_day: float = Field(gt=0, le=MAX_HASHPRICE_PER_PH_DAY)
 
 
 class MempoolConfig(_Strict):
@@ -158,7 +178,7 @@ class EconomicsConfig(_Strict):
     currency: str = "USD"
     pool_fee: float = Field(0.0, ge=0, lt=1)  # fraction of revenue
     dev_fee: float = Field(0.0, ge=0, lt=1)  # firmware developer fee, fraction of hashrate/revenue
-    adders_per_mwh: dict[str, float] = {}  # transmission, retail, demand-charge equivalent, ...
+    adders_per_mwh: dict[str, PerMwh] = {}  # transmission, retail, demand-charge equivalent, ...
     tariff: TariffConfig | None = None
     hashprice: list[HashpriceSourceConfig] = []  # fallback chain, first preferred
     hashprice_max_age_s: float = Field(3 * 3600.0, gt=0)

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fleetd.economics.units import check_per_mwh
 from fleetd.economics.values import PricePoint
 
 CENTRAL = ZoneInfo("America/Chicago")
@@ -131,7 +132,7 @@ def parse_spp_csv(
                 int(row["DeliveryInterval"]),
                 (row.get("DSTFlag") or "N").strip().upper() == "Y",
             ).timestamp()
-            price = float(row["SettlementPointPrice"])
+            price = check_per_mwh(float(row["SettlementPointPrice"]), "SettlementPointPrice")
         except (ValueError, TypeError) as exc:
             raise ErcotFormatError(f"ERCOT CSV line {n}: {exc}") from None
         points.append(PricePoint(start, start + INTERVAL.total_seconds(), price, currency, source, wanted))

@@ -34,6 +34,7 @@ from fleetd.economics.sources.hashprice import (
     MempoolHashprice,
     StaticHashprice,
 )
+from fleetd.economics.sources.urdb import UrdbRate
 from fleetd.economics.tariffs import FlatTariff, TouRule, TouTariff, tou_from_rules
 from fleetd.economics.unit import Economics, FleetEconomics, fleet_economics, unit_economics
 from fleetd.economics.urdb import UrdbError, tariff_from_urdb
@@ -109,6 +110,43 @@ class MarketPrices:
         return dataclasses.replace(r, error=error) if error else r
 
 
+class UrdbPrices:
+    """A URDB rate fetched from OpenEI, re-fetched on a schedule; a failed fetch keeps the last tariff."""
+
+    def __init__(self, source: UrdbRate, config: UrdbTariffConfig, currency: str) -> None:
+        self.source = source
+        self.config = config
+        self.currency = currency
+        self.refresh_s = config.refresh_s
+        self.tariff: TouTariff | None = None
+        self.error = "URDB rate not fetched yet"
+
+    @property
+    def fixed_per_day(self) -> float:
+        return self.tariff.fixed_per_day if self.tariff is not None else 0.0
+
+    async def refresh(self) -> None:
+        c = self.config
+        try:
+            record = await self.source.fetch_record()
+            tariff = tariff_from_urdb(
+                record, timezone=c.timezone, holidays=c.holidays, currency=self.currency
+            )
+        except SourceError as exc:
+            self.error = str(exc)
+        except UrdbError as exc:
+            self.error = f"urdb: rate {c.label!r}: {exc}"
+        else:
+            self.tariff, self.error = tariff, ""
+            return
+        log.warning("electricity %s", self.error)
+
+    def reading(self, now: float) -> Reading[PricePoint]:
+        if self.tariff is None:
+            return Reading(None, None, True, self.error)
+        return Reading(self.tariff.price_at(now), 0.0, False, self.error)
+
+
 class EconomicsService:
     """Owns the hashprice chain and the electricity price; pure per-unit maths is in fleetd.economics.unit."""
 
@@ -157,7 +195,7 @@ class EconomicsService:
             )
         raise EconomicsConfigError(f"unknown hashprice source {c!r}")
 
-    def _electricity(self, config: EconomicsConfig) -> TariffPrices | MarketPrices:
+    def _electricity(self, config: EconomicsConfig) -> TariffPrices | MarketPrices | UrdbPrices:
         t, cur = config.tariff, config.currency
         if isinstance(t, FlatTariffConfig):
             return TariffPrices(FlatTariff(t.price_per_kwh * 1000.0, cur))
@@ -169,7 +207,12 @@ class EconomicsService:
                     periods, rules, t.default, timezone=t.timezone, holidays=t.holidays, currency=cur
                 )
             )
-        if isinstance(t, UrdbTariffConfig):
+        if isinstance(t, UrdbTariffConfig) and t.label:
+            if not t.key():
+                raise EconomicsConfigError(f"urdb tariff: no api_key and ${t.api_key_env} is unset")
+            rate = UrdbRate(t.label, t.key(), t.base_url, timeout_s=t.timeout_s, session=self._session)
+            return UrdbPrices(rate, t, cur)
+        if isinstance(t, UrdbTariffConfig) and t.file is not None:
             try:
                 record = json.loads(t.file.read_text())
                 return TariffPrices(
@@ -211,7 +254,7 @@ class EconomicsService:
         if self.hashprice_chain is not None:
             every = min(getattr(c, "refresh_s", 600.0) for c in self.config.hashprice)
             jobs.append(Job("economics.hashprice", every, self.hashprice_chain.refresh))
-        if isinstance(self.prices, MarketPrices):
+        if isinstance(self.prices, MarketPrices | UrdbPrices):
             jobs.append(Job("economics.electricity", self.prices.refresh_s, self.prices.refresh))
         return jobs
 
@@ -238,7 +281,7 @@ class EconomicsService:
     async def close(self) -> None:
         if self.hashprice_chain is not None:
             await self.hashprice_chain.close()
-        if isinstance(self.prices, MarketPrices):
+        if isinstance(self.prices, MarketPrices | UrdbPrices):
             await self.prices.source.close()
 
     # --- reading --------------------------------------------------------------------------------

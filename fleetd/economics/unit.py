@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fleetd.economics.catalog import Catalog
+from fleetd.economics.catalog import SLEEP, Catalog
 from fleetd.economics.hashprice import fee_factor
 from fleetd.economics.units import energy_mwh_per_day
 from fleetd.model import Identity, Mode, Snapshot
 
 MEASURED = "measured"
 CATALOG = "catalog"
+CATALOG_SLEEP = "catalog-sleep"  # asleep, not reporting power: the model's idle draw from the catalog
 CONFIGURED = "configured"
-ASLEEP = "asleep"  # sleeping and not reporting power: counted as drawing nothing
+ASLEEP = "asleep"  # asleep, not reporting power, model has no sleep figure: counted as drawing nothing
 UNKNOWN = "unknown"
 
 
@@ -23,7 +24,7 @@ class Economics:
 
     hashrate_ths: float | None
     power_w: float | None
-    power_source: str  # measured | catalog | configured | asleep | unknown
+    power_source: str  # measured | catalog | catalog-sleep | configured | asleep | unknown
     hashprice_per_ph_day: float | None  # gross, before fees
     electricity_per_mwh: float | None  # all-in, adders included
     revenue_per_day: float | None  # after pool and dev fees
@@ -92,8 +93,14 @@ def economics(
     )
 
 
+def is_asleep(snapshot: Snapshot) -> bool:
+    return snapshot.mode is Mode.SLEEP and not snapshot.is_mining
+
+
 def unit_hashrate_ths(snapshot: Snapshot) -> float:
-    """The hashrate to earn on: the firmware's average, else the current figure; 0 when not mining."""
+    """The hashrate to earn on: the firmware's average, else the current figure; 0 when asleep or unknown."""
+    if is_asleep(snapshot):
+        return 0.0  # an average since boot would still credit hashes no longer made
     if snapshot.hashrate_avg_ths is not None:
         return snapshot.hashrate_avg_ths
     if snapshot.hashrate_ths is not None:
@@ -104,14 +111,19 @@ def unit_hashrate_ths(snapshot: Snapshot) -> float:
 def unit_power(
     snapshot: Snapshot, identity: Identity | None, catalog: Catalog | None, nominal_power_w: float | None
 ) -> tuple[float | None, str]:
-    """Power and where it came from: measured, else catalog nominal for model and mode, else configured."""
+    """Power and where it came from: measured, else catalog nominal for model and mode, else configured.
+
+    A sleeping unit that reports no power draws its model's catalog sleep figure (control board, fans).
+    """
     if snapshot.power_w is not None and snapshot.power_w > 0:
         return snapshot.power_w, MEASURED
-    if snapshot.mode is Mode.SLEEP and not snapshot.is_mining:
-        return 0.0, ASLEEP
-    if catalog is not None and identity is not None and identity.model:
+    model = identity.model if identity is not None else ""
+    if is_asleep(snapshot):
+        idle = catalog.nominal(model, SLEEP) if catalog is not None and model else None
+        return (idle.power_w, CATALOG_SLEEP) if idle is not None else (0.0, ASLEEP)
+    if catalog is not None and model:
         mode = snapshot.mode.value if snapshot.mode not in (Mode.UNKNOWN, Mode.SLEEP) else "normal"
-        nominal = catalog.nominal(identity.model, mode)
+        nominal = catalog.nominal(model, mode)
         if nominal is not None:
             return nominal.power_w, CATALOG
     if nominal_power_w is not None:
@@ -187,7 +199,7 @@ def summarize(label: str, results: Iterable[Economics]) -> Summary:
         watts += r.power_w or 0.0
         revenue += r.revenue_per_day
         cost += r.power_cost_per_day
-        unprofitable += r.profit_per_day <= 0 and (r.power_w or 0) > 0
+        unprofitable += r.profit_per_day <= 0 and (r.hashrate_ths or 0) > 0  # asleep is not 'unprofitable'
     return Summary(label, units, ths, watts, revenue, cost, revenue - cost, unprofitable, incomplete)
 
 

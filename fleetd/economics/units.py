@@ -45,6 +45,28 @@ def efficiency_j_per_th(power_w: float, hashrate_ths: float) -> float | None:
     return power_w / hashrate_ths if hashrate_ths > 0 else None
 
 
+# Sanity bounds: a value outside them is a feed or unit error, never a price to act on. Energy prices may be
+# negative (being paid to consume); the widest market caps are a few $10,000/MWh (ERCOT $5,000, NEM A$17,500).
+MAX_ABS_PER_MWH = 100_000.0
+MAX_HASHPRICE_PER_PH_DAY = 1_000_000.0  # today ~$50; the bound leaves room for weak currencies
+
+
+def check_per_mwh(value: float, what: str = "price") -> float:
+    """`value` if it is a plausible energy price per MWh (negative allowed), else ValueError."""
+    if not abs(value) <= MAX_ABS_PER_MWH:  # also refuses NaN
+        raise ValueError(f"{what} {value:g} per MWh is out of range (|price| <= {MAX_ABS_PER_MWH:,.0f})")
+    return value
+
+
+def check_hashprice(value: float, what: str = "hashprice") -> float:
+    """`value` if it is a plausible gross hashprice per PH/s per day, else ValueError."""
+    if not 0 < value <= MAX_HASHPRICE_PER_PH_DAY:
+        raise ValueError(
+            f"{what} {value:g} per PH/s per day is out of range (0 < x <= {MAX_HASHPRICE_PER_PH_DAY:,.0f})"
+        )
+    return value
+
+
 PRICE_UNITS = {
     "per_mwh": 1.0,
     "per_kwh": 1000.0,

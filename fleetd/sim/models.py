@@ -26,6 +26,11 @@ class SimModel:
             raise TypeError(f"{self.emulator} is not an EmulatedMiner")
         return cls
 
+    def quirks(self) -> frozenset[str]:
+        """The protocol quirks its emulator can emit: the QUIRKS its module declares."""
+        module = importlib.import_module(self.emulator.partition(":")[0])
+        return frozenset(getattr(module, "QUIRKS", frozenset()))
+
 
 def _entry(spec: ModelSpec, emulator: str) -> tuple[str, SimModel]:
     return spec.name, SimModel(spec, emulator)
@@ -57,13 +62,21 @@ MODELS: dict[str, SimModel] = dict(
 )
 
 
+# Other names a model goes by: the family name operators use (firmware reports the board variant).
+ALIASES: dict[str, str] = {
+    "Whatsminer M50S": "Whatsminer M50S_VH50",
+    "Whatsminer M60S": "Whatsminer M60S_VK40",
+}
+
+
 def lookup(name: str) -> SimModel:
-    """The model called `name` (case-insensitive); KeyError listing the known names otherwise."""
+    """The model called `name` or an alias of it (case-insensitive); KeyError listing the names otherwise."""
     if name in MODELS:
         return MODELS[name]
     folded = {k.casefold(): v for k, v in MODELS.items()}
+    folded.update({k.casefold(): MODELS[v] for k, v in ALIASES.items()})
     try:
-        return folded[name.casefold()]
+        return folded[" ".join(name.split()).casefold()]
     except KeyError:
-        known = ", ".join(sorted(MODELS))
+        known = ", ".join(sorted([*MODELS, *ALIASES]))
         raise KeyError(f"unknown model {name!r} (known: {known})") from None

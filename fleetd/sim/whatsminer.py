@@ -85,8 +85,10 @@ class WhatsminerMiner(EmulatedMiner):
         write_access: bool = True,
         token_ttl_s: float = TOKEN_TTL_S,
         max_tokens: int = MAX_TOKENS,
+        legacy_api: bool = False,
     ) -> None:
         super().__init__(state, host, ports)
+        self.legacy_api = legacy_api  # firmware before API 2.0: only the CGMiner reads, no get_* commands
         self.write_access = write_access  # "API write access" switch of WhatsMinerTool / web UI
         self.token_ttl_s = token_ttl_s
         self.max_tokens = max_tokens
@@ -191,7 +193,7 @@ class WhatsminerMiner(EmulatedMiner):
             return self._v2_out("{" + ",".join(parts) + ',"id":1}')
         if command == "get_token":
             return self._v2_out(_dumps(self._get_token(client, now)))
-        body = self._v2_read(command, now)
+        body = None if self.legacy_api and command.startswith("get_") else self._v2_read(command, now)
         if body is None:
             body = _dumps(_flat(14, "invalid cmd", int(now), "E"))
         return self._v2_out(body)
@@ -807,30 +809,53 @@ class WhatsminerM60S(WhatsminerMiner):
 
 
 # --- protocols ------------------------------------------------------------------------------------
-class V2Protocol(asyncio.Protocol):
-    """One btminer v2 connection: one JSON request, one reply, then close."""
+class _Connection(asyncio.Protocol):
+    """One client connection to the miner: registered for stop(), closed after `idle_s` without a request."""
 
-    __slots__ = ("buf", "client", "done", "idle", "miner", "transport")
+    __slots__ = ("idle", "miner", "transport")
+    idle_s: ClassVar[float]
 
     def __init__(self, miner: WhatsminerMiner) -> None:
         self.miner = miner
-        self.buf = bytearray()
-        self.done = False
-        self.client = ""
         self.transport: asyncio.Transport | None = None
         self.idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.client = peer[0] if peer else ""
-        self.idle = asyncio.get_running_loop().call_later(V2_IDLE_CLOSE_S, transport.close)
+        self.miner.connections.add(transport)
+        self._touch()
+
+    def _touch(self) -> None:
+        if self.idle:
+            self.idle.cancel()
+        if self.transport is not None:
+            self.idle = asyncio.get_running_loop().call_later(self.idle_s, self.transport.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.idle:
             self.idle.cancel()
+        if self.transport is not None:
+            self.miner.connections.discard(self.transport)
         self.transport = None
+
+
+class V2Protocol(_Connection):
+    """One btminer v2 connection: one JSON request, one reply, then close."""
+
+    __slots__ = ("buf", "client", "done")
+    idle_s = V2_IDLE_CLOSE_S
+
+    def __init__(self, miner: WhatsminerMiner) -> None:
+        super().__init__(miner)
+        self.buf = bytearray()
+        self.done = False
+        self.client = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if peer else ""
 
     def data_received(self, data: bytes) -> None:
         if self.done:
@@ -875,32 +900,15 @@ class V2Protocol(asyncio.Protocol):
             self.transport.close()
 
 
-class V3Protocol(asyncio.Protocol):
+class V3Protocol(_Connection):
     """One btminer v3 connection: length-prefixed requests and replies, several per connection."""
 
-    __slots__ = ("buf", "idle", "miner", "transport")
+    __slots__ = ("buf",)
+    idle_s = V3_IDLE_CLOSE_S
 
     def __init__(self, miner: WhatsminerMiner) -> None:
-        self.miner = miner
+        super().__init__(miner)
         self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.idle: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self._touch()
-
-    def _touch(self) -> None:
-        if self.idle:
-            self.idle.cancel()
-        if self.transport is not None:
-            self.idle = asyncio.get_running_loop().call_later(V3_IDLE_CLOSE_S, self.transport.close)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.idle:
-            self.idle.cancel()
-        self.transport = None
 
     def data_received(self, data: bytes) -> None:
         self.buf += data

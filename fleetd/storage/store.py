@@ -157,6 +157,7 @@ class Storage:
         on_error: Callable[[str], None] | None = None,
         echo: bool = False,
         busy_timeout_s: float = 30.0,
+        latest_every_s: float = 0.0,
     ) -> None:
         self.url = normalize_url(url)
         self.busy_timeout_s = busy_timeout_s  # SQLite: how long to wait for another writer's lock
@@ -165,6 +166,10 @@ class Storage:
         self.engine: Engine | None = None
         self._q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=queue_size)
         self._latest: dict[str, tuple[Any, ...]] = {}
+        # Latest state is written at most this often (and at flush/close); memory holds the current picture.
+        self.latest_every_s = latest_every_s
+        self._latest_due = 0.0
+        self._force_latest = False
         self._lock = threading.Lock()
         self._done = threading.Condition()
         self._submitted = 0
@@ -288,10 +293,16 @@ class Storage:
                 except queue.Empty:
                     break
             with self._lock:
-                if self._latest:
+                if self._latest and (self._force_latest or time.monotonic() >= self._latest_due):
                     batch.latest.update(self._latest)
                     self._latest = {}
+                    self._force_latest = False
+                    self._latest_due = time.monotonic() + self.latest_every_s
             if not batch:
+                continue
+            if not batch.has_rows():  # only wake-ups
+                self._committed_add(batch.items)
+                batch = _Batch()
                 continue
             try:
                 self._write(batch)
@@ -397,8 +408,9 @@ class Storage:
                     add=("energy_kwh", "hashes_th", "uptime_s", "samples"),
                     add_nullable=("revenue", "cost"),
                 )
-            if b.latest:
-                _upsert(conn, _LATEST, [_latest_row(r) for r in b.latest.values()], ["miner_id"])
+            latest = list(b.latest.values())
+            for i in range(0, len(latest), 1000):  # chunks keep the transient row dicts small
+                _upsert(conn, _LATEST, [_latest_row(r) for r in latest[i : i + 1000]], ["miner_id"])
 
     # --- flushing and closing ------------------------------------------------------------------------------
     def flush(self, timeout: float = 30.0) -> bool:
@@ -406,9 +418,9 @@ class Storage:
         if self._thread is None:
             return True
         with self._lock:
-            pending_latest = bool(self._latest)
-        if pending_latest:
-            self._put(_WAKE)
+            if self._latest:
+                self._force_latest = True
+        self._put(_WAKE)
         with self._done:
             target = self._submitted
             return self._done.wait_for(lambda: self._committed >= target, timeout)

@@ -69,6 +69,10 @@ WRITE_DISABLED_HINT = (
     "API write access is disabled on this miner; enable it in WhatsMinerTool (change the default admin "
     "password, then turn on the API for this miner) or in the miner's web UI, then retry"
 )
+PASSWORD_HINT = (
+    "give fleetd the miner's admin password (--password or FLEETD_MINER_PASSWORD; the daemon: the "
+    "miner's [credentials] in the config); Whatsminer's factory default is 'admin'"
+)
 
 
 class WrongPasswordError(AuthError):
@@ -158,8 +162,8 @@ def check_status(reply: Any, *, host: str, command: str) -> Any:
         raise TokenRefusedError(f"token refused ({text})", host=host, command=command)
     if code == CODE_TOKEN_LIMIT:
         raise TokenLimitError(
-            f"too many tokens ({text}): the miner gives one client at most 32 per 30 minutes; another "
-            "tool on this host may be using them up, or wait for older tokens to expire",
+            f"too many tokens ({text}): the miner gives one client at most 32 per 30 minutes; stop other "
+            "tools using this miner's API from this host, or retry when older tokens expire (30 minutes)",
             host=host,
             command=command,
         )
@@ -281,8 +285,7 @@ class BtminerV2:
 
     def _wrong_password(self, command: str) -> WrongPasswordError:
         return WrongPasswordError(
-            "the miner refused a freshly issued token: the configured admin password is wrong "
-            "(Whatsminer's default is 'admin')",
+            f"the miner refused a freshly issued token, so the admin password is wrong: {PASSWORD_HINT}",
             host=self.host,
             command=command,
         )

@@ -76,7 +76,8 @@ def check_v3(reply: Any, *, host: str, command: str) -> dict[str, Any]:
     low = text.lower()
     if "permission" in low or "disable" in low:
         raise AccessDeniedError(
-            f"{text}: enable API write access for this miner in WhatsMinerTool or the web UI",
+            f"{text}: API write access is disabled on this miner; enable it in WhatsMinerTool (change the "
+            "default admin password, then turn on API write access), then retry",
             host=host,
             command=command,
             code=code,
@@ -89,7 +90,9 @@ def check_v3(reply: Any, *, host: str, command: str) -> dict[str, Any]:
         )
     if any(w in low for w in ("token", "password", "account", "auth")):
         raise WrongPasswordError(
-            f"{text}: check the API account and password (Whatsminer default: super/super)",
+            f"{text}: give fleetd the miner's API v3 account and password (--user/--password or "
+            "FLEETD_MINER_USER/FLEETD_MINER_PASSWORD; the daemon: the miner's [credentials] in the config); "
+            "the factory account is 'super'",
             host=host,
             command=command,
         )

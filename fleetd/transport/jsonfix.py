@@ -104,7 +104,7 @@ def loads_tolerant(raw: bytes | bytearray | str, *, host: str = "", command: str
         excerpt = fixed[max(0, where - 30) : where + 30]
         msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise MalformedReplyError(
-            f"undecodable reply ({len(text)} chars; {msg} at {where}: {excerpt!r})",
+            f"undecodable reply ({len(text)} chars): {msg} [char {where}] near {excerpt!r}",
             host=host,
             command=command,
         ) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -120,6 +121,8 @@ class _Exchange(asyncio.Protocol):
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, socket.gaierror):  # its errno is a resolver code, not an OS one
+        return f"cannot resolve the host name ({exc.strerror})"
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno)
     return str(exc) or type(exc).__name__

@@ -91,3 +91,25 @@ def test_live_view_text():
     assert re.search(r"Antminer S19 Pro\s+3\s+2\s+1\s+200\.0\s+6\.50", screen), screen
     line = plain_line(totals)
     assert "miners=3 up=2 down=1" in line and "power_kw=6.50" in line and "\n" not in line
+
+
+def test_demo_busy_port_is_a_one_line_error():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.16.81.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = subprocess.run(
+            [
+                *(sys.executable, "-m", "fleetd", "demo", "--miners", "2", "--duration", "1"),
+                *("--listen", f"127.16.81.1:{port}", "--base", "127.16.81.10"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert res.returncode == 2, res.stderr
+    assert "--listen" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

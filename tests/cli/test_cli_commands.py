@@ -101,6 +101,23 @@ def test_scan_is_not_held_up_by_a_silent_port_of_another_vendor(capsys) -> None:
     assert S19 in out and out.splitlines()[-1].startswith("found 1 miners")
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_scan_finding_nothing_exits_1_with_one_line(capsys, as_json: bool) -> None:
+    net = subnet()
+    code, out, err = run_cli(
+        capsys, "scan", f"{net}0/28", *PORT_ARGS, *FAST, *(["--json"] if as_json else [])
+    )
+    assert code == 1 and out == ""
+    line = one_line_error(err, "scan")
+    assert "no miners found in 14 addresses" in line and "--api-port" in line
+
+
+def test_scan_help_documents_exit_codes(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["scan", "--help"])
+    assert "exit status: 0 one or more miners found, 1 none found, 2 bad input" in capsys.readouterr().out
+
+
 def test_scan_bad_target_is_one_line(capsys) -> None:
     code, out, err = run_cli(capsys, "scan", "10.0.0.1-10.0.0.x")
     assert code == 2 and out == ""

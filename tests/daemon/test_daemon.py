@@ -168,3 +168,31 @@ async def test_economics_prices_the_rollups(ports: dict[str, int], tmp_path: Pat
         assert {r["currency"] for r in rows} == {"USD"}
     finally:
         await d2.stop()
+
+
+async def test_storage_unavailable_at_start_polling_goes_on(
+    ports: dict[str, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleetd.daemon import core
+
+    monkeypatch.setattr(core, "STORAGE_RETRY_S", 0.2)
+    blocker = tmp_path / "db"
+    blocker.write_text("a file where the database directory should be")
+    host = subnet() + "1"
+    cfg = config([host]).model_copy(update={"storage": parse_config({}).storage.model_copy(
+        update={"url": f"sqlite:///{blocker / 'fleetd.db'}"})})  # fmt: skip
+    d = Daemon(cfg, state_dir=tmp_path)
+    async with Fleet([Group("Antminer S19 Pro", 1, host, ports, ramp_s=0, jitter=0)]):
+        await d.start()
+        try:
+            assert d.storage is None
+            assert any(e.kind is EventKind.STORAGE_ERROR for e in d.events)
+            await until(lambda: d.state.up() == 1, what="polling without storage")
+            blocker.unlink()  # the database becomes available
+            await until(lambda: d.storage is not None, what="storage attached")
+            assert d.storage is not None and d.storage.flush(10)
+            (m,) = d.storage.miners()
+            assert m["id"] == host and m["model"] == "Antminer S19 Pro"
+            assert len(d.storage.identity_history(host)) == 1
+        finally:
+            await d.stop()

@@ -214,3 +214,30 @@ def test_fleetd_run_bad_config_is_one_line(tmp_path: Path) -> None:
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2
     assert res.stderr.strip() == f"fleetd run: {config}: miners[0].port: unknown key"
+
+
+def test_fleetd_run_without_any_config(tmp_path: Path, listener: NotifyListener) -> None:
+    """No config file, no miners: starts, keeps its database in ./.state, stops cleanly."""
+    if Path("/etc/fleetd/fleetd.toml").exists():
+        pytest.skip("/etc/fleetd/fleetd.toml exists on this machine")
+    env = dict(os.environ, NOTIFY_SOCKET=listener.path)
+    for var in ("STATE_DIRECTORY", "WATCHDOG_USEC", "JOURNAL_STREAM"):
+        env.pop(var, None)
+    cmd = [sys.executable, "-m", "fleetd", "run", "--listen", "127.13.250.2:18787"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tmp_path, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not listener.has("READY", "1"):
+            assert proc.poll() is None and time.monotonic() < deadline, "fleetd run did not become ready"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert (tmp_path / ".state" / "fleetd.db").exists()
+    assert "no configuration file" in err and "http://127.13.250.2:18787" in err

@@ -272,11 +272,11 @@ async def test_reboot() -> None:
         await driver.reboot()
 
 
-def _fixture_replies() -> dict[str, object]:
+def _fixture_replies(folder_name: str = "antminer_s19pro_bmminer") -> dict[str, object]:
     import json
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parent.parent / "fixtures" / "devices" / "antminer_s19pro_bmminer"
+    folder = Path(__file__).resolve().parent.parent / "fixtures" / "devices" / folder_name
     replies: dict[str, object] = {
         f.name.removeprefix("rpc_").removesuffix(".json"): json.loads(f.read_text())
         for f in folder.glob("rpc_*.json")
@@ -286,11 +286,13 @@ def _fixture_replies() -> dict[str, object]:
 
 
 @contextlib.asynccontextmanager
-async def fake_bmminer(joins: bool) -> AsyncIterator[tuple[str, list[str]]]:
-    """A byte-level fake of BMMiner answering from the real S19 Pro capture; logs each request."""
+async def fake_bmminer(
+    joins: bool, folder: str = "antminer_s19pro_bmminer"
+) -> AsyncIterator[tuple[str, list[str]]]:
+    """A byte-level fake of BMMiner answering from a real capture folder; logs each request."""
     import json
 
-    replies = _fixture_replies()
+    replies = _fixture_replies(folder)
     log: list[str] = []
     invalid = {"STATUS": [{"STATUS": "E", "Code": 14, "Msg": "Invalid command"}], "id": 1}
 
@@ -328,3 +330,57 @@ async def test_poll_falls_back_to_single_commands_and_remembers() -> None:
     singles = ["version", "summary", "stats", "pools"]
     assert log == ["version+summary+stats+pools", *singles, *singles]
     assert first.snapshot.hashrate_ths == second.snapshot.hashrate_ths == pytest.approx(110.56689)
+
+
+async def test_detect_shares_one_version_read_across_the_cgminer_family() -> None:
+    async with fake_bmminer(joins=True) as (host, log):
+        found = await detect(Endpoint(host, timeouts=FAST))
+    assert found is not None and found[0] is AntminerDriver
+    assert log == ["version"]  # nothing else asked: the Antminer claims it from that one reply
+    async with fake_bmminer(joins=True, folder="cgminer_avalon_a1566") as (host, log):
+        found = await detect(Endpoint(host, timeouts=FAST))
+    assert found is not None and found[0] is CGMinerDriver
+    assert found[1].model == "AvalonMiner 15-194"
+    assert log.count("version") == 1
+
+
+async def test_detect_asks_no_driver_when_no_port_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fleetd.drivers as registry
+
+    asked: list[str] = []
+    for cls in registry.driver_classes():
+
+        async def probe(endpoint: Endpoint, _name: str = cls.name) -> None:
+            asked.append(_name)
+
+        monkeypatch.setattr(cls, "probe", probe)
+    assert await detect(Endpoint(fresh_host(), timeouts=FAST)) is None
+    assert asked == []
+
+
+async def test_detect_does_not_wait_for_a_port_that_drops_packets() -> None:
+    import socket
+
+    async with emulated() as (driver, _):
+        # The v3 port of the same address accepts nothing (full accept queue: SYNs are dropped).
+        lsock = socket.socket()
+        lsock.bind((driver.host, 0))
+        lsock.listen(0)
+        port = lsock.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]
+        for s in fillers:
+            s.setblocking(False)
+            s.connect_ex((driver.host, port))
+        try:
+            slow = Timeouts(connect_s=5.0, read_s=5.0)
+            ep = Endpoint(driver.host, v3_port=port, web_port=driver.endpoint.web_port, timeouts=slow)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            found = await detect(ep)
+            took = loop.time() - t0
+        finally:
+            for s in fillers:
+                s.close()
+            lsock.close()
+    assert found is not None and found[0] is AntminerDriver
+    assert took < 1.0

@@ -1,4 +1,4 @@
-"""Local HTTP servers on the economics loopback block (127.15.x.y), serving the real formats."""
+"""Local HTTP servers on the economics loopback block (127.19.x.y), serving the real formats."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aiohttp import web
 
 from tests.conftest import loopback_host
 
-BLOCK = 15
+BLOCK = 19
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

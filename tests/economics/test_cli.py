@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -169,3 +171,83 @@ def test_config_economics_fees_apply_unless_flags_override(
     conf.write_text("[economics]\npool_fee = 3\n")
     code, _, err = run(capsys, *base)
     assert code == 2 and "economics.pool_fee" in err
+
+
+def test_profit_catalog_modes(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["profit", "--json", "--hashprice-usd-per-ph-day", "34", "--electricity-usd-per-kwh", "0.06"]
+    low = json.loads(run(capsys, *base, "--model", "S19 XP", "--mode", "low")[1])
+    assert low["power_source"] == "catalog" and low["power_w"] < 3010 and low["hashrate_ths"] < 140
+    asleep = json.loads(run(capsys, *base, "--model", "S19 XP", "--mode", "sleep")[1])
+    assert (asleep["hashrate_ths"], asleep["power_source"], asleep["revenue_usd_per_day"]) == (
+        0,
+        "catalog-sleep",
+        0,
+    )
+    assert 0 < asleep["power_w"] <= 100 and asleep["profit_usd_per_day"] < 0
+    code, out, _ = run(capsys, *base[:1], *base[2:], "--model", "S19 XP", "--mode", "sleep")
+    assert code == 0 and "catalog-sleep" in out and "-$0.03" in out  # the table copes with n/a figures
+    code, out, err = run(capsys, *base, "--model", "S19 XP", "--mode", "high")
+    assert code == 2 and "has no 'high' mode in the catalog (has: normal, low, sleep)" in err
+
+
+def test_profit_negative_price_and_huge_price(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "profit",
+        "--json",
+        "--hashrate-ths",
+        "140",
+        "--power-w",
+        "3010",
+        "--hashprice-usd-per-ph-day",
+        "34",
+    ]
+    data = json.loads(run(capsys, *argv, "--electricity-usd-per-kwh=-0.02")[1])
+    assert data["power_cost_usd_per_day"] == pytest.approx(-0.02 * 72.24)
+    assert data["profit_usd_per_day"] > data["revenue_usd_per_day"]
+    for flag in ("--electricity-usd-per-kwh=1e9", "--electricity-usd-per-kwh=nan"):
+        with pytest.raises(SystemExit):
+            main([*argv, flag])
+        assert "must be within +-100 $/kWh" in capsys.readouterr().err
+
+
+def test_whatif_fleet_from_a_fleetd_config(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    conf = tmp_path / "fleetd.toml"
+    conf.write_text(
+        '[[miners]]\nhost = "10.0.0.1"\nmodel = "Antminer S19 XP"\n'
+        '[[miners]]\nhost = "10.0.0.2"\nmodel = "Antminer S19 XP"\n'
+        '[[miners]]\nhost = "10.0.0.3"\nmodel = "Whatsminer M60S_VK40"\nnominal_power_w = 3300\n'
+        '[[miners]]\nhost = "10.0.0.4"\n'
+    )
+    code, out, err = run(
+        capsys, "whatif", "--json", "--fleet", str(conf), "--difficulty", "1.5e14", "--btc-prices", "90000",
+        "--electricity-usd-per-kwh=-0.01,0.05",
+    )  # fmt: skip
+    assert code == 0 and "1 of 4 miners" in err and "no model" in err
+    grids = {g["model"]: g for g in json.loads(out)}
+    assert grids["Antminer S19 XP"]["units"] == 2 and grids["Whatsminer M60S"]["power_w"] == 3300
+    assert grids["fleet total (3 units)"]["hashrate_ths"] == pytest.approx(2 * 140 + 186)
+    assert (
+        grids["Antminer S19 XP"]["profit_usd_per_day"][0][0]
+        > grids["Antminer S19 XP"]["profit_usd_per_day"][1][0]
+    )
+    code, out, _ = run(
+        capsys, "whatif", "--models", "S21", "--difficulty", "1.5e14", "--electricity-usd-per-kwh=-0.01"
+    )
+    assert code == 0 and "never" in out  # at a negative price running pays at any BTC price
+    conf.write_text('[[miners]]\nhost = "10.0.0.1"\n')
+    code, _, err = run(capsys, "whatif", "--fleet", str(conf), "--difficulty", "1.5e14")
+    assert code == 2 and "none of its 1 [[miners]] has a `model`" in err and err.count("\n") == 1
+
+
+def test_output_piped_into_a_closed_reader_is_not_a_traceback() -> None:
+    btc = ",".join(str(p) for p in range(10_000, 210_000, 1_000))
+    kwh = ",".join(f"{c / 1000:.3f}" for c in range(0, 200))
+    code = "import sys; from fleetd.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["whatif", "--difficulty", "1.5e14", "--btc-prices", btc, "--electricity-usd-per-kwh", kwh]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stdout.read(100)  # like `| head -c 100`
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and b"Traceback" not in err and err == b""

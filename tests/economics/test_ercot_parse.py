@@ -163,3 +163,14 @@ def test_quoted_fields_as_ercot_writes_them() -> None:
     (p,) = parse_spp_csv(text, "HB_HOUSTON")
     assert p.per_mwh == -2.5  # negative prices are real and kept
     assert p.start == utc(2024, 11, 3, 7, 45).timestamp()
+
+
+def test_quoted_zero_padded_csv_as_ercot_publishes_it() -> None:
+    # MIS CSVs quote every field and zero-pad the hour; a negative price is an ordinary value
+    text = (
+        '"DeliveryDate","DeliveryHour","DeliveryInterval","SettlementPointName","SettlementPointType",'
+        '"SettlementPointPrice","DSTFlag"\r\n'
+        '"07/01/2024","01","2","HB_WEST","HU","-3.17","N"\r\n'
+    )
+    (p,) = parse_spp_csv(text, "HB_WEST")
+    assert p.per_mwh == -3.17 and p.start == utc(2024, 7, 1, 5, 15).timestamp()

@@ -67,6 +67,6 @@ async def test_mqtt_bare_number_payload() -> None:
 
 
 async def test_mqtt_unreachable_broker_is_a_clear_error() -> None:
-    feed = MqttFeed("127.15.255.253", "x", FeedFormat(), port=1, connect_timeout_s=2)
-    with pytest.raises(SourceError, match=r"cannot connect to 127\.15\.255\.253:1"):
+    feed = MqttFeed("127.19.255.253", "x", FeedFormat(), port=1, connect_timeout_s=2)
+    with pytest.raises(SourceError, match=r"cannot connect to 127\.19\.255\.253:1"):
         await feed.start()

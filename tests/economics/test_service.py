@@ -15,7 +15,13 @@ from pydantic import ValidationError
 
 from fleetd.daemon.state import FleetState, MinerRecord
 from fleetd.economics.config import EconomicsConfig
-from fleetd.economics.service import EconomicsConfigError, EconomicsService, MarketPrices, TariffPrices
+from fleetd.economics.service import (
+    EconomicsConfigError,
+    EconomicsService,
+    MarketPrices,
+    TariffPrices,
+    UrdbPrices,
+)
 from fleetd.model import Identity, Mode, Snapshot
 
 from .conftest import Server, json_reply
@@ -49,11 +55,20 @@ def test_example_config_parses() -> None:
         ({"tariff": {"kind": "solar"}}, "kind"),
         ({"hashprice": [{"kind": "static", "per_ph_day": 0}]}, "greater than 0"),
         ({"tarif": {"kind": "flat", "price_per_kwh": 0.05}}, "Extra inputs"),
+        ({"tariff": {"kind": "flat", "price_per_kwh": 5e6}}, "less than or equal to 100"),
+        ({"tariff": {"kind": "tou", "periods": {"a": -1e6}, "default": "a"}}, "than or equal to -100"),
+        ({"adders_per_mwh": {"retail": float("inf")}}, "finite number"),
+        ({"hashprice": [{"kind": "static", "per_ph_day": 1e12}]}, "less than or equal to 1000000"),
     ],
 )
 def test_config_errors(data: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         EconomicsConfig.model_validate(data)
+
+
+def test_negative_flat_price_is_valid() -> None:
+    cfg = EconomicsConfig.model_validate({"tariff": {"kind": "flat", "price_per_kwh": -0.015}})
+    assert EconomicsService(cfg).energy_price(0).value.per_mwh == pytest.approx(-15.0)
 
 
 async def test_static_and_flat_with_adders() -> None:
@@ -178,11 +193,11 @@ async def test_scheduled_with_apscheduler_and_fleet_evaluation(server: Server) -
             await asyncio.sleep(0.02)
         assert svc.electricity_price().value.per_mwh == pytest.approx(50.0)
         fleet = FleetState()
-        fleet.miners["a"] = MinerRecord("a", "127.15.9.1", identity=Identity("antminer", "Antminer S21"))
+        fleet.miners["a"] = MinerRecord("a", "127.19.9.1", identity=Identity("antminer", "Antminer S21"))
         fleet.miners["a"].snapshot = Snapshot(hashrate_avg_ths=200.0, is_mining=True, mode=Mode.NORMAL)
-        fleet.miners["b"] = MinerRecord("b", "127.15.9.2", nominal_power_w=3400.0)
+        fleet.miners["b"] = MinerRecord("b", "127.19.9.2", nominal_power_w=3400.0)
         fleet.miners["b"].snapshot = Snapshot(hashrate_ths=100.0, is_mining=True)
-        fleet.miners["c"] = MinerRecord("c", "127.15.9.3")  # never polled
+        fleet.miners["c"] = MinerRecord("c", "127.19.9.3")  # never polled
         per_unit, totals = svc.evaluate_fleet(fleet.miners.values())
         assert set(per_unit) == {"a", "b"}
         assert per_unit["a"].power_source == "catalog" and per_unit["b"].power_source == "configured"
@@ -191,3 +206,52 @@ async def test_scheduled_with_apscheduler_and_fleet_evaluation(server: Server) -
     finally:
         scheduler.shutdown(wait=False)
         await svc.close()
+
+
+async def test_urdb_rate_fetched_from_openei_by_label(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    label = "5f1a2b3c4d5e6f7a8b9c0d1e"
+    replies = [urdb_record(), {"items": [{"label": label, "energyratestructure": []}]}]  # v8 reply, then junk
+
+    async def utility_rates(request: web.Request) -> web.Response:
+        q = request.query
+        if q.get("api_key") != "openei-test-key":  # what api.data.gov answers to a bad key
+            body = {"error": {"code": "API_KEY_INVALID", "message": "An invalid api_key was supplied."}}
+            return web.json_response(body, status=403)
+        assert (q["version"], q["format"], q["detail"], q["getpage"]) == ("8", "json", "full", label)
+        return web.json_response(replies.pop(0) if replies else {"items": []})
+
+    server.route("/utility_rates", utility_rates)
+    base = await server.start()
+    monkeypatch.setenv("OPENEI_API_KEY", "openei-test-key")
+    tariff = {"kind": "urdb", "label": label, "base_url": base, "timezone": "America/Chicago"}
+    svc = EconomicsService(cfg(tariff=tariff))
+    try:
+        assert isinstance(svc.prices, UrdbPrices)
+        assert svc.energy_price(0).missing and "not fetched yet" in svc.energy_price(0).error
+        assert [j.interval_s for j in svc.jobs()] == [86400.0]
+        await svc.refresh_all()
+        july_peak = 1_720_040_400.0  # 2024-07-03 16:00 CDT, a Wednesday
+        r = svc.energy_price(july_peak)
+        assert r.usable and r.value.per_mwh == pytest.approx(125.0) and svc.prices.fixed_per_day > 0
+        await svc.refresh_all()  # a malformed record: the last good tariff stays, the error is shown
+        r = svc.energy_price(july_peak)
+        assert r.usable and r.value.per_mwh == pytest.approx(125.0) and "energyratestructure" in r.error
+        await svc.refresh_all()
+        assert "no rate with label" in svc.energy_price(july_peak).error
+    finally:
+        await svc.close()
+    monkeypatch.setenv("OPENEI_API_KEY", "wrong")
+    svc = EconomicsService(cfg(tariff=tariff))
+    try:
+        await svc.refresh_all()
+        r = svc.energy_price(july_peak)
+        assert r.missing and "HTTP 403" in r.error
+    finally:
+        await svc.close()
+    monkeypatch.delenv("OPENEI_API_KEY")
+    with pytest.raises(EconomicsConfigError, match="OPENEI_API_KEY is unset"):
+        EconomicsService(cfg(tariff=tariff))
+    with pytest.raises(ValidationError, match="exactly one of file"):
+        cfg(tariff={"kind": "urdb", "timezone": "UTC"})

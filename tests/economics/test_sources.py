@@ -151,7 +151,7 @@ async def test_mempool_timeout(server: Server) -> None:
 
 
 async def test_unreachable_host_is_a_clear_error() -> None:
-    src = MempoolHashprice("http://127.15.255.254:9", timeout_s=1)
+    src = MempoolHashprice("http://127.19.255.254:9", timeout_s=1)
     try:
         with pytest.raises(SourceError, match="mempool: "):
             await src.fetch()
@@ -193,12 +193,14 @@ async def test_luxor_newest_point_with_api_key_and_throttle(server: Server) -> N
 
 
 async def test_luxor_current_shape_and_bad_key(server: Server) -> None:
-    payload = {"data": {"priceBTC": 0.00052, "priceUSD": 47.1, "timestamp": "2026-11-21T12:00:00Z"}}
+    # the /hashprice/current object ({data: {priceBTC, priceUSD}}); without a timestamp it is as of the reply
+    payload = {"data": {"priceBTC": 0.00052, "priceUSD": 47.1}}
     server.route("/v1/hashrateindex/hashprice", luxor_handler(payload))
     base = await server.start()
     good, bad = LuxorHashprice("hi.test-key", base), LuxorHashprice("wrong", base)
     try:
-        assert (await good.fetch()).per_ph_day == 47.1
+        v = await good.fetch()
+        assert v.per_ph_day == 47.1 and v.timestamp == pytest.approx(time.time(), abs=5)
         with pytest.raises(SourceError, match="HTTP 401"):
             await bad.fetch()
     finally:
@@ -323,7 +325,8 @@ def ercot_doc(doc_id: str, published: str, stem: str) -> dict:
         "Extension": "zip",
         "ReportTypeID": "12301",
         "FriendlyName": stem,
-        "ConstructedName": f"cdr.00012301.0000000000000000.20241103.{doc_id}.{stem}.zip",
+        # the real naming: cdr.<report type>.<16 zeros>.<publish date>.<publish time>.<friendly name>.zip
+        "ConstructedName": f"cdr.00012301.0000000000000000.20241103.020002.{stem}.zip",
         "DocID": doc_id,
         "PublishDate": published,
         "ReportName": "Settlement Point Prices at Resource Nodes, Hubs and Load Zones",
@@ -345,8 +348,12 @@ async def test_ercot_newest_csv_document(server: Server) -> None:
         ercot_doc("1002", "2024-11-03T02:00:02-06:00", "SPPHLZNP6905_20241103_0200_csv"),
     ]
     files = {
-        "1001": zipped("cdr.00012301.SPPHLZNP6905_20241103_0145.csv", old_rows),
-        "1002": zipped("cdr.00012301.SPPHLZNP6905_20241103_0200.csv", new_rows),
+        "1001": zipped(
+            "cdr.00012301.0000000000000000.20241103.014503.SPPHLZNP6905_20241103_0145.csv", old_rows
+        ),
+        "1002": zipped(
+            "cdr.00012301.0000000000000000.20241103.020002.SPPHLZNP6905_20241103_0200.csv", new_rows
+        ),
     }
     ercot_routes(server, docs, files)
     src = ErcotRealtime("hb_west", await server.start())

@@ -82,23 +82,32 @@ async def test_refused_is_unreachable_naming_host_and_command() -> None:
     assert str(err.value) == f"{host} (version): cannot connect to port 4028: Connection refused"
 
 
-async def test_connect_timeout() -> None:
-    # A listener whose accept queue is full drops further SYNs, so connect hangs.
-    host = fresh_host()
+def syn_dropping_listener(host: str) -> tuple[socket.socket, list[socket.socket]]:
+    """A listener on a kernel-chosen free port whose accept queue is full, so it drops further SYNs.
+
+    Port 0 rather than a fixed one: a fixed port can collide with a TIME_WAIT or an unaccepted
+    connection that an earlier run (or a parallel one on the same address) left behind (EADDRINUSE).
+    """
     lsock = socket.socket()
-    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # earlier runs leave TIME_WAITs here
-    lsock.bind((host, 4028))
+    lsock.bind((host, 0))
     lsock.listen(0)
+    port = lsock.getsockname()[1]
     fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex((host, port))
+        fillers.append(s)
+    return lsock, fillers
+
+
+async def test_connect_timeout() -> None:
+    lsock, fillers = syn_dropping_listener(fresh_host())
+    host, port = lsock.getsockname()
     try:
-        for _ in range(4):
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex((host, 4028))
-            fillers.append(s)
         await asyncio.sleep(0.05)
-        with pytest.raises(DeviceTimeoutError, match="connect to port 4028 timed out"):
-            await tcp_exchange(host, 4028, b"x", command="x", timeouts=Timeouts(connect_s=0.2, read_s=0.2))
+        with pytest.raises(DeviceTimeoutError, match=f"connect to port {port} timed out"):
+            await tcp_exchange(host, port, b"x", command="x", timeouts=Timeouts(connect_s=0.2, read_s=0.2))
     finally:
         for s in fillers:
             s.close()

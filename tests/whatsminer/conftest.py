@@ -1,4 +1,4 @@
-"""Emulated Whatsminers on this area's loopback block (127.12.x.y), on their real ports."""
+"""Emulated Whatsminers on this area's loopback block (127.18.x.y), on their real ports."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fleetd.sim.whatsminer import WhatsminerMiner
 from fleetd.transport.btminer import forget_tokens
 from tests.conftest import loopback_host
 
-BLOCK = 12
+BLOCK = 18
 FAST = Timeouts(connect_s=1.0, read_s=2.0, verify_s=3.0, verify_interval_s=0.1)
 M50S = "Whatsminer M50S_VH50"
 M60S = "Whatsminer M60S_VK40"

@@ -1,9 +1,13 @@
-"""Whatsminer crypto against vectors computed with OpenSSL (not with fleetd's own code).
+"""Whatsminer crypto against vectors computed with the OpenSSL command line (OpenSSL 3.0), never with
+fleetd's own code, following the published algorithms (btminer API v2.0.5 and v3 documentation):
 
-Vectors: `openssl passwd -1 -salt SALT PASSWORD` for MD5-crypt; the token chain of API v2.0.5
-(key = md5crypt(password, salt), sign = md5crypt(key + time, newsalt)); `openssl dgst -sha256`
-for the AES key; `openssl enc -aes-256-ecb -nopad -K <hex>` over the NUL-padded JSON, base64;
-`openssl dgst -sha256 -binary | base64 | cut -c1-8` for the v3 token.
+  MD5-crypt:  openssl passwd -1 -salt SALT PASSWORD
+  v2 token:   KEY=$(openssl passwd -1 -salt BQeM3r2K admin | cut -d'$' -f4)
+              SIGN=$(openssl passwd -1 -salt ZM8WzYxa "${KEY}7465" | cut -d'$' -f4)
+  AES key:    printf %s "$KEY" | openssl dgst -sha256 -r
+  envelope:   { printf %s "$JSON"; head -c $(( (16 - ${#JSON} % 16) % 16 )) /dev/zero; } |
+              openssl enc -aes-256-ecb -nopad -K "$AES" | base64 -w0
+  v3 token:   printf '%s%s%s%d' CMD PASSWORD SALT TS | openssl dgst -sha256 -binary | base64 | cut -c1-8
 """
 
 from __future__ import annotations
@@ -75,8 +79,16 @@ def test_decrypt_rejects_partial_blocks() -> None:
         decrypt("QUJD", bytes(32))
 
 
-def test_v3_token_matches_openssl() -> None:
-    assert v3_token("set.miner.service", "super", "uhCiDyVj", 1773869570) == "wusyZCiM"
+@pytest.mark.parametrize(
+    ("command", "password", "salt", "ts", "token"),
+    [
+        ("set.miner.service", "super", "uhCiDyVj", 1773869570, "wusyZCiM"),
+        ("set.miner.pools", "abcdefg", "QbVy1Ou3", 1700000000, "8XdQZJdP"),  # the API v3 document's example
+        ("set.miner.power_limit", "p@ss word!", "Ab3dE6gH", 1773869570, "MQPh2dHm"),
+    ],
+)
+def test_v3_token_matches_openssl(command: str, password: str, salt: str, ts: int, token: str) -> None:
+    assert v3_token(command, password, salt, ts) == token
 
 
 def test_v3_framing() -> None:

@@ -301,3 +301,22 @@ async def test_overheat_and_slow_faults(start: Start) -> None:
     )
     with pytest.raises(DeviceTimeoutError):
         await WhatsminerDriver(ep2, api="btminer-v2").read()
+
+
+async def test_old_firmware_without_get_version_is_detected_by_devdetails(start: Start) -> None:
+    miner, ep = await start(M50S, legacy_api=True)
+    ident = await WhatsminerDriver.probe(ep)
+    assert ident is not None and ident.api == "btminer-v2"
+    assert ident.model == "Whatsminer M50S_VH50" and ident.mac == miner.state.mac
+    found = await detect(ep)
+    assert found is not None and found[0] is WhatsminerDriver
+    reading = await WhatsminerDriver(ep).read()
+    assert reading.identity.model == "Whatsminer M50S_VH50"
+    assert reading.identity.firmware == "20230803.11.REL"  # from summary's "Firmware Version"
+    assert reading.snapshot.hashrate_ths == pytest.approx(126.0, rel=1e-6) and reading.snapshot.psu
+
+
+async def test_get_version_is_really_absent_on_old_firmware(start: Start) -> None:
+    _, ep = await start(M50S, legacy_api=True)
+    with pytest.raises(CommandRejectedError):
+        await BtminerV2(ep.host, ep.api_port, FAST).command("get_version")

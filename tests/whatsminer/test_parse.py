@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleetd.drivers.whatsminer import WhatsminerDriver
+from fleetd.drivers.whatsminer import WhatsminerDriver, parse
 from fleetd.drivers.whatsminer.error_codes import fault_for
 
 from fleetd.model import Component, Mode
@@ -36,6 +36,15 @@ def test_every_folder_parses_and_matches_its_manifest(folder: Path) -> None:
     if manifest.get("firmware") and ("rpc_get_version" in load(folder) or ident.api == "btminer-v3"):
         assert ident.firmware == manifest["firmware"]
     json.dumps(reading.to_dict())  # the whole reading serialises
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_slim_replies_parse_the_same(folder: Path) -> None:
+    """What the driver keeps between polls reads exactly as the whole replies do."""
+    full = load(folder)
+    slim = {k: parse.slim(k, v) for k, v in full.items()}
+    assert parse.parse(slim, host="h", polled_at=1.0) == parse.parse(full, host="h", polled_at=1.0)
+    assert len(json.dumps(slim)) <= len(json.dumps(full))
 
 
 def test_v2_capture_values() -> None:

@@ -166,6 +166,31 @@ def parse_time(value: Any) -> float:
     raise ValueError(f"not a time: {value!r}")
 
 
+MAX_FUTURE_S = 300.0  # clock skew tolerated on a timestamp that should be in the past
+GENESIS = 1_231_006_505.0  # 2009-01-03: no bitcoin or mining price is older
+
+
+def check_time(ts: float, now: float, what: str = "timestamp", future_s: float = MAX_FUTURE_S) -> float:
+    """`ts` if it is plausible: not before 2009 and at most `future_s` ahead of `now`; else ValueError."""
+    if ts < GENESIS:
+        raise ValueError(f"{what} {ts:.0f} ({_iso(ts)}) is before 2009: not a real date (seconds vs ms?)")
+    if ts > now + future_s:
+        ahead = ts - now
+        raise ValueError(f"{what} {_iso(ts)} is {_duration(ahead)} in the future (feed or clock error)")
+    return ts
+
+
+def _iso(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:g}"
+
+
+def _duration(s: float) -> str:
+    return f"{s / 86400:.1f} days" if s >= 86400 else f"{s / 3600:.1f} h" if s >= 3600 else f"{s:.0f} s"
+
+
 def as_number(value: Any, what: str) -> float:
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{what} is {value!r}, not a number")

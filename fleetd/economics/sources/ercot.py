@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import aiohttp
 
 from fleetd.economics.ercot import (
+    INTERVAL,
     RT_SPP_REPORT_TYPE,
     ErcotFormatError,
     newest_csv_document,
@@ -12,7 +15,7 @@ from fleetd.economics.ercot import (
     parse_spp_csv,
     read_zipped_csv,
 )
-from fleetd.economics.sources.base import HttpSource, PriceSource, SourceError
+from fleetd.economics.sources.base import HttpSource, PriceSource, SourceError, check_time
 from fleetd.economics.values import PricePoint
 
 
@@ -59,5 +62,9 @@ class ErcotRealtime(HttpSource, PriceSource):
             raise SourceError(self.name, f"document {doc.doc_id}: {exc}") from None
         if not points:
             raise SourceError(self.name, f"document {doc.doc_id} has no prices for {self.settlement_point}")
+        try:  # real-time prices are published after their interval: one starting later is an error
+            check_time(points[-1].start, time.time(), "newest interval start", INTERVAL.total_seconds())
+        except ValueError as exc:
+            raise SourceError(self.name, f"document {doc.doc_id}: {exc}") from None
         self._doc_id, self._points = doc.doc_id, points
         return list(points)

@@ -15,11 +15,20 @@ from typing import Any
 
 import aiohttp
 
-from fleetd.economics.sources.base import HttpSource, PriceSource, SourceError, as_number, dig, parse_time
-from fleetd.economics.units import to_per_mwh
+from fleetd.economics.sources.base import (
+    HttpSource,
+    PriceSource,
+    SourceError,
+    as_number,
+    check_time,
+    dig,
+    parse_time,
+)
+from fleetd.economics.units import check_per_mwh, to_per_mwh
 from fleetd.economics.values import PricePoint
 
 log = logging.getLogger(__name__)
+MAX_AHEAD_S = 2 * 86400.0  # forward (day-ahead) prices are fine; a start further out is a feed error
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +48,14 @@ class FeedFormat:
     interval_s: float = 300.0
     kind: str = "json"  # json | csv | number (a bare number, MQTT only)
 
+    def value(self, raw: Any, what: str) -> float:
+        return check_per_mwh(to_per_mwh(as_number(raw, what), self.unit), what)
+
     def record_point(self, record: Any, received: float, source: str, currency: str) -> PricePoint:
-        value = to_per_mwh(as_number(dig(record, self.value_path), self.value_path), self.unit)
-        start = parse_time(dig(record, self.time_path)) if self.time_path else received
+        value = self.value(dig(record, self.value_path), self.value_path)
+        start = received
+        if self.time_path:
+            start = check_time(parse_time(dig(record, self.time_path)), received, self.time_path, MAX_AHEAD_S)
         end = parse_time(dig(record, self.end_path)) if self.end_path else start + self.interval_s
         if end <= start:
             raise ValueError(f"interval end {end} is not after start {start}")
@@ -52,7 +66,7 @@ class FeedFormat:
         if not body.strip():
             raise ValueError("empty payload")
         if self.kind == "number":
-            v = to_per_mwh(as_number(body.strip(), "payload"), self.unit)
+            v = self.value(body.strip(), "payload")
             return [PricePoint(received, received + self.interval_s, v, currency, source)]
         if self.kind == "csv":
             rows = list(csv.DictReader(io.StringIO(body)))

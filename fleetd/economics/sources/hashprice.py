@@ -17,20 +17,21 @@ from fleetd.economics.sources.base import (
     RateLimited,
     SourceError,
     as_number,
+    check_time,
     parse_time,
 )
-from fleetd.economics.units import SATS_PER_BTC
+from fleetd.economics.units import SATS_PER_BTC, check_hashprice
 from fleetd.economics.values import HashpriceValue, LastGood, Reading
 
 log = logging.getLogger(__name__)
+MAX_BTC_PRICE = 1e9  # in any currency mempool.space quotes; beyond it the feed is broken
 
 
 class StaticHashprice(HashpriceSource):
     """A configured value; always current."""
 
     def __init__(self, per_ph_day: float, currency: str = "USD") -> None:
-        if per_ph_day <= 0:
-            raise ValueError("a static hashprice must be > 0")
+        check_hashprice(per_ph_day, "a static hashprice")
         self.name = "static"
         self.value = per_ph_day
         self.currency = currency
@@ -98,9 +99,10 @@ class MempoolHashprice(HttpSource, HashpriceSource):
         if self.currency not in prices:
             raise KeyError(f"prices has no {self.currency}")
         price = as_number(prices[self.currency], f"prices.{self.currency}")
-        if price <= 0:
-            raise ValueError(f"prices.{self.currency} must be > 0")
-        stamp = parse_time(prices["time"]) if "time" in prices else time.time()
+        if not 0 < price <= MAX_BTC_PRICE:
+            raise ValueError(f"prices.{self.currency} must be > 0 and <= {MAX_BTC_PRICE:g}, got {price:g}")
+        now = time.time()
+        stamp = check_time(parse_time(prices["time"]), now, "prices.time") if "time" in prices else now
         subsidy = block_subsidy_btc(height + 1)  # the block being mined now
         details = [
             ("difficulty", difficulty),
@@ -112,7 +114,7 @@ class MempoolHashprice(HttpSource, HashpriceSource):
         if isinstance(adj, Mapping) and "difficultyChange" in adj:
             details.append(("difficulty_change_pct", float(adj["difficultyChange"])))
         return HashpriceValue(
-            hashprice_per_ph_day(difficulty, subsidy, fees_btc, price),
+            check_hashprice(hashprice_per_ph_day(difficulty, subsidy, fees_btc, price), "computed hashprice"),
             self.currency,
             stamp,
             self.name,
@@ -181,9 +183,12 @@ class LuxorHashprice(HttpSource, HashpriceSource):
         else:
             raise TypeError("data is neither a list nor an object")
         price = self._price(newest)
-        if price is None or price <= 0:
-            raise ValueError("hashprice must be > 0")
-        stamp = parse_time(newest["timestamp"])
+        if price is None:
+            raise ValueError("no hashprice in data")
+        check_hashprice(price)
+        now = time.time()
+        # the /current object may come without a timestamp: it is then as of this reply
+        stamp = check_time(parse_time(newest["timestamp"]), now) if "timestamp" in newest else now
         return HashpriceValue(price, self.currency, stamp, self.name, interval_s=900.0)
 
     def _price(self, point: Mapping[str, Any]) -> float | None:
