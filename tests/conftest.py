@@ -19,6 +19,12 @@ REQUIRE_SERVICES = os.environ.get("FLEETD_REQUIRE_SERVICES", "") not in ("", "0"
 _next_host = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands that keep state between runs (fleetd sleep/wake) write under a temporary XDG_STATE_HOME."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 def load_fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 

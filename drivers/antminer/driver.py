@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from fleetd.drivers.antminer.parse import conf_mode, parse_identity, parse_snapshot
@@ -49,9 +52,11 @@ NORMAL_VALUE = "0"
 # Keys of get_miner_conf.cgi that set_miner_conf.cgi takes back (renamed where the firmware renames them).
 _CONF_CARRY = {"pools": "pools", "bitmain-fan-ctrl": "bitmain-fan-ctrl", "bitmain-fan-pwm": "bitmain-fan-pwm",
                "bitmain-freq-level": "freq-level"}  # fmt: skip
-# The mode each miner had before this process put it to sleep, restored by wake (kept per process so
-# that a re-created driver still knows; the firmware itself forgets it). Unknown -> normal.
+# The mode each miner had before fleetd put it to sleep, restored by wake (the firmware itself forgets
+# it). Kept per process, so that a re-created driver still knows, and in `AntminerDriver.state_dir` when
+# that is set, so that `fleetd sleep` and a later `fleetd wake` (two processes) agree. Unknown -> normal.
 _MODE_BEFORE_SLEEP: dict[tuple[str, int], str] = {}
+MODES_FILE = "antminer-modes-before-sleep.json"
 # The configured mode last read per (host, web port), and when (time.monotonic) to read it again.
 _CONF_MODE: dict[tuple[str, int], tuple[Mode, float]] = {}
 MODE_REFRESH_S = 600.0
@@ -82,6 +87,8 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
     name = "antminer"
     vendor = "antminer"
     POLL = ("version", "summary", "stats", "pools")
+    # Where to keep what must outlive the process (the modes to restore on wake); None: memory only.
+    state_dir: Path | None = None
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
@@ -145,12 +152,15 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
         due = time.monotonic() + MODE_REFRESH_S * random.uniform(0.8, 1.2)
         _CONF_MODE[self._key] = (mode, due)
 
+    def _mode_due(self) -> bool:
+        cached = _CONF_MODE.get(self._key)
+        return cached is None or time.monotonic() >= cached[1]
+
     async def _cached_mode(self, snap: Snapshot) -> Mode:
         cached = _CONF_MODE.get(self._key)
-        if cached is not None:
-            mode, due = cached
-            stale = time.monotonic() >= due or (mode is Mode.SLEEP and snap.is_mining)
-            if not stale:
+        if cached is not None and not self._mode_due():
+            mode = cached[0]
+            if not (mode is Mode.SLEEP and snap.is_mining):  # else woken behind our back: read again
                 return mode
         mode = Mode.UNKNOWN
         with contextlib.suppress(DeviceError, TimeoutError):
@@ -180,6 +190,8 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
             try:
                 info = await self.web.get_json(SYSTEM_INFO_PATH)
                 self._system_info = info if isinstance(info, Mapping) else None
+                if self._mode_due():  # cheap in this session (no new connection or digest handshake)
+                    self._remember_mode(conf_mode(await self._conf()))
             except DeviceError:
                 pass
         responses = {f"rpc_{cmd}": r for cmd, r in replies.items()}
@@ -235,6 +247,7 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
         current = _mode_value(conf)
         if current is not None and current != SLEEP_VALUE:
             _MODE_BEFORE_SLEEP[self._key] = current
+            self._save_modes()
         before = await self._hashrate_or_none()
         deadline = asyncio.get_running_loop().time() + self.endpoint.timeouts.verify_s
         await self._set_mode(conf, SLEEP_VALUE, deadline)
@@ -250,6 +263,7 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
 
     async def _wake(self) -> Snapshot:
         conf = await self._conf()
+        self._load_modes()
         target = _MODE_BEFORE_SLEEP.get(self._key, NORMAL_VALUE)
         deadline = asyncio.get_running_loop().time() + self.endpoint.timeouts.verify_s
         await self._set_mode(conf, target, deadline)
@@ -259,8 +273,45 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
             return bool(snap.hashrate_ths and snap.hashrate_ths > 0)
 
         snap = await self._verify("wake", want, hashing, deadline)
-        _MODE_BEFORE_SLEEP.pop(self._key, None)
+        if _MODE_BEFORE_SLEEP.pop(self._key, None) is not None:
+            self._save_modes()
         return snap
+
+    def _modes_path(self) -> Path | None:
+        return self.state_dir / MODES_FILE if self.state_dir is not None else None
+
+    def _saved_modes(self) -> dict[str, str]:
+        path = self._modes_path()
+        try:
+            saved = json.loads(path.read_text()) if path is not None else {}
+        except (OSError, ValueError):
+            return {}  # unreadable: memory only
+        if not isinstance(saved, dict):
+            return {}
+        return {str(k): v for k, v in saved.items() if isinstance(v, str)}
+
+    def _load_modes(self) -> None:
+        """Take this miner's remembered mode from disk if memory has none."""
+        saved = self._saved_modes().get(_mode_key(self._key))
+        if saved is not None:
+            _MODE_BEFORE_SLEEP.setdefault(self._key, saved)
+
+    def _save_modes(self) -> None:
+        """Write this miner's remembered mode (or its absence) into the file, atomically; best effort."""
+        path = self._modes_path()
+        if path is None:
+            return
+        data = self._saved_modes()
+        mode = _MODE_BEFORE_SLEEP.get(self._key)
+        if mode is None:
+            data.pop(_mode_key(self._key), None)
+        else:
+            data[_mode_key(self._key)] = mode
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+            tmp.replace(path)
 
     async def _conf(self) -> Mapping[str, Any]:
         conf = await self.web.get_json(CONF_PATH)
@@ -327,6 +378,10 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
             host=self.host,
             command=action,
         )
+
+
+def _mode_key(key: tuple[str, int]) -> str:
+    return f"{key[0]}:{key[1]}"
 
 
 def _mode_value(conf: Mapping[str, Any]) -> str | None:

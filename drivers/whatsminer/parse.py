@@ -8,6 +8,7 @@ rpc_get.miner.status_pools. v3 hashrates are TH/s.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import Mapping
@@ -194,18 +195,39 @@ def _keep(d: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+# Slim replies that most miners of a fleet share (same firmware, model, no error): one object for all.
+_FLEETWIDE = frozenset(("rpc_get_version", "rpc_devdetails", "rpc_get_error_code"))
+_SHARED_REPLIES: dict[str, Any] = {}
+_SHARED_MAX = 512
+
+
+def _shared(reply: dict[str, Any]) -> dict[str, Any]:
+    """The one shared object equal to `reply` (never mutated: parsers only read)."""
+    key = json.dumps(reply, sort_keys=True)
+    found = _SHARED_REPLIES.get(key)
+    if found is None:
+        if len(_SHARED_REPLIES) >= _SHARED_MAX:
+            _SHARED_REPLIES.clear()  # a fleet of that many variants gains nothing from sharing
+        found = _SHARED_REPLIES[key] = reply
+    return found
+
+
 def slim(key: str, reply: Any) -> Any:
     """What a driver keeps of a slow-changing reply between polls: only what the parsers read of it.
 
     Parsing the slim reply gives the same result as parsing the whole one; it is a fraction of its size.
+    The result is shared between miners where it is the same: treat it as read-only.
     """
     if not isinstance(reply, dict):
         return reply
+    if key in _FLEETWIDE:
+        if key == "rpc_devdetails":
+            return _shared({"DEVDETAILS": [_keep(first(reply, "DEVDETAILS"), ("Model",))]})
+        m = msg(reply)
+        return _shared({"Msg": _keep(m, _KEEP_V2[key])} if m else {})
     if key in _KEEP_V2:
         m = msg(reply)
         return {"Msg": _keep(m, _KEEP_V2[key])} if m else {}
-    if key == "rpc_devdetails":
-        return {"DEVDETAILS": [_keep(first(reply, "DEVDETAILS"), ("Model",))]}
     if key == "rpc_get.device.info":
         m = msg(reply)
         miner = m.get("miner") if isinstance(m.get("miner"), dict) else {}
@@ -331,18 +353,19 @@ def snapshot_v2(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
         idx = _int(d.get("ASC", d.get("Slot", i)))
         chips = _int(d.get("Effective Chips"))
         hr = _mhs(d.get("MHS 5s", d.get("MHS 1m")))
-        status = str(d.get("Status", ""))
+        status = str(d.get("Status", "")).lower()
+        factory = num(d.get("Factory GHS"))
         boards.append(
             Hashboard(
                 index=idx if idx is not None else i,
                 hashrate_ths=hr,
-                expected_hashrate_ths=num(d.get("Factory GHS")) / 1e3 if num(d.get("Factory GHS")) else None,
+                expected_hashrate_ths=factory / 1e3 if factory else None,
                 chips=chips,
                 chip_temp_c=_max(num(d.get("Chip Temp Max")), num(d.get("Chip Temp Avg"))),
                 board_temp_c=num(d.get("Temperature")),
                 serial=str(d.get("PCB SN") or ""),
-                ok=status.lower() == "alive" and (chips is None or chips > 0),
-                status=status.lower(),
+                ok=status == "alive" and (chips is None or chips > 0),
+                status=status,
             )
         )
     fans = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import signal
@@ -18,8 +19,10 @@ DEFAULT_LISTEN = "127.0.0.1:8787"
 POLL_INTERVAL_S = 5.0
 REFRESH_S = 2.0
 SITES = ("north", "south")
-# A few emulated faults so the view has something to show: a dead miner, a hashboard down.
-FAULTS = {"dead": 0.03, "board_down": 0.05}
+# A few emulated faults so the view has something to show: a hashboard down in the first model's
+# group, a dead miner in the last one's (about one miner each at the default size).
+FIRST_FAULTS = {"board_down": 0.1}
+LAST_FAULTS = {"dead": 0.1}
 
 
 def register(sub: Any) -> None:
@@ -75,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = sys.stdout
     live = out.isatty()
-    groups = fleet_groups(args.miners, args.base, faults=FAULTS)
+    groups = fleet_groups(args.miners, args.base)
+    groups[0] = dataclasses.replace(groups[0], faults=FIRST_FAULTS)
+    groups[-1] = dataclasses.replace(groups[-1], faults={**groups[-1].faults, **LAST_FAULTS})
     models = ", ".join(f"{g.count} {g.model}" for g in groups)
     print(f"fleetd demo: starting {args.miners} emulated miners ({models}) ...", file=out, flush=True)
     fleet = ProcessFleet(groups, processes=max(1, -(-args.miners // PER_PROCESS)))
@@ -105,7 +110,12 @@ def _config(hosts: list[str], nominal: dict[str, float]) -> Any:
 
     return parse_config(
         {
-            "polling": {"interval_s": POLL_INTERVAL_S, "jitter_s": 0.5, "timeout_s": 4.0},
+            "polling": {
+                "interval_s": POLL_INTERVAL_S,
+                "jitter_s": 0.5,
+                "timeout_s": 2.0,
+                "connect_timeout_s": 1.0,
+            },
             "sites": [{"name": s} for s in SITES],
             "miners": [
                 {

@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 from fleetd.cli import CLIError
@@ -103,12 +104,19 @@ async def connect(args: argparse.Namespace, ep: Endpoint) -> tuple[Driver, Ident
             cls = driver_class(args.driver)
         except KeyError as exc:
             raise CLIError(str(exc.args[0])) from None
-        return cls(ep), None
+        return _with_state(cls(ep)), None
     detected = await detect(ep)
     if detected is None:
         raise await _why_undetected(ep)
     cls, identity = detected
-    return cls(ep), identity
+    return _with_state(cls(ep)), identity
+
+
+def _with_state(driver: Driver) -> Driver:
+    """Give a driver that keeps state across commands (e.g. the mode to restore on wake) its folder."""
+    if hasattr(driver, "state_dir"):
+        driver.state_dir = state_dir()
+    return driver
 
 
 async def _why_undetected(ep: Endpoint) -> Exception:
@@ -152,6 +160,12 @@ def describe(identity: Identity | None, host: str) -> str:
     if identity is None or not identity.model:
         return host
     return f"{host} ({identity.model})"
+
+
+def state_dir() -> Path:
+    """Where one-miner commands keep what a later command needs ($XDG_STATE_HOME/fleetd)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "fleetd"
 
 
 def stderr_is_tty() -> bool:

@@ -80,12 +80,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from fleetd.sim.models import MODELS
+    from fleetd.sim.models import ALIASES, MODELS
 
     if args.list_models:
         for name, model in MODELS.items():
             spec = model.spec
-            print(f"{name}\t{spec.hashrate_ths:g} TH/s\t{spec.power_w:g} W")
+            aliases = ", ".join(a for a, n in ALIASES.items() if n == name)
+            also = f"\t(also: {aliases})" if aliases else ""
+            print(f"{name}\t{spec.hashrate_ths:g} TH/s\t{spec.power_w:g} W{also}")
         return 0
     groups = build_groups(args)
     return run(groups, args.processes, sys.stdout)

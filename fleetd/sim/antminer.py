@@ -824,15 +824,13 @@ _PAGES = {status: _lighttpd_page(status) for status in _REASONS if status != 200
 
 
 # --- protocols ----------------------------------------------------------------------------------
-class ApiProtocol(asyncio.Protocol):
-    """One CGMiner API connection: one request, one reply, then close (unless a quirk keeps it open)."""
+class _Connection(asyncio.Protocol):
+    """A connection to one emulated miner, tracked in `miner.connections` so that stop and reboot cut it."""
 
-    __slots__ = ("buf", "done", "idle", "miner", "transport")
+    __slots__ = ("idle", "miner", "transport")
 
     def __init__(self, miner: AntminerMiner) -> None:
         self.miner = miner
-        self.buf = bytearray()
-        self.done = False
         self.transport: asyncio.Transport | None = None
         self.idle: asyncio.TimerHandle | None = None
 
@@ -840,7 +838,6 @@ class ApiProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.miner.connections.add(transport)
-        self.idle = asyncio.get_running_loop().call_later(IDLE_CLOSE_S, transport.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.idle:
@@ -848,6 +845,21 @@ class ApiProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.miner.connections.discard(self.transport)
         self.transport = None
+
+
+class ApiProtocol(_Connection):
+    """One CGMiner API connection: one request, one reply, then close (unless a quirk keeps it open)."""
+
+    __slots__ = ("buf", "done")
+
+    def __init__(self, miner: AntminerMiner) -> None:
+        super().__init__(miner)
+        self.buf = bytearray()
+        self.done = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.idle = asyncio.get_running_loop().call_later(IDLE_CLOSE_S, transport.close)
 
     def data_received(self, data: bytes) -> None:
         if self.done:
@@ -903,31 +915,20 @@ class ApiProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-class WebProtocol(asyncio.Protocol):
+class WebProtocol(_Connection):
     """One HTTP/1.1 connection to the web CGI (keep-alive, Content-Length bodies, digest auth)."""
 
-    __slots__ = ("buf", "busy", "continued", "idle", "miner", "transport")
+    __slots__ = ("buf", "busy", "continued")
 
     def __init__(self, miner: AntminerMiner) -> None:
-        self.miner = miner
+        super().__init__(miner)
         self.buf = bytearray()
         self.busy = False
         self.continued = False
-        self.transport: asyncio.Transport | None = None
-        self.idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.miner.connections.add(transport)
+        super().connection_made(transport)
         self._touch()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.idle:
-            self.idle.cancel()
-        if self.transport is not None:
-            self.miner.connections.discard(self.transport)
-        self.transport = None
 
     def eof_received(self) -> bool:
         return self.busy  # a delayed response is still to be written

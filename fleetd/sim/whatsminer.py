@@ -7,6 +7,10 @@ from `get_token` (MD5-crypt of the admin password, AES-256-ECB envelope), valid 
 salt and timestamp. Passwords are the factory defaults ("admin" for v2, "super" for v3); the
 `wrong_password` fault changes them.
 
+Options: write_access (the API write switch), token_ttl_s, max_tokens, legacy_api (firmware before
+API 2.0: no get_* commands), conf_delay_s (privileged commands acknowledged late), reboot_s (time off
+the network after a reboot).
+
 Quirks (per miner, `Faults.quirks`), each the breakage some real btminer firmware emits:
   error_code_list    API 2.0.4: get_error_code sends `"error_code":["110":"<time>"]` (pairs in a list)
   trailing_comma     `,}` closing the SUMMARY object
@@ -17,6 +21,7 @@ Quirks (per miner, `Faults.quirks`), each the breakage some real btminer firmwar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import string
@@ -86,8 +91,13 @@ class WhatsminerMiner(EmulatedMiner):
         token_ttl_s: float = TOKEN_TTL_S,
         max_tokens: int = MAX_TOKENS,
         legacy_api: bool = False,
+        conf_delay_s: float = 0.0,
+        reboot_s: float = 0.0,
     ) -> None:
         super().__init__(state, host, ports)
+        self.conf_delay_s = conf_delay_s  # privileged commands are acknowledged (and take effect) this late
+        self.reboot_s = reboot_s  # how long a reboot takes the miner off the network
+        self._rebooting: asyncio.Future[None] | None = None
         self.legacy_api = legacy_api  # firmware before API 2.0: only the CGMiner reads, no get_* commands
         self.write_access = write_access  # "API write access" switch of WhatsMinerTool / web UI
         self.token_ttl_s = token_ttl_s
@@ -166,10 +176,37 @@ class WhatsminerMiner(EmulatedMiner):
         return int(s.power_limit_w if s.power_limit_w is not None else (s.spec.max_power_w or s.spec.power_w))
 
     def _restart(self) -> None:
+        if self.reboot_s > 0:
+            # Go offline just after this reply is out; answer again after reboot_s.
+            asyncio.get_running_loop().call_later(0.05, self._go_offline)
+        else:
+            self._booted()
+
+    def _booted(self) -> None:
         s = self.state
         s.started_at = time.time()
         s.sleeping = False
         s.woke_at = time.time()
+
+    def _go_offline(self) -> None:
+        if self._rebooting is None and self.servers:
+            self._rebooting = asyncio.ensure_future(self._reboot())
+
+    async def _reboot(self) -> None:
+        try:
+            await EmulatedMiner.stop(self)
+            await asyncio.sleep(self.reboot_s)
+            self._booted()
+            await self.start()
+        finally:
+            self._rebooting = None
+
+    async def stop(self) -> None:
+        if self._rebooting is not None:
+            self._rebooting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rebooting
+        await super().stop()
 
     # --- v2 reads --------------------------------------------------------------------------------
     def v2_reply(self, request: bytes, client: str) -> bytes:
@@ -884,8 +921,9 @@ class V2Protocol(_Connection):
         if self.idle:
             self.idle.cancel()
         request = bytes(self.buf)
-        if faults.slow_s > 0:
-            asyncio.get_running_loop().call_later(faults.slow_s, self._reply, request)
+        delay = faults.slow_s + (self.miner.conf_delay_s if b'"enc"' in request else 0.0)
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, self._reply, request)
         else:
             self._reply(request)
 
@@ -929,8 +967,9 @@ class V3Protocol(_Connection):
         faults = self.miner.state.faults
         if faults.dead:
             return
-        if faults.slow_s > 0:
-            asyncio.get_running_loop().call_later(faults.slow_s, self._reply, body)
+        delay = faults.slow_s + (self.miner.conf_delay_s if b'"set.' in body else 0.0)
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, self._reply, body)
         else:
             self._reply(body)
 

@@ -223,6 +223,23 @@ def test_sleep_then_wake_verified(capsys) -> None:
         assert fleet.call(lambda: fleet.state(host).sleeping) is False
 
 
+def test_wake_in_a_later_command_restores_the_mode_before_sleep(capsys, tmp_path, monkeypatch) -> None:
+    import fleetd.drivers.antminer.driver as antminer
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    net = subnet()
+    with running_fleet(Group(S19, 1, f"{net}1", ports=PORTS, ramp_s=0.2)) as fleet:
+        host = fleet.miners[0].host
+        fleet.call(lambda: setattr(fleet.state(host), "mode", "low"))
+        assert run_cli(capsys, "sleep", host, *PORT_ARGS, "-q")[0] == 0
+        antminer._MODE_BEFORE_SLEEP.clear()  # `fleetd wake` runs in a new process
+        code, out, err = run_cli(capsys, "wake", host, *PORT_ARGS, "--verify-timeout", "10", "-q")
+        mode = fleet.call(lambda: fleet.state(host).mode)
+    assert code == 0, err
+    assert "mode low" in out and mode == "low"
+    assert (tmp_path / "fleetd" / antminer.MODES_FILE).is_file()
+
+
 def test_sleep_not_complied_exits_3(capsys) -> None:
     net = subnet()
     with running_fleet(Group(S19, 1, f"{net}1", ports=PORTS, faults={"ignore_power_commands": 1.0})) as fleet:

@@ -181,3 +181,28 @@ def test_check_config_cli(tmp_path: Path) -> None:
 
     missing = _cli("check-config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_example_documents_every_key() -> None:
+    import re
+
+    from fleetd.config import (
+        ApiConfig,
+        CredentialsConfig,
+        DiscoveryConfig,
+        LoggingConfig,
+        PollingConfig,
+        SiteConfig,
+        StorageConfig,
+    )
+
+    text = (ROOT / "config" / "fleetd.example.toml").read_text()
+    models = [Config, ApiConfig, PollingConfig, StorageConfig, LoggingConfig, SiteConfig, CredentialsConfig]
+    models += [MinerConfig, DiscoveryConfig]
+    missing = [
+        f"{m.__name__}.{name}"
+        for m in models
+        for name in m.model_fields
+        if not re.search(rf"^(# )?\[*{name}\]*( =|$)", text, re.M)
+    ]
+    assert not missing, missing

@@ -196,3 +196,34 @@ async def test_storage_unavailable_at_start_polling_goes_on(
             assert len(d.storage.identity_history(host)) == 1
         finally:
             await d.stop()
+
+
+async def test_secrets_never_reach_logs_events_or_storage(
+    ports: dict[str, int], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    secret = "hunter2-do-not-print"
+    net = subnet()
+    cfg = parse_config(
+        {
+            "allow_inline_secrets": True,
+            "polling": {"interval_s": 0.2, "jitter_s": 0, "timeout_s": 1, "down_after": 1},
+            "credentials": {"default": {"username": "root", "password": secret}},
+            "miners": [
+                {"host": net + "1", "web_port": ports["web"]},
+                {"host": net + "2", "web_port": ports["web"]},
+            ],
+        }
+    )
+    caplog.set_level(logging.DEBUG)
+    groups = [Group("Antminer S19 Pro", 1, net + "1", ports, faults={"wrong_password": 1.0}, ramp_s=0)]
+    async with Fleet(groups):  # net.2 has no miner: it goes down
+        d = Daemon(cfg, state_dir=tmp_path)
+        await d.start()
+        await until(lambda: d.poller.cycles >= 3 and d.state.down() == 1, what="a few cycles")
+        texts = [repr(d.config), repr(d.poller.targets()), *(repr(r) for r in d.state.miners.values())]
+        await d.stop()
+    texts += [r.getMessage() for r in caplog.records] + [e.message for e in d.events]
+    assert not [t for t in texts if secret in t]
+    assert secret.encode() not in (tmp_path / "fleetd.db").read_bytes()

@@ -174,6 +174,33 @@ async def test_wake_restores_the_mode_before_sleep() -> None:
         assert woke.mode is Mode.LOW
 
 
+async def test_wake_restores_the_mode_across_processes(tmp_path) -> None:
+    import fleetd.drivers.antminer.driver as mod
+
+    async with emulated() as (driver, _):
+        driver.state_dir = tmp_path
+        await driver._set_mode(await driver._conf(), "3", asyncio.get_running_loop().time() + 3)
+        await driver.sleep()
+        mod._MODE_BEFORE_SLEEP.clear()  # what a new process (a later `fleetd wake`) starts with
+        again = AntminerDriver(driver.endpoint)
+        again.state_dir = tmp_path
+        woke = await again.wake()
+        saved = (tmp_path / mod.MODES_FILE).read_text()
+    assert woke.mode is Mode.LOW
+    assert f"{driver.host}:" not in saved  # forgotten once restored
+
+
+async def test_unwritable_state_dir_keeps_modes_in_memory(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    async with emulated() as (driver, _):
+        driver.state_dir = blocker / "sub"  # cannot be created
+        await driver._set_mode(await driver._conf(), "3", asyncio.get_running_loop().time() + 3)
+        await driver.sleep()
+        woke = await AntminerDriver(driver.endpoint).wake()
+    assert woke.mode is Mode.LOW
+
+
 async def test_slow_acknowledgement_still_verified() -> None:
     timeouts = Timeouts(connect_s=1.0, read_s=0.5, verify_s=4.0, verify_interval_s=0.1)
     async with emulated(conf_delay_s=1.0, timeouts=timeouts) as (driver, _):

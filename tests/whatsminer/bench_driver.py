@@ -1,10 +1,8 @@
 """Benchmark (not a test): memory a Whatsminer driver keeps per miner, and CPU per poll.
 
-Serve the miners first, e.g.
-  fleetd sim --model "Whatsminer M50S" --count 1000 --base 127.18.100.1 \
-             --model "Whatsminer M60S" --count 1000 --base 127.18.120.1
-then: python tests/whatsminer/bench_driver.py memory --base 127.18.100.1 --count 1000
-      python tests/whatsminer/bench_driver.py cpu --base 127.18.100.1 --count 200 --polls 10 [--profile]
+Starts `fleetd sim` in a child process on 127.18.200.1... (or uses miners already served, --no-sim):
+  python tests/whatsminer/bench_driver.py memory --model "Whatsminer M50S" --count 1000
+  python tests/whatsminer/bench_driver.py cpu --model "Whatsminer M60S" --count 300 --polls 10 [--profile]
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ import cProfile
 import gc
 import ipaddress
 import pstats
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -82,18 +81,37 @@ async def cpu(base: str, count: int, polls: int, profile: bool) -> None:
         pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(25)
 
 
+def serve(model: str, base: str, count: int) -> subprocess.Popen[str]:
+    """`fleetd sim` in a child process, returned once it serves."""
+    argv = [sys.executable, "-m", "fleetd", "sim", "--model", model, "--count", str(count), "--base", base]
+    child = subprocess.Popen([*argv, "--jitter", "0", "--processes", "1"], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.startswith("serving"):
+            return child
+    raise SystemExit(f"fleetd sim exited with {child.wait()}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("what", choices=["memory", "cpu"])
-    p.add_argument("--base", required=True)
+    p.add_argument("--model", default="Whatsminer M50S")
+    p.add_argument("--base", default="127.18.200.1")
+    p.add_argument("--no-sim", action="store_true", help="the miners are served already")
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--polls", type=int, default=10)
     p.add_argument("--profile", action="store_true")
     a = p.parse_args()
-    if a.what == "memory":
-        asyncio.run(memory(a.base, a.count))
-    else:
-        asyncio.run(cpu(a.base, a.count, a.polls, a.profile))
+    child = None if a.no_sim else serve(a.model, a.base, a.count)
+    try:
+        if a.what == "memory":
+            asyncio.run(memory(a.base, a.count))
+        else:
+            asyncio.run(cpu(a.base, a.count, a.polls, a.profile))
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait(30)
 
 
 if __name__ == "__main__":

@@ -320,3 +320,26 @@ async def test_get_version_is_really_absent_on_old_firmware(start: Start) -> Non
     _, ep = await start(M50S, legacy_api=True)
     with pytest.raises(CommandRejectedError):
         await BtminerV2(ep.host, ep.api_port, FAST).command("get_version")
+
+
+@pytest.mark.parametrize("model", [M50S, M60S])
+async def test_reboot_takes_the_miner_offline_for_a_while(start: Start, model: str) -> None:
+    miner, ep = await start(model, reboot_s=0.5)
+    drv = WhatsminerDriver(ep)
+    await drv.read()
+    await drv.reboot()
+    await asyncio.sleep(0.2)
+    with pytest.raises((UnreachableError, DeviceTimeoutError)):
+        await WhatsminerDriver(ep).read()
+    await asyncio.sleep(0.6)
+    assert (await drv.read()).snapshot.uptime_s is not None
+    assert miner.state.uptime_s(time.time()) < 5
+
+
+@pytest.mark.parametrize("model", [M50S, M60S])
+async def test_late_acknowledgement_is_still_verified(start: Start, model: str) -> None:
+    miner, ep = await start(model, conf_delay_s=0.3)
+    t0 = time.monotonic()
+    slept = await WhatsminerDriver(ep).sleep()
+    assert time.monotonic() - t0 >= 0.3
+    assert miner.state.sleeping and not slept.is_mining
