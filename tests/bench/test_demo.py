@@ -54,7 +54,10 @@ def test_demo_runs_serves_the_api_and_exits_cleanly():
     lines += out.splitlines(keepends=True)
     # not a terminal: plain periodic lines, no screen redraws
     assert "\x1b[" not in "".join(lines)
-    assert any(re.search(r"miners=6 up=6 down=0 .*hashrate_ths=\d", ln) for ln in lines), "".join(lines)
+    plain = [ln for ln in lines if re.match(r"\d\d:\d\d:\d\d miners=6 ", ln)]
+    assert plain and all(
+        re.search(r"up=\d down=\d unknown=\d hashrate_ths=[\d.]+ power_kw=", ln) for ln in plain
+    )
     assert "stopping" in lines[-1]
 
 
