@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 from collections.abc import Mapping
 from typing import Any
@@ -76,8 +75,9 @@ async def detect(endpoint: Endpoint) -> tuple[type[Driver], Identity] | None:
     driver ahead of them has passed, so a miner already identified waits for nothing further down.
     """
     classes = driver_classes()
-    shared = [c for c in classes if callable(getattr(c, "from_version", None))]
-    others = [c for c in classes if c not in shared]
+    # CGMiner-family drivers (fleetd.drivers.cgminer.VersionProbe) decide from a `version` reply.
+    shared = any(hasattr(c, "from_version") for c in classes)
+    others = not all(hasattr(c, "from_version") for c in classes)
     version_task = asyncio.ensure_future(_version(endpoint)) if shared else None
     alt_task = asyncio.ensure_future(_accepts(endpoint, endpoint.v3_port)) if others else None
     try:
@@ -88,8 +88,9 @@ async def detect(endpoint: Endpoint) -> tuple[type[Driver], Identity] | None:
         if not api_open and not (alt_task is not None and await alt_task):
             return None
         for cls in classes:
-            if cls in shared:
-                ident = cls.from_version(version, host=endpoint.host) if version is not None else None  # type: ignore[attr-defined]
+            from_version = getattr(cls, "from_version", None)
+            if from_version is not None:
+                ident = from_version(version, host=endpoint.host) if version is not None else None
             else:
                 try:
                     ident = await cls.probe(endpoint)
@@ -118,12 +119,11 @@ async def _version(endpoint: Endpoint) -> tuple[bool, Mapping[str, Any] | None]:
 
 async def _accepts(endpoint: Endpoint, port: int) -> bool:
     """Whether `port` accepts a TCP connection within the connect timeout (closed at once)."""
+    loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(endpoint.timeouts.connect_s):
-            _, writer = await asyncio.open_connection(endpoint.host, port)
+            transport, _ = await loop.create_connection(asyncio.Protocol, endpoint.host, port)
     except (OSError, TimeoutError):
         return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
+    transport.close()
     return True

@@ -104,7 +104,10 @@ def fleet_groups(
         count = miners // len(names) + (1 if i < miners % len(names) else 0)
         if count:
             first = str(ipaddress.IPv4Address(start))
-            groups.append(Group(name, count=count, base=first, ports={"web": WEB_PORT}, faults=faults or {}))
+            # Only the web port is privileged by default; the emulators' API ports are above 1024.
+            real = getattr(MODELS[name].emulator_class(), "default_ports", {})
+            ports = {"web": WEB_PORT} if "web" in real else {}
+            groups.append(Group(name, count=count, base=first, ports=ports, faults=faults or {}))
             start += count
     return groups
 

@@ -228,6 +228,7 @@ class _Target(_Model):
 class MinerConfig(_Target):
     host: Host
     position: str = ""
+    model: str = ""  # e.g. "Antminer S19 Pro": catalog power before the first poll; `fleetd whatif --fleet`
     nominal_power_w: float | None = Field(None, gt=0)
 
 

@@ -303,6 +303,7 @@ async def scan(
     credentials: Credentials | None = None,
     read_hashrate: bool = True,
     on_progress: Callable[[ScanStats], None] | None = None,
+    on_found: Callable[[Found], None] | None = None,
 ) -> tuple[list[Found], ScanStats]:
     """Probe every target with at most `concurrency` hosts in flight; found miners sorted by address."""
     stats = ScanStats(addresses=len(targets))
@@ -326,6 +327,8 @@ async def scan(
             if result is not None:
                 found.append(result)
                 stats.found += 1
+                if on_found is not None:
+                    on_found(result)
             if on_progress is not None:
                 on_progress(stats)
 

@@ -2,12 +2,15 @@
 
 Work mode in polls: the RPC API does not report it, only `get_miner_conf.cgi` does. `read()` therefore
 takes the mode from a per-process cache of the configured mode (keyed by host and web port, so that a
-re-created driver keeps it). The cache is filled by every configuration read (sleep/wake verification,
-`raw_responses`) and refreshed by `read()` itself: on the first poll, every ~10 minutes (jittered so a
-fleet's refreshes spread out), and at once when telemetry contradicts it (cached sleep but hashing, i.e.
-woken behind our back). A refresh is one digest-authenticated GET bounded by `MODE_FETCH_MAX_S`; when the
-web interface fails (wrong password, closed port) the mode is "unknown" and retried after the same
-interval, and the RPC reading is returned regardless.
+re-created driver keeps it). Every configuration read fills the cache (sleep/wake verification,
+`identity()`, `raw_responses()`), and `read()` refreshes it itself: on the first poll, every ~10 minutes
+(jittered so that a fleet's refreshes spread out), and at once when telemetry contradicts it (cached
+sleep but hashing: woken behind our back). A refresh is one digest-authenticated GET bounded by
+`MODE_FETCH_MAX_S`; when the web interface fails (wrong password, closed port) the mode is "unknown"
+until the next refresh, and the RPC reading is returned regardless.
+
+Wake restores the mode the miner had before `sleep` (normal or low), remembered per process and, when
+`state_dir` is set (the CLI sets it), on disk, so that a `fleetd wake` after a `fleetd sleep` agrees.
 """
 
 from __future__ import annotations
@@ -162,6 +165,9 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
             mode = cached[0]
             if not (mode is Mode.SLEEP and snap.is_mining):  # else woken behind our back: read again
                 return mode
+        stale = cached[0] if cached is not None and not (cached[0] is Mode.SLEEP and snap.is_mining) else None
+        # Booked before asking: a poll cancelled meanwhile (its own deadline) does not retry at every poll.
+        self._remember_mode(stale or Mode.UNKNOWN)
         mode = Mode.UNKNOWN
         with contextlib.suppress(DeviceError, TimeoutError):
             async with asyncio.timeout(min(MODE_FETCH_MAX_S, self.endpoint.timeouts.connect_s)):

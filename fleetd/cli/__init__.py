@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from fleetd import __version__
 
@@ -39,10 +40,15 @@ class CLIError(Exception):
         self.exit_code = exit_code
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (the usage itself is one `--help` away); subparsers inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fleetd", description="Fleet operations daemon for Bitcoin mining farms."
-    )
+    parser = _Parser(prog="fleetd", description="Fleet operations daemon for Bitcoin mining farms.")
     parser.add_argument("--version", action="version", version=f"fleetd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

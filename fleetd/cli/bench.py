@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--miners", type=int, default=1000, metavar="N", help="emulated miners (default 1000)")
     p.add_argument(
-        "--cycles", type=int, default=3, metavar="K", help="measured cycles after the first (default 3)"
+        "--cycles", type=int, default=3, metavar="K", help="measured cycles after warm-up (default 3)"
     )
     p.add_argument(
         "--processes", type=int, default=None, metavar="P", help="emulator processes (default: 1 per 2,500)"

@@ -168,7 +168,7 @@ async def _serve(
             span = f"{hosts[0]}-{hosts[-1]}" if len(hosts) > 1 else hosts[0]
             intro = [
                 f"fleetd demo: {len(hosts)} emulated miners ({models}) on {span}",
-                f"  (CGMiner API port 4028, web port 8080), polled every {POLL_INTERVAL_S:g} s",
+                f"  (API ports 4028 and 4433, web 8080: no root needed), polled every {POLL_INTERVAL_S:g} s",
                 f"  state (SQLite): {tmp}",
                 f"  API:     {api.url}/api/fleet   {api.url}/api/miners   {api.url}/healthz",
                 f"  OpenAPI: {api.url}/api/openapi.json",
@@ -196,7 +196,8 @@ async def _serve(
 
 
 def _events(daemon: Any, n: int = 6) -> str:
-    recent = list(daemon.events)[-n:]
+    # Driver detection is one event per miner at start-up: it would crowd out the ones worth seeing.
+    recent = [ev for ev in daemon.events if ev.kind != "driver_detected"][-n:]
     if not recent:
         return ""
     lines = ["", "  Recent events:"]

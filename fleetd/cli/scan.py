@@ -64,6 +64,8 @@ def main(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     concurrency = _fit_concurrency(args.concurrency)
     progress = Progress(len(targets)) if stderr_is_tty() else None
+    # On a terminal each miner is shown as soon as it is found; into a pipe, sorted at the end.
+    live = LiveRows(args.json, args.api_port, progress) if stdout_is_tty() else None
     started = time.monotonic()
     try:
         found, stats = asyncio.run(
@@ -77,6 +79,7 @@ def main(args: argparse.Namespace) -> int:
                 credentials=credentials(args),
                 read_hashrate=not args.no_hashrate,
                 on_progress=progress.update if progress else None,
+                on_found=live.add if live else None,
             )
         )
     finally:
@@ -91,10 +94,10 @@ def main(args: argparse.Namespace) -> int:
     if not found:
         hint = failed or "; check the targets, --api-port, and that the miners' API is enabled"
         raise CLIError(f"no miners found in {stats.addresses} addresses ({elapsed:.1f} s){hint}", 1)
-    if args.json:
+    if live is None and args.json:
         for f in found:
             print(json.dumps(miner_dict(f), default=str))
-    else:
+    elif live is None:
         print(format_table(found, args.api_port))
     summary = f"found {len(found)} miners in {stats.addresses} addresses ({elapsed:.1f} s){failed}"
     print(summary, file=sys.stderr if args.json else sys.stdout)
@@ -124,6 +127,41 @@ def _fit_concurrency(wanted: int) -> int:
     return wanted
 
 
+def stdout_is_tty() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class LiveRows:
+    """Prints each found miner at once (a JSON line, or a table row in fixed-width columns)."""
+
+    WIDTHS = (15, 9, 18, 28, 8, 12, 17)
+
+    def __init__(self, as_json: bool, api_port: int, progress: Progress | None, stream: TextIO | None = None):
+        self.as_json = as_json
+        self.api_port = api_port
+        self.progress = progress
+        self.stream = stream or sys.stdout
+        self.header = False
+
+    def add(self, f: Found) -> None:
+        if self.progress is not None:
+            self.progress.close()  # the bar is redrawn under the new row at the next update
+        if self.as_json:
+            self.stream.write(json.dumps(miner_dict(f), default=str) + "\n")
+        else:
+            if not self.header:
+                self.stream.write(self._line(COLUMNS) + "\n")
+                self.header = True
+            self.stream.write(self._line(table_row(f, self.api_port)) + "\n")
+        self.stream.flush()
+
+    def _line(self, cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, self.WIDTHS, strict=True)).rstrip()
+
+
 def miner_dict(f: Found) -> dict[str, object]:
     """The JSON form of one found miner: the identity's fields plus ports and hashrate."""
     out: dict[str, object] = asdict(f.identity)
@@ -133,14 +171,17 @@ def miner_dict(f: Found) -> dict[str, object]:
     return out
 
 
+def table_row(f: Found, api_port: int) -> tuple[str, ...]:
+    """One miner's cells under COLUMNS; its API port shows only where a target overrode `api_port`."""
+    i = f.identity
+    rate = "-" if f.hashrate_ths is None else f"{f.hashrate_ths:.2f} TH/s"
+    host = i.host if f.api_port == api_port else f"{i.host}:{f.api_port}"
+    return (host, i.vendor, i.model, i.firmware, i.api, rate, i.mac or "-")
+
+
 def format_table(found: list[Found], api_port: int = 4028) -> str:
     """Aligned columns; a host's API port is shown only where a target overrode `api_port`."""
-    rows = [COLUMNS]
-    for f in found:
-        i = f.identity
-        rate = "-" if f.hashrate_ths is None else f"{f.hashrate_ths:.2f} TH/s"
-        host = i.host if f.api_port == api_port else f"{i.host}:{f.api_port}"
-        rows.append((host, i.vendor, i.model, i.firmware, i.api, rate, i.mac or "-"))
+    rows = [COLUMNS, *(table_row(f, api_port) for f in found)]
     widths = [max(len(str(r[c])) for r in rows) for c in range(len(COLUMNS))]
     return "\n".join(
         "  ".join(str(cell).ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows

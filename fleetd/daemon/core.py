@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 from fleetd.config import Config, DiscoveryConfig, MinerConfig
 from fleetd.daemon.events import Event, EventKind
 from fleetd.daemon.poller import MinerTarget, Poller
-from fleetd.daemon.rollups import RollupRow, Rollups
+from fleetd.daemon.rollups import Pricing, Rollups
 from fleetd.daemon.state import CycleStats, FleetState, Health, Labels, MinerRecord
 from fleetd.drivers import Credentials, Endpoint, Timeouts
-from fleetd.model import Identity
+from fleetd.model import Identity, Mode, Snapshot
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+    from fleetd.economics.catalog import Catalog
     from fleetd.economics.service import EconomicsService
     from fleetd.storage.store import InventoryRow, Storage
 
@@ -36,6 +37,10 @@ log = logging.getLogger("fleetd.daemon")
 DEFAULT_STATE_DIR = Path(".state")
 ROLLUP_FLUSH_S = 300.0  # hourly rollup rows are topped up this often (and at stop)
 STORAGE_RETRY_S = 30.0  # a database unavailable at start is tried again this often
+UNSTORED_MAX = 10_000  # events and identity changes kept in memory while storage is unavailable
+PRICES_VALID_S = 60.0  # rollups re-read the prices at least this often (and at each price interval's end)
+PRICES_RETRY_S = 1.0  # ... or this often while a price is missing (sources not fetched yet)
+PRICES_RECORD_S = 30.0  # new price points are looked for and stored this often
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -49,6 +54,17 @@ def resolve_state_dir(explicit: str | Path | None, config: Config) -> Path:
     if env:
         return Path(env.split(":")[0])
     return DEFAULT_STATE_DIR
+
+
+def next_cycle_delay(
+    started: float, now: float, interval_s: float, jitter_s: float, rng: random.Random | None = None
+) -> float:
+    """Seconds until the next cycle: the rest of the interval plus a random jitter (so several daemons,
+    or restarts, do not hit the network in step); a cycle that overran is followed at once."""
+    rest = started + interval_s - now
+    if rest <= 0.0:
+        return 0.0
+    return rest + (rng or random).uniform(0.0, jitter_s)
 
 
 class Daemon:
@@ -65,7 +81,7 @@ class Daemon:
         self.state_dir = resolve_state_dir(state_dir, config)
         self.state = FleetState()
         self.events: deque[Event] = deque(maxlen=1000)  # the most recent, newest last
-        self.rollups = Rollups(max_gap_s=self._max_gap(config))
+        self.rollups = Rollups(self._max_gap(config), power_of=self._power, prices_at=self._prices_at)
         self.poller = Poller(
             self.state,
             config.polling,
@@ -77,11 +93,17 @@ class Daemon:
         self.storage: Storage | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.economics: EconomicsService | None = None  # when the config has an [economics] section
+        self.catalog: Catalog | None = None  # the economics catalog (nominal power by model and mode)
         self.on_cycle: list[Callable[[CycleStats], None]] = []  # called after every poll cycle
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._storage_task: asyncio.Task[None] | None = None
         self._shared: dict[Any, Any] = {}
+        # ("event", Event) and ("identity", id, host, Identity, driver, at) waiting for storage to come back
+        self._unstored: deque[tuple[Any, ...]] = deque()
+        self.unstored_dropped = 0
+        self._prices_sent: set[tuple[Any, ...]] = set()
+        self._prices_checked_at = 0.0
         self.started = False
 
     # --- lifecycle -----------------------------------------------------------------------------------------
@@ -103,6 +125,7 @@ class Daemon:
         self._apply_targets(self.config, self._targets(self.config), initial=True)
         self._restore(inventory)
         self.economics = self._build_economics(self.config)
+        self.catalog = self._load_catalog()
         self._start_scheduler()
         self._task = asyncio.create_task(self._poll_loop(), name="fleetd-poll")
         self.started = True
@@ -140,6 +163,8 @@ class Daemon:
             self.economics = None
         self._write_latest(list(self.state.miners))
         self.emit(Event(EventKind.STOPPED, "fleetd stopped"))
+        if self.storage is None and self._unstored:
+            log.error("%d events and identity changes not stored: storage unavailable", len(self._unstored))
         if self.storage is not None:
             await asyncio.to_thread(self.storage.close)
             self.storage = None
@@ -175,7 +200,7 @@ class Daemon:
             )
             if first:
                 log.error(msg)
-                self.events.append(Event(EventKind.STORAGE_ERROR, msg, level="error"))
+                self.emit(Event(EventKind.STORAGE_ERROR, msg, level="error"))
             else:
                 log.debug(msg)
             return None
@@ -194,6 +219,7 @@ class Daemon:
             log.warning("storage available again; writing the inventory polled meanwhile")
             self._restore(inventory)
             stored = {row.id: row.identity for row in inventory}
+            stored.update(self._write_unstored())
             targets = self.poller.targets()
             for mid, rec in self.state.miners.items():
                 if mid in targets:
@@ -202,6 +228,34 @@ class Daemon:
                 if rec.identity is not None and (known is None or known.key() != rec.identity.key()):
                     self._identity_seen(rec, known, rec.identity)
             return
+
+    def _write_unstored(self) -> dict[str, Identity]:
+        """Write what happened while storage was away; returns the newest identity written per miner."""
+        assert self.storage is not None
+        items, self._unstored = self._unstored, deque()
+        written: dict[str, Identity] = {}
+        for item in items:
+            if item[0] == "event":
+                self.storage.add_event(item[1])
+            else:
+                _, mid, host, ident, driver, at = item
+                self.storage.add_identity(mid, host, ident, driver, at=at)
+                written[mid] = ident
+        dropped, self.unstored_dropped = self.unstored_dropped, 0
+        if dropped:
+            msg = (
+                f"{dropped} events and identity changes were lost while storage was unavailable "
+                f"(at most {UNSTORED_MAX} are kept in memory)"
+            )
+            log.error(msg)
+            self.emit(Event(EventKind.STORAGE_ERROR, msg, level="error"))
+        return written
+
+    def _store_later(self, item: tuple[Any, ...]) -> None:
+        if len(self._unstored) >= UNSTORED_MAX:
+            self._unstored.popleft()  # the oldest go first; the count is reported when storage is back
+            self.unstored_dropped += 1
+        self._unstored.append(item)
 
     # --- polling -------------------------------------------------------------------------------------------
     async def _poll_loop(self) -> None:
@@ -215,12 +269,13 @@ class Daemon:
                 stats = None
             if stats is not None:
                 self._write_latest(self.poller.polled_ids)
+                self._after_cycle(stats.ended_at)
                 for hook in self.on_cycle:
                     try:
                         hook(stats)
                     except Exception:
                         log.exception("cycle hook failed")
-            delay = max(0.0, started + p.interval_s - time.time()) + random.uniform(0.0, p.jitter_s)
+            delay = next_cycle_delay(started, time.time(), p.interval_s, p.jitter_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
 
@@ -297,6 +352,7 @@ class Daemon:
                 labels=Labels(m.site, m.rack, m.position),
                 nominal_power_w=m.nominal_power_w,
                 source="config",
+                model=m.model,
             )
             wanted[t.id] = t
         for mid, t in self.poller.targets().items():
@@ -464,6 +520,8 @@ class Daemon:
         self.events.append(event)
         if self.storage is not None:
             self.storage.add_event(event)
+        elif self._use_storage:
+            self._store_later(("event", event))
 
     def _storage_error(self, message: str) -> None:
         # Called from the writer thread; the event stays in memory (the database is what failed).
@@ -496,10 +554,14 @@ class Daemon:
     def _identity_seen(self, rec: MinerRecord, old: Identity | None, new: Identity) -> None:
         if self.storage is not None:
             self.storage.add_identity(rec.id, rec.host, new, rec.driver)
+        elif self._use_storage:
+            self._store_later(("identity", rec.id, rec.host, new, rec.driver, time.time()))
 
     async def _replace_economics(self, config: Config) -> None:
-        self._write_rollups()  # what was earned so far is priced by the old sources
+        self._write_rollups()
         old, self.economics = self.economics, self._build_economics(config)
+        self.catalog = self._load_catalog()
+        self.rollups.reprice()
         if self.scheduler is not None:
             for job in self.scheduler.get_jobs():
                 if job.id.startswith("economics."):
@@ -522,31 +584,127 @@ class Daemon:
             log.error("economics disabled: %s", exc)
             return None
 
-    def _write_rollups(self) -> None:
-        rows = self.rollups.drain()
-        if not rows or self.storage is None:
-            return
+    def _load_catalog(self) -> Catalog | None:
+        """The economics service's catalog, else the default one; None (reported) when unreadable."""
         if self.economics is not None:
-            rows = self._priced(rows)
-        self.storage.add_rollups(rows)
+            return self.economics.catalog
+        from fleetd.economics.catalog import Catalog, CatalogError
 
-    def _priced(self, rows: list[RollupRow]) -> list[RollupRow]:
-        """Revenue and energy cost at current prices (rows cover at most ROLLUP_FLUSH_S of work)."""
-        from dataclasses import replace
+        try:
+            return Catalog.load()
+        except CatalogError as exc:
+            log.error("model catalog unavailable; energy of miners not reporting power unknown: %s", exc)
+            return None
 
+    def _power(self, rec: MinerRecord, snap: Snapshot) -> tuple[float | None, str]:
+        """Power for energy totals: measured, else the catalog's for model and mode, else configured."""
+        from fleetd.economics.unit import MEASURED, UNKNOWN, unit_power
+
+        if snap.power_w:
+            return snap.power_w, MEASURED
+        if not snap.is_mining and snap.mode is not Mode.SLEEP:
+            return None, UNKNOWN  # stopped or failed but not asleep: no figure to trust
+        nominal = rec.nominal_power_w
+        if nominal is None and self.economics is not None:
+            nominal = self.economics.config.default_power_w
+        return unit_power(snap, rec.identity, self.catalog, nominal, rec.model)
+
+    def nominal_power(self, rec: MinerRecord) -> tuple[float | None, str]:
+        """Nominal power of a miner in normal mode (also before its first poll): catalog, else configured."""
+        from fleetd.economics.unit import catalog_model
+
+        model = catalog_model(rec.identity, self.catalog, rec.model)
+        nominal = self.catalog.nominal(model) if self.catalog is not None and model else None
+        if nominal is not None:
+            return nominal.power_w, "catalog"
+        return (rec.nominal_power_w, "configured") if rec.nominal_power_w else (None, "unknown")
+
+    def _prices_at(self, now: float) -> Pricing:
+        """Prices for rollups: valid until the electricity price's interval ends, at most PRICES_VALID_S."""
         eco = self.economics
-        assert eco is not None
-        hp = eco.hashprice().value
-        el = eco.electricity_price().value
-        per_ph_day = hp.per_ph_day if hp is not None else None
-        per_mwh = el.per_mwh if el is not None else None
-        keep = 1.0 - eco.config.pool_fee - eco.config.dev_fee
-        out = []
-        for r in rows:
-            revenue = r.hashes_th / 1000.0 / 86400.0 * per_ph_day * keep if per_ph_day is not None else None
-            cost = r.energy_kwh * per_mwh / 1000.0 if per_mwh is not None else None
-            out.append(replace(r, revenue=revenue, cost=cost, currency=eco.config.currency))
-        return out
+        if eco is None:
+            return Pricing(None, None, "", now + PRICES_VALID_S)
+        from fleetd.economics.hashprice import fee_factor
+
+        hp = eco.hashprice(now).value
+        el = eco.electricity_price(now).value
+        until = now + (PRICES_VALID_S if hp is not None and el is not None else PRICES_RETRY_S)
+        if el is not None and now < el.end:
+            until = min(until, el.end)
+        keep = fee_factor(eco.config.pool_fee, eco.config.dev_fee)
+        per_th = hp.per_ph_day * keep / 1000.0 / 86400.0 if hp is not None else None
+        per_kwh = el.per_mwh / 1000.0 if el is not None else None
+        return Pricing(per_th, per_kwh, eco.config.currency, until)
+
+    def _after_cycle(self, now: float) -> None:
+        """Per-miner and fleet economics of the miners up; new price points to storage."""
+        eco = self.economics
+        miners = self.state.miners
+        if eco is None:
+            if self.state.economics is not None:
+                self.state.economics = None
+                for rec in miners.values():
+                    rec.economics = None
+            return
+        up = [rec for rec in miners.values() if rec.health is Health.UP]
+        results, fleet = eco.evaluate_fleet(up, now)
+        for rec in miners.values():
+            rec.economics = results.get(rec.id)
+        self.state.economics = fleet
+        if now - self._prices_checked_at >= PRICES_RECORD_S:
+            self._prices_checked_at = now
+            self._record_prices(now)
+
+    def _record_prices(self, now: float) -> None:
+        """Store price points not stored yet: the hashprice in use, and every electricity interval known."""
+        from fleetd.economics.service import MarketPrices
+
+        eco, store = self.economics, self.storage
+        if eco is None or store is None:
+            return
+        sent = self._prices_sent
+        if len(sent) > 50_000:  # the database deduplicates too; this only saves writes
+            sent.clear()
+        # (kind, source, location, start, end, value, unit, currency)
+        found: list[tuple[str, str, str, float, float | None, float, str, str]] = []
+        hp = eco.hashprice(now).value
+        if hp is not None:
+            found.append(
+                ("hashprice", hp.source, "", hp.timestamp, None, hp.per_ph_day, hp.unit, hp.currency)
+            )
+        prices = eco.prices
+        if isinstance(prices, MarketPrices):
+            points = prices.history.between(now - 2 * 86400, float("inf"))
+        else:
+            current = eco.energy_price(now).value
+            points = [current] if current is not None else []
+        found += [
+            ("electricity", p.source, p.location, p.start, p.end, p.per_mwh, p.unit, p.currency)
+            for p in points
+        ]
+        for kind, source, location, start, end, value, unit, currency in found:
+            key = (kind, source, location, start)
+            if key in sent:
+                continue
+            sent.add(key)
+            store.add_price(
+                kind,
+                source=source,
+                location=location,
+                start=start,
+                end=end,
+                value=value,
+                unit=unit,
+                currency=currency,
+                fetched_at=now,
+            )
+
+    def _write_rollups(self) -> None:
+        if self.storage is None:  # kept accumulating in memory until storage is back
+            return
+        rows = self.rollups.drain()
+        if rows:
+            self.storage.add_rollups(rows)
 
     def _write_latest(self, ids: list[str]) -> None:
         if self.storage is None or not ids:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ log = logging.getLogger("fleetd.poller")
 
 _KEY_FIELDS = ("model", "firmware", "serial", "mac")  # Identity.key()
 OVERRUN_REPEAT_S = 600.0  # while cycles keep overrunning, say so again this often
+NAMES_IN_LOG = 10  # miners named in one grouped "went down" / "back up" log line
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class MinerTarget:
     labels: Labels = field(default_factory=Labels)
     nominal_power_w: float | None = None
     source: str = "config"  # "config" or "discovery"
+    model: str = ""  # configured model, for catalog lookups
 
     @property
     def id(self) -> str:
@@ -87,6 +90,10 @@ class Poller:
         self.cycles = 0
         self.last_progress_at = time.time()  # last time a poll completed or a cycle ended
         self.polled_ids: list[str] = []  # ids polled in the last cycle (for storage of latest state)
+        # State changes of this cycle, logged as one line each kind at its end (a switch failing takes
+        # hundreds of miners down at once); events stay one per miner.
+        self._went_down: list[tuple[str, str]] = []
+        self._came_up: list[tuple[str, int]] = []
 
     # --- the miner set -------------------------------------------------------------------------------------
     def add(self, target: MinerTarget) -> MinerRecord:
@@ -100,6 +107,7 @@ class Poller:
             slot.target = target
             rec.labels = target.labels
             rec.nominal_power_w = target.nominal_power_w
+            rec.model = target.model
             if target.driver != "auto":
                 rec.driver = target.driver
             return rec
@@ -109,6 +117,7 @@ class Poller:
             self.state.miners[mid] = rec
         rec.labels = target.labels
         rec.nominal_power_w = target.nominal_power_w
+        rec.model = target.model
         if target.driver != "auto":
             rec.driver = target.driver
         self._slots[mid] = _Slot(target, rec)
@@ -171,8 +180,11 @@ class Poller:
                 polled.append(slot.record.id)
 
         n = min(p.concurrency, len(due))
-        if n:
-            await asyncio.gather(*(worker() for _ in range(n)))
+        try:
+            if n:
+                await asyncio.gather(*(worker() for _ in range(n)))
+        finally:
+            self._log_changes()
         end = time.time()
         skipped = len(due) - len(polled)
         overran = skipped > 0 or end - start > p.interval_s
@@ -227,7 +239,7 @@ class Poller:
         if rec.health is not Health.UP:
             if rec.health is Health.DOWN:
                 msg = f"miner {rec.id} is back up after {rec.failures} failed polls"
-                log.info(msg)
+                self._came_up.append((rec.id, rec.failures))
                 self.on_event(Event(EventKind.MINER_UP, msg, rec.id))
             rec.health = Health.UP
         rec.failures = 0
@@ -286,7 +298,7 @@ class Poller:
             if rec.health is not Health.DOWN:
                 rec.health = Health.DOWN
                 msg = f"miner {rec.id} is down: {rec.last_error} (polling it less often until it answers)"
-                log.warning(msg)
+                self._went_down.append((rec.id, rec.last_error))
                 self.on_event(Event(EventKind.MINER_DOWN, msg, rec.id, "warning"))
             else:
                 log.debug("miner %s still down: %s", rec.id, rec.last_error)
@@ -298,11 +310,38 @@ class Poller:
         if rec.failures % p.redetect_after == 0 and slot.driver is not None:
             self._drop_driver_later(slot)  # a stale session or another machine: connect afresh
 
+    def _log_changes(self) -> None:
+        down, self._went_down = self._went_down, []
+        up, self._came_up = self._came_up, []
+        if len(down) == 1:
+            ((mid, reason),) = down
+            log.warning("miner %s is down: %s (polling it less often until it answers)", mid, reason)
+        elif down:
+            reason, count = Counter(r for _, r in down).most_common(1)[0]
+            log.warning(
+                "%d miners went down: %s (polling them less often until they answer; %s: %d of them)",
+                len(down),
+                _names([mid for mid, _ in down]),
+                reason,
+                count,
+            )
+        if len(up) == 1:
+            ((mid, failures),) = up
+            log.info("miner %s is back up after %d failed polls", mid, failures)
+        elif up:
+            log.info("%d miners are back up: %s", len(up), _names([mid for mid, _ in up]))
+
     async def close(self) -> None:
         drivers = [s.driver for s in self._slots.values() if s.driver is not None]
         for s in self._slots.values():
             s.driver = None
         await asyncio.gather(*(_close(d) for d in drivers), *self._closing)
+
+
+def _names(ids: list[str]) -> str:
+    """'a, b, c' or 'a, b, ..., j (+K more)'."""
+    more = len(ids) - NAMES_IN_LOG
+    return ", ".join(ids[:NAMES_IN_LOG]) + (f" (+{more} more)" if more > 0 else "")
 
 
 def _due_key(slot: _Slot) -> float:
@@ -313,8 +352,8 @@ def _reason(exc: BaseException, host: str) -> str:
     if isinstance(exc, TimeoutError):
         return "no answer within the poll timeout"
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, DeviceError):
-        return text.removeprefix(f"{host}: ")
+    if isinstance(exc, DeviceError):  # "host: why" or "host (command): why": the host is said elsewhere
+        return text.removeprefix(f"{host}: ").removeprefix(f"{host} ")
     if not isinstance(exc, OSError):
         return f"driver error: {type(exc).__name__}: {text}"
     return text

@@ -8,8 +8,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from fleetd.model import Identity, Snapshot
+
+if TYPE_CHECKING:
+    from fleetd.economics.unit import Economics, FleetEconomics
 
 
 class Health(StrEnum):
@@ -34,6 +38,7 @@ class MinerRecord:
     labels: Labels = field(default_factory=Labels)
     driver: str = ""  # driver name once detected (or as configured)
     nominal_power_w: float | None = None
+    model: str = ""  # configured model (catalog lookups before the first poll or when firmware's is unknown)
     identity: Identity | None = None
     snapshot: Snapshot | None = None
     health: Health = Health.UNKNOWN
@@ -41,6 +46,7 @@ class MinerRecord:
     last_error: str = ""
     failures: int = 0  # consecutive failed polls
     next_poll_at: float = 0.0
+    economics: Economics | None = None  # after each cycle while up, when economics is configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,7 @@ class CycleStats:
 class FleetState:
     miners: dict[str, MinerRecord] = field(default_factory=dict)
     last_cycle: CycleStats | None = None
+    economics: FleetEconomics | None = None  # fleet totals of the last cycle's per-miner economics
     started_at: float = field(default_factory=time.time)
 
     def up(self) -> int:

@@ -333,6 +333,7 @@ class EconomicsService:
         hashprice: float | None,
         price_per_mwh: float | None,
         stale: bool,
+        fallback_model: str = "",
     ) -> Economics:
         return unit_economics(
             snapshot,
@@ -345,17 +346,21 @@ class EconomicsService:
             dev_fee=self.config.dev_fee,
             currency=self.config.currency,
             stale_inputs=stale,
+            fallback_model=fallback_model,
         )
 
     def evaluate_fleet(
         self, records: Any, now: float | None = None
     ) -> tuple[dict[str, Economics], FleetEconomics]:
-        """Economics of every polled record (objects with id, snapshot, identity, nominal_power_w)."""
+        """Economics of every polled record (objects with id, snapshot, identity, nominal_power_w and
+        optionally model, a configured model used when the identity's is not in the catalog)."""
         inputs = self._inputs(now)  # one price for the whole pass
         results = {}
         for rec in records:
             if rec.snapshot is None:
                 continue
-            results[rec.id] = self._evaluate(rec.snapshot, rec.identity, rec.nominal_power_w, *inputs)
+            results[rec.id] = self._evaluate(
+                rec.snapshot, rec.identity, rec.nominal_power_w, *inputs, getattr(rec, "model", "")
+            )
         fixed = self.prices.fixed_per_day if self.prices is not None else 0.0
         return results, fleet_economics(results.values(), fixed)

@@ -109,15 +109,20 @@ def unit_hashrate_ths(snapshot: Snapshot) -> float:
 
 
 def unit_power(
-    snapshot: Snapshot, identity: Identity | None, catalog: Catalog | None, nominal_power_w: float | None
+    snapshot: Snapshot,
+    identity: Identity | None,
+    catalog: Catalog | None,
+    nominal_power_w: float | None,
+    fallback_model: str = "",
 ) -> tuple[float | None, str]:
     """Power and where it came from: measured, else catalog nominal for model and mode, else configured.
 
     A sleeping unit that reports no power draws its model's catalog sleep figure (control board, fans).
+    `fallback_model` (a configured model) is looked up when the identity's model is not in the catalog.
     """
     if snapshot.power_w is not None and snapshot.power_w > 0:
         return snapshot.power_w, MEASURED
-    model = identity.model if identity is not None else ""
+    model = catalog_model(identity, catalog, fallback_model)
     if is_asleep(snapshot):
         idle = catalog.nominal(model, SLEEP) if catalog is not None and model else None
         return (idle.power_w, CATALOG_SLEEP) if idle is not None else (0.0, ASLEEP)
@@ -129,6 +134,14 @@ def unit_power(
     if nominal_power_w is not None:
         return nominal_power_w, CONFIGURED
     return None, UNKNOWN
+
+
+def catalog_model(identity: Identity | None, catalog: Catalog | None, fallback_model: str = "") -> str:
+    """The identity's model, or `fallback_model` when the catalog knows only that one."""
+    model = identity.model if identity is not None else ""
+    if fallback_model and catalog is not None and (not model or catalog.find(model) is None):
+        return fallback_model
+    return model or fallback_model
 
 
 def unit_economics(
@@ -143,10 +156,11 @@ def unit_economics(
     dev_fee: float = 0.0,
     currency: str = "USD",
     stale_inputs: bool = False,
+    fallback_model: str = "",
 ) -> Economics:
     """Economics of one polled unit; the power figure's origin is in `power_source`."""
-    power, source = unit_power(snapshot, identity, catalog, nominal_power_w)
-    model = identity.model if identity else ""
+    power, source = unit_power(snapshot, identity, catalog, nominal_power_w, fallback_model)
+    model = catalog_model(identity, catalog, fallback_model)
     if catalog is not None and model:
         entry = catalog.find(model)
         model = entry.name if entry else model

@@ -24,10 +24,10 @@ from sqlalchemy import Engine, Table, case, create_engine, event, exc, func, ins
 from sqlalchemy.engine import make_url
 
 from fleetd.daemon.events import Event
-from fleetd.daemon.rollups import RollupRow
+from fleetd.daemon.rollups import MIXED, RollupRow
 from fleetd.daemon.state import Health
 from fleetd.model import Identity, Snapshot
-from fleetd.storage.tables import EventRecord, HourlyRollup, IdentityRecord, LatestState, Miner
+from fleetd.storage.tables import EventRecord, HourlyRollup, IdentityRecord, LatestState, Miner, PriceRecord
 
 log = logging.getLogger("fleetd.storage")
 
@@ -37,6 +37,8 @@ _IDENTITY: Table = IdentityRecord.__table__  # type: ignore[attr-defined]
 _LATEST: Table = LatestState.__table__  # type: ignore[attr-defined]
 _ROLLUPS: Table = HourlyRollup.__table__  # type: ignore[attr-defined]
 _EVENTS: Table = EventRecord.__table__  # type: ignore[attr-defined]
+_PRICES: Table = PriceRecord.__table__  # type: ignore[attr-defined]
+_PRICE_KEY = ("kind", "source", "location", "start")
 _MINER_DEFAULTS: dict[str, Any] = {
     "host": "",
     "api_port": 4028,
@@ -101,7 +103,7 @@ def redact_url(url: str) -> str:
 class _Batch:
     """Writes merged while waiting for the database."""
 
-    __slots__ = ("events", "identities", "items", "latest", "miners", "rollups", "tries")
+    __slots__ = ("events", "identities", "items", "latest", "miners", "prices", "rollups", "tries")
 
     def __init__(self) -> None:
         self.miners: dict[str, dict[str, Any]] = {}
@@ -109,6 +111,7 @@ class _Batch:
         self.events: list[dict[str, Any]] = []
         self.rollups: dict[tuple[str, float], list[Any]] = {}
         self.latest: dict[str, tuple[Any, ...]] = {}
+        self.prices: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.items = 0
         self.tries = 0
 
@@ -116,7 +119,9 @@ class _Batch:
         return bool(self.items or self.latest)
 
     def has_rows(self) -> bool:
-        return bool(self.miners or self.identities or self.events or self.rollups or self.latest)
+        return bool(
+            self.miners or self.identities or self.events or self.rollups or self.latest or self.prices
+        )
 
     @staticmethod
     def only(b: _Batch, field: str) -> _Batch:
@@ -132,9 +137,11 @@ class _Batch:
             self.identities.append(payload)
         elif kind == "event":
             self.events.append(payload)
+        elif kind == "price":
+            self.prices.setdefault(tuple(payload[k] for k in _PRICE_KEY), payload)
         elif kind == "rollup":
             r: RollupRow = payload
-            acc = self.rollups.setdefault((r.miner_id, r.hour_start), [0.0, 0.0, 0.0, 0, None, None, ""])
+            acc = self.rollups.setdefault((r.miner_id, r.hour_start), [0.0, 0.0, 0.0, 0, None, None, "", ""])
             acc[0] += r.energy_kwh
             acc[1] += r.hashes_th
             acc[2] += r.uptime_s
@@ -144,6 +151,7 @@ class _Batch:
             if r.cost is not None:
                 acc[5] = (acc[5] or 0.0) + r.cost
             acc[6] = r.currency or acc[6]
+            acc[7] = _merge_source(acc[7], r.power_source)
 
 
 class Storage:
@@ -262,6 +270,34 @@ class Storage:
         }
         self._put(("event", row))
 
+    def add_price(
+        self,
+        kind: str,
+        *,
+        source: str,
+        start: float,
+        end: float | None,
+        value: float,
+        unit: str,
+        currency: str,
+        location: str = "",
+        fetched_at: float | None = None,
+    ) -> None:
+        """A price point (hashprice or electricity); one already stored (same kind, source, location, start)
+        is kept as first stored."""
+        row = {
+            "kind": kind,
+            "source": source,
+            "location": location,
+            "start": _dt(start),
+            "end": _dt(end),
+            "value": value,
+            "unit": unit,
+            "currency": currency,
+            "fetched_at": _dt(time.time() if fetched_at is None else fetched_at),
+        }
+        self._put(("price", row))
+
     def add_rollups(self, rows: Iterable[RollupRow]) -> None:
         for r in rows:
             self._put(("rollup", r))
@@ -348,6 +384,7 @@ class Storage:
             ("identity history", _Batch.only(b, "identities")),
             ("events", _Batch.only(b, "events")),
             ("rollups", _Batch.only(b, "rollups")),
+            ("prices", _Batch.only(b, "prices")),
             ("latest state", _Batch.only(b, "latest")),
         ]
         for name, part in parts:
@@ -397,6 +434,7 @@ class Storage:
                         "revenue": a[4],
                         "cost": a[5],
                         "currency": a[6],
+                        "power_source": a[7],
                     }
                     for (mid, hour), a in b.rollups.items()
                 ]
@@ -407,7 +445,11 @@ class Storage:
                     ["miner_id", "hour_start"],
                     add=("energy_kwh", "hashes_th", "uptime_s", "samples"),
                     add_nullable=("revenue", "cost"),
+                    merge_source=("power_source",),
                 )
+            if b.prices:
+                stmt = _insert_for(conn)(_PRICES).on_conflict_do_nothing(index_elements=list(_PRICE_KEY))
+                conn.execute(stmt, list(b.prices.values()))
             latest = list(b.latest.values())
             for i in range(0, len(latest), 1000):  # chunks keep the transient row dicts small
                 _upsert(conn, _LATEST, [_latest_row(r) for r in latest[i : i + 1000]], ["miner_id"])
@@ -481,10 +523,7 @@ class Storage:
         return self._rows(select(_MINERS).order_by(_MINERS.c.id))
 
     def latest(self, miner_id: str | None = None) -> list[dict[str, Any]]:
-        stmt = select(_LATEST).order_by(_LATEST.c.miner_id)
-        if miner_id is not None:
-            stmt = stmt.where(_LATEST.c.miner_id == miner_id)
-        return self._rows(stmt)
+        return self._rows(_filtered(select(_LATEST).order_by(_LATEST.c.miner_id), _LATEST, miner_id=miner_id))
 
     def identity_history(self, miner_id: str) -> list[dict[str, Any]]:
         """Oldest first."""
@@ -497,20 +536,31 @@ class Storage:
         """Newest first."""
         t = _EVENTS
         stmt = select(t).order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)
-        if miner_id is not None:
-            stmt = stmt.where(t.c.miner_id == miner_id)
-        if kind is not None:
-            stmt = stmt.where(t.c.kind == kind)
-        return self._rows(stmt)
+        return self._rows(_filtered(stmt, t, miner_id=miner_id, kind=kind))
+
+    def prices(self, *, kind: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
+        """Oldest first."""
+        t = _PRICES
+        stmt = select(t).order_by(t.c.start, t.c.id)
+        return self._rows(_filtered(stmt, t, kind=kind, since=("start", since)))
 
     def rollups(self, *, miner_id: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
         t = _ROLLUPS
         stmt = select(t).order_by(t.c.hour_start, t.c.miner_id)
-        if miner_id is not None:
-            stmt = stmt.where(t.c.miner_id == miner_id)
-        if since is not None:
-            stmt = stmt.where(t.c.hour_start >= _dt(since))
-        return self._rows(stmt)
+        return self._rows(_filtered(stmt, t, miner_id=miner_id, since=("hour_start", since)))
+
+
+def _filtered(stmt: Any, table: Table, since: tuple[str, float | None] = ("", None), **equal: Any) -> Any:
+    """`stmt` where each given column equals its value (None: no condition), and `since` column >= time."""
+    for column, value in equal.items():
+        if value is not None:
+            stmt = stmt.where(table.c[column] == value)
+    column, ts = since
+    return stmt if ts is None else stmt.where(table.c[column] >= _dt(ts))
+
+
+def _merge_source(old: str, new: str) -> str:
+    return old if new in ("", old) else new if not old else MIXED
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -545,10 +595,12 @@ def _upsert(
     *,
     add: tuple[str, ...] = (),
     add_nullable: tuple[str, ...] = (),
+    merge_source: tuple[str, ...] = (),
 ) -> None:
     """Insert, or on a key conflict update the other columns; those in `add` are summed instead.
 
     `add_nullable` columns are summed where both sides have a value; NULL + x is x, x + NULL is x.
+    `merge_source` columns keep one value while both sides agree, else become "mixed" ("" is no value).
     """
     stmt = _insert_for(conn)(table)
     update: dict[str, Any] = {}
@@ -560,6 +612,8 @@ def _upsert(
             update[c] = old + new
         elif c in add_nullable:
             update[c] = case((new.is_(None), old), else_=func.coalesce(old, 0.0) + new)
+        elif c in merge_source:
+            update[c] = case((old == new, old), (new == "", old), (old == "", new), else_=MIXED)
         else:
             update[c] = new
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), rows)

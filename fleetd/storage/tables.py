@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime
+from sqlalchemy import Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -94,6 +94,25 @@ class HourlyRollup(SQLModel, table=True):
     revenue: float | None = None  # in `currency`, at the prices of the time
     cost: float | None = None  # energy cost in `currency`
     currency: str = ""
+    power_source: str = ""  # where the energy figure came from: measured, catalog, configured, ..., or mixed
+
+
+class PriceRecord(SQLModel, table=True):
+    """Every price point fleetd used, with its interval, so a price history can be replayed."""
+
+    __tablename__ = "prices"
+    __table_args__ = (UniqueConstraint("kind", "source", "location", "start", name="uq_prices_point"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True)  # hashprice / electricity
+    source: str
+    location: str = ""  # settlement point or tariff location, "" when not applicable
+    start: datetime = Field(sa_column=_ts(nullable=False, index=True))  # hashprice: the value's timestamp
+    end: datetime | None = Field(default=None, sa_column=_ts(nullable=True))  # None: a spot value
+    value: float  # hashprice per PH/s per day (gross) or energy price per MWh (adders not included)
+    unit: str  # e.g. USD/PH/day, USD/MWh
+    currency: str
+    fetched_at: datetime = Field(sa_column=_ts(nullable=False))  # when fleetd first had it
 
 
 class EventRecord(SQLModel, table=True):

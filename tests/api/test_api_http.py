@@ -163,6 +163,17 @@ async def test_miner_detail_and_404(api):
     assert err["error"]
 
 
+async def test_miner_ids_with_ports(api):
+    state, session = api
+    rec = _rec("127.16.0.9", "Antminer S21", "north", Health.UP)
+    rec.id = "127.16.0.9:4029"  # a second API port on one address gets an id with the port
+    state.miners[rec.id] = rec
+    body = await _get(session, "/api/miners/127.16.0.9:4029")
+    assert body["id"] == "127.16.0.9:4029"
+    body = await _get(session, "/api/miners/127.16.0.9%3A4029")
+    assert body["host"] == "127.16.0.9"
+
+
 async def test_healthz_ok_then_stalled(api):
     state, session = api
     body = await _get(session, "/healthz")

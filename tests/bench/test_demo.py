@@ -35,7 +35,9 @@ def test_demo_runs_serves_the_api_and_exits_cleanly():
             if m:
                 url = m.group(1)
                 break
-        assert url, "".join(lines)
+        if not url:
+            proc.wait(30)
+            raise AssertionError("".join(lines) + (proc.stderr.read() if proc.stderr else ""))
         deadline = time.monotonic() + 10
         while True:  # the first cycle ends within a second or two
             with urllib.request.urlopen(f"{url}/api/fleet", timeout=5) as resp:

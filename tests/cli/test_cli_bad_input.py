@@ -113,3 +113,22 @@ def test_sim_port_in_use_is_one_line(capsys) -> None:
 def test_sim_bad_input_is_one_line(capsys, argv: list[str], words: str) -> None:
     assert main(["sim", *argv]) == 2
     assert words in _one_line(capsys.readouterr().err, "sim")
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["scan"], "the following arguments are required: TARGET"),
+        (["scan", "127.17.0.1", "--concurrency", "0"], "'0' must be at least 1"),
+        (["probe", "127.17.0.1", "--timeout", "soon"], "not a number of seconds: 'soon'"),
+        (["sleep", "127.17.0.1", "--api-port", "70000"], "port '70000' must be within 1..65535"),
+        (["dump-device"], "the following arguments are required: HOST"),
+        (["sim", "--model", S19, "--jitter", "2"], "fraction '2' must be within 0..1"),
+    ],
+)
+def test_usage_errors_are_one_line(capsys, argv: list[str], words: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    line = _one_line(capsys.readouterr().err, argv[0])
+    assert words in line and line.endswith(f"(see fleetd {argv[0]} --help)")

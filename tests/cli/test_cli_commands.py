@@ -92,6 +92,7 @@ def test_scan_is_not_held_up_by_a_silent_port_of_another_vendor(capsys) -> None:
     net = subnet()
     with running_fleet(Group(S19, 1, f"{net}1", ports=PORTS)), socket.socket() as silent:
         # The Whatsminer v3 port accepts (the kernel completes the handshake) and never answers.
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past runs' TIME_WAITs
         silent.bind((f"{net}1", 14433))
         silent.listen(8)
         code, out, err = run_cli(
@@ -99,6 +100,20 @@ def test_scan_is_not_held_up_by_a_silent_port_of_another_vendor(capsys) -> None:
         )
     assert code == 0, err
     assert S19 in out and out.splitlines()[-1].startswith("found 1 miners")
+
+
+def test_scan_on_a_terminal_prints_each_miner_as_found(capsys, monkeypatch) -> None:
+    import fleetd.cli.scan as scan_cli
+
+    monkeypatch.setattr(scan_cli, "stdout_is_tty", lambda: True)
+    net = subnet()
+    with running_fleet(Group(S19, 2, f"{net}1", ports=PORTS, jitter=0.0)):
+        code, out, err = run_cli(capsys, "scan", f"{net}0/29", *PORT_ARGS, *FAST)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["host", "vendor", "model"]
+    assert sorted(r.split()[0] for r in lines[1:3]) == [f"{net}1", f"{net}2"]
+    assert lines[3].startswith("found 2 miners in 6 addresses") and len(lines) == 4
 
 
 @pytest.mark.parametrize("as_json", [False, True])

@@ -104,3 +104,22 @@ def test_write_folder_reports_unwritable_parent(tmp_path) -> None:
     blocker.write_text("")
     with pytest.raises(CLIError, match="cannot write to"):
         write_folder(blocker / "sub", "dev", {}, {"rpc_version": {}})
+
+
+def test_live_rows_print_each_miner_at_once_in_fixed_columns() -> None:
+    from fleetd.cli.scan import COLUMNS, LiveRows
+
+    out = io.StringIO()
+    bar = Progress(10, stream=io.StringIO())
+    live = LiveRows(False, 4028, bar, stream=out)
+    live.add(Found(IDENT, 4028, 80, 109.5))
+    assert out.getvalue().splitlines()[0].split() == list(COLUMNS)
+    live.add(Found(IDENT, 14028, 80, None))
+    header, first, second = out.getvalue().splitlines()
+    assert first.index("antminer") == header.index("vendor")  # fixed widths: no later row can re-align
+    assert first.startswith("127.14.0.10 ") and second.startswith("127.14.0.10:14028 ")
+    assert bar.stream.getvalue().endswith("\r\x1b[2K")  # the bar is cleared before a row is written
+
+    out = io.StringIO()
+    LiveRows(True, 4028, None, stream=out).add(Found(IDENT, 4028, 80, 109.5))
+    assert json.loads(out.getvalue())["hashrate_ths"] == 109.5

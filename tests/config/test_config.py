@@ -206,3 +206,18 @@ def test_example_documents_every_key() -> None:
         if not re.search(rf"^(# )?\[*{name}\]*( =|$)", text, re.M)
     ]
     assert not missing, missing
+
+
+def test_miner_model_key_is_accepted_and_read_by_whatif(tmp_path: Path) -> None:
+    path = tmp_path / "fleetd.toml"
+    path.write_text(
+        '[[miners]]\nhost = "10.0.0.1"\nmodel = "Antminer S19 Pro"\n\n'
+        '[[miners]]\nhost = "10.0.0.2"\nmodel = "Antminer S21"\nnominal_power_w = 3400\n'
+    )
+    cfg = load_config(path)
+    assert [m.model for m in cfg.miners] == ["Antminer S19 Pro", "Antminer S21"]
+    assert parse_config({"miners": [{"host": "10.0.0.3"}]}).miners[0].model == ""
+    assert _cli("check-config", str(path)).returncode == 0
+    res = _cli("whatif", "--fleet", str(path), "--difficulty", "1.2e14", "--json")
+    assert res.returncode == 0, res.stderr
+    assert "Antminer S19 Pro" in res.stdout and "Antminer S21" in res.stdout

@@ -411,3 +411,43 @@ async def test_detect_does_not_wait_for_a_port_that_drops_packets() -> None:
             lsock.close()
     assert found is not None and found[0] is AntminerDriver
     assert took < 1.0
+
+
+async def test_detect_finds_a_miner_that_serves_only_the_v3_port() -> None:
+    from fleetd.sim.base import MinerState
+    from fleetd.sim.models import lookup
+
+    sim = lookup("Whatsminer M60S_VK40")
+    miner = sim.emulator_class()(MinerState(spec=sim.spec, jitter=0.0), fresh_host(), {"v3": 4433})
+    await miner.start()
+    try:
+        found = await detect(Endpoint(miner.host, timeouts=FAST))
+    finally:
+        await miner.stop()
+    assert found is not None and found[0].name == "whatsminer" and found[1].api == "btminer-v3"
+
+
+async def test_a_poll_cut_short_during_the_mode_read_does_not_retry_it_at_every_poll() -> None:
+    import socket
+
+    async with fake_bmminer(joins=True) as (host, _):
+        lsock = socket.socket()  # the web port drops SYNs: the mode read hangs until its bound
+        lsock.bind((host, 0))
+        lsock.listen(0)
+        fillers = [socket.socket() for _ in range(4)]
+        for s in fillers:
+            s.setblocking(False)
+            s.connect_ex(lsock.getsockname())
+        try:
+            ep = Endpoint(host, web_port=lsock.getsockname()[1], timeouts=FAST)
+            driver = AntminerDriver(ep)
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.3):  # the caller's own poll deadline
+                    await driver.read()
+            async with asyncio.timeout(0.3):
+                snap = (await driver.read()).snapshot
+        finally:
+            for s in fillers:
+                s.close()
+            lsock.close()
+    assert snap.is_mining and snap.mode is Mode.UNKNOWN

@@ -34,7 +34,7 @@ def test_migrations_create_every_table(db_url: str) -> None:
         tables = {"miners", "identity_history", "latest_state", "hourly_rollups", "events", "alembic_version"}
         assert tables <= names
         with store.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
         store.migrate()  # applying again is a no-op
     finally:
         store.close()
