@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fleetd.drivers import verify
 from fleetd.drivers.antminer.parse import conf_mode, parse_identity, parse_snapshot
 from fleetd.drivers.base import Driver, Endpoint, SupportsReboot, SupportsSleep
 from fleetd.drivers.cgminer import VersionProbe, first, reply_content
@@ -255,7 +256,7 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
             _MODE_BEFORE_SLEEP[self._key] = current
             self._save_modes()
         before = await self._hashrate_or_none()
-        deadline = asyncio.get_running_loop().time() + self.endpoint.timeouts.verify_s
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         await self._set_mode(conf, SLEEP_VALUE, deadline)
 
         def dropped(snap: Snapshot) -> bool:
@@ -271,7 +272,7 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
         conf = await self._conf()
         self._load_modes()
         target = _MODE_BEFORE_SLEEP.get(self._key, NORMAL_VALUE)
-        deadline = asyncio.get_running_loop().time() + self.endpoint.timeouts.verify_s
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         await self._set_mode(conf, target, deadline)
         want = conf_mode({"miner-mode": target})
 
@@ -351,33 +352,31 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
         self, action: str, want: Mode, effect: Callable[[Snapshot], bool], deadline: float
     ) -> Snapshot:
         """Re-read configuration and telemetry until both show the change, or raise NotCompliedError."""
-        loop = asyncio.get_running_loop()
-        interval = self.endpoint.timeouts.verify_interval_s
-        mode: Mode | None = None
-        snap: Snapshot | None = None
-        last_error: DeviceError | None = None
-        while True:
-            try:
-                mode = conf_mode(await self._conf())
-                self._remember_mode(mode)
-                snap = dataclasses.replace((await self._read_rpc()).snapshot, mode=mode)
-                if mode is want and effect(snap):
-                    return snap
-            except AuthError:
-                raise
-            except DeviceError as exc:
-                last_error = exc
-            if loop.time() + interval > deadline:
-                break
-            await asyncio.sleep(interval)
+        mode: Mode | None = None  # kept apart: the configuration may answer when telemetry does not
+
+        async def read() -> Snapshot:
+            nonlocal mode
+            mode = conf_mode(await self._conf())
+            self._remember_mode(mode)
+            return dataclasses.replace((await self._read_rpc()).snapshot, mode=mode)
+
+        end = await verify.until(
+            read,
+            lambda snap: snap.mode is want and effect(snap),
+            deadline=deadline,
+            interval=self.endpoint.timeouts.verify_interval_s,
+        )
+        snap = end.last
+        if end.ok and snap is not None:
+            return snap
         seen = []
         if mode is not None:
             seen.append(f"configuration says {mode.value}")
         if snap is not None:
             rate = "unknown" if snap.hashrate_ths is None else f"{snap.hashrate_ths:.2f} TH/s"
             seen.append(f"hashrate {rate}")
-        if last_error is not None and (snap is None or mode is None):
-            seen.append(f"last error: {last_error.message}")
+        if end.error is not None and (snap is None or mode is None):
+            seen.append(f"last error: {end.error.message}")
         raise NotCompliedError(
             f"{action} acknowledged but not in effect after {self.endpoint.timeouts.verify_s:g} s"
             f" ({'; '.join(seen) or 'no reading'})",

@@ -269,7 +269,10 @@ class Daemon:
                 stats = None
             if stats is not None:
                 self._write_latest(self.poller.polled_ids)
-                self._after_cycle(stats.ended_at)
+                try:
+                    self._after_cycle(stats.ended_at)
+                except Exception:  # economics must never stop polling
+                    log.exception("economics after the poll cycle failed")
                 for hook in self.on_cycle:
                     try:
                         hook(stats)

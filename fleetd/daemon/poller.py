@@ -94,6 +94,7 @@ class Poller:
         # hundreds of miners down at once); events stay one per miner.
         self._went_down: list[tuple[str, str]] = []
         self._came_up: list[tuple[str, int]] = []
+        self._sample_failed = False
 
     # --- the miner set -------------------------------------------------------------------------------------
     def add(self, target: MinerTarget) -> MinerRecord:
@@ -248,7 +249,14 @@ class Poller:
         rec.next_poll_at = cycle_start + self.polling.interval_s
         self.last_progress_at = now
         if self.on_sample is not None:
-            self.on_sample(rec, reading.snapshot, now)
+            try:
+                self.on_sample(rec, reading.snapshot, now)
+            except Exception:  # a rollup bug must not fail the poll nor the cycle
+                if self._sample_failed:
+                    log.debug("sample of %s not counted", rec.id, exc_info=True)
+                else:
+                    self._sample_failed = True
+                    log.exception("counting a sample of %s failed (said once; later ones at debug)", rec.id)
         return True
 
     async def _connect(self, slot: _Slot) -> Driver:

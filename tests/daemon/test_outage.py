@@ -41,6 +41,34 @@ async def test_mass_outage_is_one_log_line_and_one_event_per_miner(caplog: pytes
     assert ": 15 of them)" in loud[0]  # the common reason, with its count
 
 
+async def test_mass_recovery_is_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    port = web_port()
+    fleet = Fleet([Group("Antminer S19 Pro", 12, "127.22.52.1", {"web": port}, ramp_s=0, jitter=0)])
+    async with fleet as miners:
+        cfg = parse_config({"polling": {"interval_s": 2, "timeout_s": 1, "down_after": 1}})
+        events: list[Event] = []
+        poller = Poller(FleetState(), cfg.polling, on_event=events.append)
+        for m in miners:
+            poller.add(MinerTarget(m.host, Endpoint(m.host, web_port=port, timeouts=Timeouts(0.5, 1.0))))
+        await poller.cycle()
+        for m in miners:
+            await fleet.emulators[m.host].stop()
+            poller.state.miners[m.host].next_poll_at = 0.0
+        await poller.cycle()
+        assert poller.state.down() == 12
+        for m in miners:
+            await fleet.emulators[m.host].start()
+        for rec in poller.state.miners.values():
+            rec.next_poll_at = 0.0
+        caplog.set_level(logging.INFO, "fleetd")
+        await poller.cycle()
+        await poller.close()
+    assert poller.state.up() == 12
+    assert [e.kind for e in events].count(EventKind.MINER_UP) == 12
+    lines = [r.getMessage() for r in caplog.records if "back up" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("12 miners are back up: ") and "(+2 more)" in lines[0]
+
+
 async def test_events_and_identities_while_storage_is_down_are_written_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
