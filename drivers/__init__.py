@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fleetd.drivers.base import (
@@ -23,6 +24,7 @@ from fleetd.transport.errors import DeviceError, DeviceTimeoutError, Unreachable
 
 __all__ = [
     "Credentials",
+    "Detection",
     "Driver",
     "Endpoint",
     "SupportsPowerLimit",
@@ -32,6 +34,7 @@ __all__ = [
     "detect",
     "driver_class",
     "driver_classes",
+    "identify",
 ]
 
 # Detection order: most specific first; the generic CGMiner driver answers for anything that
@@ -65,8 +68,27 @@ def driver_class(name: str) -> type[Driver]:
     raise KeyError(f"unknown driver {name!r}; known: {', '.join(c.name for c in driver_classes())}")
 
 
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What detection learned of a host: the driver that claims it and its identity, or else whether
+    something answered on a miner port and, if so, why no driver claimed it (`error`)."""
+
+    driver: type[Driver] | None = None
+    identity: Identity | None = None
+    answered: bool = False
+    error: str = ""
+
+
 async def detect(endpoint: Endpoint) -> tuple[type[Driver], Identity] | None:
-    """The first driver, in detection order, that claims `endpoint`; None if none does.
+    """The first driver, in detection order, that claims `endpoint`; None if none does (see `identify`)."""
+    found = await identify(endpoint)
+    if found.driver is None or found.identity is None:
+        return None
+    return found.driver, found.identity
+
+
+async def identify(endpoint: Endpoint) -> Detection:
+    """Which driver, in detection order, claims `endpoint`, or what kept every driver from it.
 
     Cheap for empty addresses and shared for the CGMiner family: one `version` read on the API port
     (which doubles as its reachability check) decides every driver with a pure `from_version`, while
@@ -83,10 +105,11 @@ async def detect(endpoint: Endpoint) -> tuple[type[Driver], Identity] | None:
     try:
         version: Mapping[str, Any] | None = None
         api_open = False
+        error = ""
         if version_task is not None:
-            api_open, version = await version_task
+            api_open, version, error = await version_task
         if not api_open and not (alt_task is not None and await alt_task):
-            return None
+            return Detection()
         for cls in classes:
             from_version = getattr(cls, "from_version", None)
             if from_version is not None:
@@ -94,11 +117,12 @@ async def detect(endpoint: Endpoint) -> tuple[type[Driver], Identity] | None:
             else:
                 try:
                     ident = await cls.probe(endpoint)
-                except Exception:
+                except Exception as exc:
+                    error = error or (exc.message if isinstance(exc, DeviceError) else repr(exc))
                     continue
             if isinstance(ident, Identity):
-                return cls, ident
-        return None
+                return Detection(cls, ident, answered=True)
+        return Detection(answered=True, error=error or "no driver recognises its replies")
     finally:
         for task in (version_task, alt_task):
             if task is not None and not task.done():
@@ -106,15 +130,16 @@ async def detect(endpoint: Endpoint) -> tuple[type[Driver], Identity] | None:
                 await asyncio.gather(task, return_exceptions=True)
 
 
-async def _version(endpoint: Endpoint) -> tuple[bool, Mapping[str, Any] | None]:
-    """(whether the API port answered at all, its `version` reply if it is a successful one)."""
+async def _version(endpoint: Endpoint) -> tuple[bool, Mapping[str, Any] | None, str]:
+    """(whether the API port answered at all, its `version` reply if it is a successful one, else why not)."""
     api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
     try:
-        return True, await api.command("version")
+        return True, await api.command("version"), ""
     except (UnreachableError, DeviceTimeoutError):
-        return False, None
-    except DeviceError:
-        return True, None  # refused, garbled, ...: something listens, but not a CGMiner-family `version`
+        return False, None, ""
+    except DeviceError as exc:
+        # Refused, garbled, ...: something listens, but not a CGMiner-family `version`.
+        return True, None, f"{exc.command or 'version'}: {exc.message}"
 
 
 async def _accepts(endpoint: Endpoint, port: int) -> bool:

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from fleetd.drivers import Credentials, Driver, Endpoint, Timeouts, detect
+from fleetd.drivers import Credentials, Driver, Endpoint, Timeouts, identify
 from fleetd.model import Identity
-from fleetd.transport.errors import DeviceError
+from fleetd.transport.errors import DeviceError, DeviceTimeoutError, UnreachableError
 
 MAX_ADDRESSES = 65_536  # a scan larger than this needs force=True (`--force`)
 # Sockets one host may hold open at once while every driver probes it (API, web, v3 ports).
@@ -216,12 +216,23 @@ class Found:
     hashrate_ths: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Unidentified:
+    """A host that answered on a miner port but that no driver identified, and why."""
+
+    host: str
+    api_port: int
+    error: str
+
+
 @dataclass(slots=True)
 class ScanStats:
     addresses: int = 0
     done: int = 0
     found: int = 0
     errors: int = 0  # hosts whose probe failed in an unexpected way (driver bug, not "nothing there")
+    # Hosts that answered but were not identified (garbage, an unknown firmware), sorted by address.
+    unidentified: list[Unidentified] = field(default_factory=list)
 
 
 def max_concurrency(open_files_limit: int, reserve: int = 64) -> int:
@@ -239,7 +250,7 @@ async def _scan_one(
     credentials: Credentials,
     read_hashrate: bool,
     stats: ScanStats,
-) -> Found | None:
+) -> Found | Unidentified | None:
     port = target.api_port or api_port
     endpoint = Endpoint(
         target.host,
@@ -251,15 +262,17 @@ async def _scan_one(
     )
     try:
         async with asyncio.timeout(timeout_s):
-            detected = await detect(endpoint)
-    except (DeviceError, TimeoutError, OSError):
+            detected = await identify(endpoint)
+    except (UnreachableError, DeviceTimeoutError, TimeoutError, OSError):
         return None
+    except DeviceError as exc:
+        return Unidentified(target.host, port, exc.message)
     except Exception:
         stats.errors += 1
         return None
-    if detected is None:
-        return None
-    cls, identity = detected
+    cls, identity = detected.driver, detected.identity
+    if cls is None or identity is None:
+        return Unidentified(target.host, port, detected.error) if detected.answered else None
     hashrate: float | None = None
     driver = cls(endpoint)
     try:
@@ -324,7 +337,9 @@ async def scan(
                 stats=stats,
             )
             stats.done += 1
-            if result is not None:
+            if isinstance(result, Unidentified):
+                stats.unidentified.append(result)
+            elif result is not None:
                 found.append(result)
                 stats.found += 1
                 if on_found is not None:
@@ -337,4 +352,5 @@ async def scan(
         for _ in range(workers):
             tg.create_task(worker())
     found.sort(key=lambda f: (ip_sort_key(f.identity.host), f.api_port))
+    stats.unidentified.sort(key=lambda u: (ip_sort_key(u.host), u.api_port))
     return found, stats

@@ -16,7 +16,6 @@ Quirks (per miner, `Faults.quirks`), each the breakage some real firmware emits:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import hashlib
 import hmac
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from fleetd.sim.base import EmulatedMiner, MinerState, listen
+from fleetd.sim.server import MAX_REQUEST, PADDING, Connection, OneShotConnection, RebootingMiner
 
 QUIRKS = frozenset({"brace", "trailing_comma", "inf", "pool_stale", "leading_comma", "no_nul"})
 REALM = "antMiner Configuration"
@@ -42,7 +42,6 @@ IDLE_CLOSE_S = 120.0
 # idle for 5 s after a response is closed (max-keep-alive-idle), so clients must not reuse it later.
 WEB_READ_IDLE_S = 60.0
 WEB_KEEP_ALIVE_IDLE_S = 5.0
-MAX_REQUEST = 65536
 
 _CAPTURES = Path(__file__).parent / "captures"
 _NONCE_KEY = os.urandom(16)
@@ -138,8 +137,18 @@ class Live:
         self.accepted = state.accepted + int(self.elapsed * 0.08)
         self.rejected = state.rejected + self.accepted // 500
 
+    def web_rates(self) -> dict[str, int | float]:
+        """Uptime and hashrates (GH/s) as the web CGI's summary and stats items carry them."""
+        return {
+            "elapsed": self.elapsed,
+            "rate_5s": round(self.rate_ghs, 2),
+            "rate_30m": round(self.avg_ghs, 2),
+            "rate_avg": round(self.avg_ghs, 2),
+            "rate_ideal": round(self.ideal_ghs, 2),
+        }
 
-class AntminerMiner(EmulatedMiner):
+
+class AntminerMiner(RebootingMiner):
     """One Antminer on stock firmware; subclasses pin the firmware flavour."""
 
     vendor = "Antminer"
@@ -161,7 +170,6 @@ class AntminerMiner(EmulatedMiner):
         super().__init__(state, host, ports)
         self.conf_delay_s = conf_delay_s  # set_miner_conf.cgi answers only after this (firmware restarts)
         self.reboot_s = reboot_s  # how long reboot.cgi takes the miner off the network
-        self._rebooting: asyncio.Future[None] | None = None
         self.blink = False
         self._last_live: Live | None = None
         self._claimed_mode: str | None = None
@@ -197,7 +205,7 @@ class AntminerMiner(EmulatedMiner):
     def api_reply(self, request: bytes) -> tuple[bytes, bool]:
         """The bytes answering one API request, and whether to keep the socket open afterwards."""
         quirks = self.state.faults.quirks
-        text = request.strip(b"\x00\r\n\t ").decode("utf-8", "replace")
+        text = request.strip(PADDING).decode("utf-8", "replace")
         now = time.time()
         if text.startswith("{"):
             body = self._json_request(text, now)
@@ -579,11 +587,7 @@ class AntminerMiner(EmulatedMiner):
         item = dict(cap["SUMMARY"][0])
         item.update(
             {
-                "elapsed": live.elapsed,
-                "rate_5s": round(live.rate_ghs, 2),
-                "rate_30m": round(live.avg_ghs, 2),
-                "rate_avg": round(live.avg_ghs, 2),
-                "rate_ideal": round(live.ideal_ghs, 2),
+                **live.web_rates(),
                 "hw_all": live.elapsed // 100,
                 "status": status,
             }
@@ -618,11 +622,7 @@ class AntminerMiner(EmulatedMiner):
         item = dict(cap["STATS"][0])
         item.update(
             {
-                "elapsed": live.elapsed,
-                "rate_5s": round(live.rate_ghs, 2),
-                "rate_30m": round(live.avg_ghs, 2),
-                "rate_avg": round(live.avg_ghs, 2),
-                "rate_ideal": round(live.ideal_ghs, 2),
+                **live.web_rates(),
                 "chain_num": len(chains),
                 "fan_num": len(live.fans),
                 "fan": live.fans,
@@ -672,11 +672,7 @@ class AntminerMiner(EmulatedMiner):
         return {"code": "B000" if self.blink else "B100"}  # the codes pyasic checks for on and off
 
     def _cgi_reboot(self, _method: str, _body: bytes) -> dict:
-        if self.reboot_s > 0:
-            # Go offline just after this reply is out; answer again after reboot_s.
-            asyncio.get_running_loop().call_later(0.05, self._go_offline)
-        else:
-            self._booted()
+        self._restart()
         return {"stats": "success", "code": "R000", "msg": "OK!"}
 
     def _booted(self) -> None:
@@ -684,26 +680,6 @@ class AntminerMiner(EmulatedMiner):
         self.state.started_at = now
         if not self.state.sleeping:
             self.state.woke_at = now
-
-    def _go_offline(self) -> None:
-        if self._rebooting is None and self.servers:
-            self._rebooting = asyncio.ensure_future(self._reboot())
-
-    async def _reboot(self) -> None:
-        try:
-            await EmulatedMiner.stop(self)
-            await asyncio.sleep(self.reboot_s)
-            self._booted()
-            await self.start()
-        finally:
-            self._rebooting = None
-
-    async def stop(self) -> None:
-        if self._rebooting is not None:
-            self._rebooting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._rebooting
-        await super().stop()
 
     _WEB: ClassVar[dict[str, Any]] = {
         "/cgi-bin/get_system_info.cgi": _cgi_system_info,
@@ -824,101 +800,32 @@ _PAGES = {status: _lighttpd_page(status) for status in _REASONS if status != 200
 
 
 # --- protocols ----------------------------------------------------------------------------------
-class _Connection(asyncio.Protocol):
-    """A connection to one emulated miner, tracked in `miner.connections` so that stop and reboot cut it."""
-
-    __slots__ = ("idle", "miner", "transport")
-
-    def __init__(self, miner: AntminerMiner) -> None:
-        self.miner = miner
-        self.transport: asyncio.Transport | None = None
-        self.idle: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.miner.connections.add(transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.idle:
-            self.idle.cancel()
-        if self.transport is not None:
-            self.miner.connections.discard(self.transport)
-        self.transport = None
-
-
-class ApiProtocol(_Connection):
+class ApiProtocol(OneShotConnection):
     """One CGMiner API connection: one request, one reply, then close (unless a quirk keeps it open)."""
 
-    __slots__ = ("buf", "done")
+    __slots__ = ()
+    idle_s = IDLE_CLOSE_S
+    miner: AntminerMiner
 
-    def __init__(self, miner: AntminerMiner) -> None:
-        super().__init__(miner)
-        self.buf = bytearray()
-        self.done = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.idle = asyncio.get_running_loop().call_later(IDLE_CLOSE_S, transport.close)
-
-    def data_received(self, data: bytes) -> None:
-        if self.done:
-            return
-        self.buf += data
-        if len(self.buf) > MAX_REQUEST:
-            self._close()
-            return
-        if self._complete(eof=False):
-            self._dispatch()
-
-    def eof_received(self) -> bool:
-        # Half-closed by the client (`nc -q1`): keep the socket to write the reply, which may be due later.
-        if not self.done:
-            if not self.buf.strip(b"\x00\r\n\t "):
-                return False
-            self._dispatch()
-        return True
-
-    def _complete(self, eof: bool) -> bool:
-        text = bytes(self.buf).strip(b"\x00\r\n\t ")
-        if not text:
-            return False
-        if not text.startswith(b"{"):
+    def complete(self, request: bytes) -> bool:
+        if not request.startswith(b"{"):
             return True  # text form: CGMiner answers whatever one read returned
         try:
-            json.loads(text)
+            json.loads(request)
         except ValueError:
-            return eof
+            return False
         return True
 
-    def _dispatch(self) -> None:
-        self.done = True
-        faults = self.miner.state.faults
-        if faults.dead:
-            return
-        request = bytes(self.buf)
-        if faults.slow_s > 0:
-            asyncio.get_running_loop().call_later(faults.slow_s, self._reply, request)
-        else:
-            self._reply(request)
-
-    def _reply(self, request: bytes) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        data, keep_open = self.miner.api_reply(request)
-        self.transport.write(data)
-        if not keep_open:
-            self._close()
-
-    def _close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+    def answer(self, request: bytes) -> tuple[bytes, bool]:
+        return self.miner.api_reply(request)
 
 
-class WebProtocol(_Connection):
+class WebProtocol(Connection):
     """One HTTP/1.1 connection to the web CGI (keep-alive, Content-Length bodies, digest auth)."""
 
     __slots__ = ("buf", "busy", "continued")
+    idle_s = WEB_READ_IDLE_S
+    miner: AntminerMiner
 
     def __init__(self, miner: AntminerMiner) -> None:
         super().__init__(miner)
@@ -926,24 +833,13 @@ class WebProtocol(_Connection):
         self.busy = False
         self.continued = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self._touch()
-
     def eof_received(self) -> bool:
         return self.busy  # a delayed response is still to be written
-
-    def _touch(self, idle_s: float = WEB_READ_IDLE_S) -> None:
-        if self.idle:
-            self.idle.cancel()
-        if self.transport is not None:
-            self.idle = asyncio.get_running_loop().call_later(idle_s, self.transport.close)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
         if len(self.buf) > MAX_REQUEST:
-            if self.transport is not None:
-                self.transport.close()
+            self._close()
             return
         self._touch()
         self._process()

@@ -21,7 +21,6 @@ Quirks (per miner, `Faults.quirks`), each the breakage some real btminer firmwar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import string
@@ -31,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from fleetd.sim.base import EmulatedMiner, MinerState, listen
+from fleetd.sim.server import MAX_REQUEST, PADDING, Connection, OneShotConnection, RebootingMiner
 from fleetd.transport.btminer import aes_key, decrypt, derive_token, encrypt
 from fleetd.transport.btminer_v3 import v3_token
 from fleetd.transport.md5crypt import md5_crypt_hash
@@ -45,7 +45,6 @@ MAX_TOKENS = 32  # live tokens per client address
 V2_IDLE_CLOSE_S = 10.0
 V3_IDLE_CLOSE_S = 60.0
 V3_TS_WINDOW_S = 300  # how far a set.* timestamp may be from the miner's clock
-MAX_REQUEST = 65536
 JOINABLE = ("summary", "devs", "edevs", "pools", "devdetails", "version", "stats")
 
 _SALT_CHARS = string.ascii_letters + string.digits
@@ -68,7 +67,7 @@ def _head(code: int, msg: str, when: int, description: str = "cgminer 4.9.2") ->
     return [{"STATUS": "S", "When": when, "Code": code, "Msg": msg, "Description": description}]
 
 
-class WhatsminerMiner(EmulatedMiner):
+class WhatsminerMiner(RebootingMiner):
     """One Whatsminer on stock btminer firmware; subclasses pin model and firmware."""
 
     vendor = "Whatsminer"
@@ -97,7 +96,6 @@ class WhatsminerMiner(EmulatedMiner):
         super().__init__(state, host, ports)
         self.conf_delay_s = conf_delay_s  # privileged commands are acknowledged (and take effect) this late
         self.reboot_s = reboot_s  # how long a reboot takes the miner off the network
-        self._rebooting: asyncio.Future[None] | None = None
         self.legacy_api = legacy_api  # firmware before API 2.0: only the CGMiner reads, no get_* commands
         self.write_access = write_access  # "API write access" switch of WhatsMinerTool / web UI
         self.token_ttl_s = token_ttl_s
@@ -124,7 +122,7 @@ class WhatsminerMiner(EmulatedMiner):
             if self.serves_v3 and "v3" in self.ports:
                 self.servers.append(await listen(lambda: V3Protocol(self), self.host, self.ports["v3"]))
         except BaseException:
-            await self.stop()
+            await EmulatedMiner.stop(self)  # not self.stop(): start() also runs inside the reboot task
             raise
 
     # --- shared facts ----------------------------------------------------------------------------
@@ -175,44 +173,17 @@ class WhatsminerMiner(EmulatedMiner):
         s = self.state
         return int(s.power_limit_w if s.power_limit_w is not None else (s.spec.max_power_w or s.spec.power_w))
 
-    def _restart(self) -> None:
-        if self.reboot_s > 0:
-            # Go offline just after this reply is out; answer again after reboot_s.
-            asyncio.get_running_loop().call_later(0.05, self._go_offline)
-        else:
-            self._booted()
-
     def _booted(self) -> None:
         s = self.state
         s.started_at = time.time()
         s.sleeping = False
         s.woke_at = time.time()
 
-    def _go_offline(self) -> None:
-        if self._rebooting is None and self.servers:
-            self._rebooting = asyncio.ensure_future(self._reboot())
-
-    async def _reboot(self) -> None:
-        try:
-            await EmulatedMiner.stop(self)
-            await asyncio.sleep(self.reboot_s)
-            self._booted()
-            await self.start()
-        finally:
-            self._rebooting = None
-
-    async def stop(self) -> None:
-        if self._rebooting is not None:
-            self._rebooting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._rebooting
-        await super().stop()
-
     # --- v2 reads --------------------------------------------------------------------------------
     def v2_reply(self, request: bytes, client: str) -> bytes:
         now = time.time()
         try:
-            req = json.loads(request.strip(b"\0\r\n\t ").decode())
+            req = json.loads(request.strip(PADDING).decode())
         except ValueError:
             return self._v2_out(_dumps(_flat(23, "invalid JSON message", int(now), "E")))
         if not isinstance(req, dict):
@@ -846,47 +817,15 @@ class WhatsminerM60S(WhatsminerMiner):
 
 
 # --- protocols ------------------------------------------------------------------------------------
-class _Connection(asyncio.Protocol):
-    """One client connection to the miner: registered for stop(), closed after `idle_s` without a request."""
-
-    __slots__ = ("idle", "miner", "transport")
-    idle_s: ClassVar[float]
-
-    def __init__(self, miner: WhatsminerMiner) -> None:
-        self.miner = miner
-        self.transport: asyncio.Transport | None = None
-        self.idle: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.miner.connections.add(transport)
-        self._touch()
-
-    def _touch(self) -> None:
-        if self.idle:
-            self.idle.cancel()
-        if self.transport is not None:
-            self.idle = asyncio.get_running_loop().call_later(self.idle_s, self.transport.close)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.idle:
-            self.idle.cancel()
-        if self.transport is not None:
-            self.miner.connections.discard(self.transport)
-        self.transport = None
-
-
-class V2Protocol(_Connection):
+class V2Protocol(OneShotConnection):
     """One btminer v2 connection: one JSON request, one reply, then close."""
 
-    __slots__ = ("buf", "client", "done")
+    __slots__ = ("client",)
     idle_s = V2_IDLE_CLOSE_S
+    miner: WhatsminerMiner
 
     def __init__(self, miner: WhatsminerMiner) -> None:
         super().__init__(miner)
-        self.buf = bytearray()
-        self.done = False
         self.client = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -894,55 +833,26 @@ class V2Protocol(_Connection):
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
 
-    def data_received(self, data: bytes) -> None:
-        if self.done:
-            return
-        self.buf += data
-        if len(self.buf) > MAX_REQUEST:
-            self._close()
-            return
+    def complete(self, request: bytes) -> bool:
         try:
-            json.loads(bytes(self.buf).strip(b"\0\r\n\t "))
+            json.loads(request)
         except ValueError:
-            return
-        self._dispatch()
+            return False
+        return True
 
-    def eof_received(self) -> bool:
-        if not self.done and self.buf.strip(b"\0\r\n\t "):
-            self._dispatch()
-            return True
-        return False
+    def delay_s(self, request: bytes) -> float:
+        return super().delay_s(request) + (self.miner.conf_delay_s if b'"enc"' in request else 0.0)
 
-    def _dispatch(self) -> None:
-        self.done = True
-        faults = self.miner.state.faults
-        if faults.dead:
-            return
-        if self.idle:
-            self.idle.cancel()
-        request = bytes(self.buf)
-        delay = faults.slow_s + (self.miner.conf_delay_s if b'"enc"' in request else 0.0)
-        if delay > 0:
-            asyncio.get_running_loop().call_later(delay, self._reply, request)
-        else:
-            self._reply(request)
-
-    def _reply(self, request: bytes) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        self.transport.write(self.miner.v2_reply(request, self.client))
-        self._close()
-
-    def _close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+    def answer(self, request: bytes) -> tuple[bytes, bool]:
+        return self.miner.v2_reply(request, self.client), False
 
 
-class V3Protocol(_Connection):
+class V3Protocol(Connection):
     """One btminer v3 connection: length-prefixed requests and replies, several per connection."""
 
     __slots__ = ("buf",)
     idle_s = V3_IDLE_CLOSE_S
+    miner: WhatsminerMiner
 
     def __init__(self, miner: WhatsminerMiner) -> None:
         super().__init__(miner)
@@ -954,8 +864,7 @@ class V3Protocol(_Connection):
         while len(self.buf) >= 4:
             (n,) = struct.unpack_from("<I", self.buf)
             if n > MAX_REQUEST:
-                if self.transport is not None:
-                    self.transport.close()
+                self._close()
                 return
             if len(self.buf) < 4 + n:
                 return
@@ -967,11 +876,7 @@ class V3Protocol(_Connection):
         faults = self.miner.state.faults
         if faults.dead:
             return
-        delay = faults.slow_s + (self.miner.conf_delay_s if b'"set.' in body else 0.0)
-        if delay > 0:
-            asyncio.get_running_loop().call_later(delay, self._reply, body)
-        else:
-            self._reply(body)
+        self._after(faults.slow_s + (self.miner.conf_delay_s if b'"set.' in body else 0.0), self._reply, body)
 
     def _reply(self, body: bytes) -> None:
         if self.transport is None or self.transport.is_closing():

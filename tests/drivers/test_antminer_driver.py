@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import re
 from collections.abc import AsyncIterator, Iterable
 
 import pytest
@@ -218,6 +219,8 @@ async def test_ack_without_effect_is_not_complied() -> None:
         assert loop.time() - t0 < 2.5
     assert err.value.host == driver.host and err.value.command == "sleep"
     assert "not in effect after 1 s" in str(err.value)
+    # Both re-reads are reported: the configuration (get_miner_conf.cgi) and the telemetry.
+    assert re.search(r"configuration says \w+; hashrate [\d.]+ TH/s\)", str(err.value)), str(err.value)
 
 
 async def test_wrong_password_is_auth_error() -> None:

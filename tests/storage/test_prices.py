@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -106,5 +107,42 @@ async def test_daemon_stores_prices_and_prices_rollups(db_url: str, tmp_path: Pa
         energy = sum(r["energy_kwh"] for r in rows)
         assert energy > 0 and sum(r["cost"] for r in rows) == pytest.approx(energy * 0.05, rel=0.01)
         assert {r["power_source"] for r in rows} == {"catalog"}  # the stock S19 reports no power
+    finally:
+        store.close()
+
+
+def test_upgrade_from_0001_keeps_rollups(db_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import DateTime, column, create_engine, insert, table
+
+    from fleetd.storage.store import MIGRATIONS, normalize_url
+
+    engine = create_engine(normalize_url(db_url))
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")  # a database written by the first release
+        old = table(  # the table as 0001 made it, with SQLAlchemy's own datetime storage
+            "hourly_rollups",
+            *(column(c) for c in ("miner_id", "energy_kwh", "hashes_th", "uptime_s", "samples", "currency")),
+            column("hour_start", DateTime(timezone=True)),
+        )
+        row = {"miner_id": "m1", "energy_kwh": 1.5, "hashes_th": 2.0, "uptime_s": 3.0, "samples": 4}
+        conn.execute(
+            insert(old).values(row | {"currency": "", "hour_start": datetime.fromtimestamp(HOUR, UTC)})
+        )
+    engine.dispose()
+    store = Storage(db_url)
+    store.open()  # migrates to the newest revision
+    try:
+        (row,) = store.rollups()
+        assert (row["energy_kwh"], row["samples"], row["power_source"]) == (1.5, 4, "")
+        store.add_rollups([RollupRow("m1", HOUR, 0.5, 0.0, 0.0, 1, power_source="catalog")])
+        assert store.flush(10)
+        (row,) = store.rollups()
+        assert (row["energy_kwh"], row["power_source"]) == (2.0, "catalog")
+        assert store.prices() == []
     finally:
         store.close()
