@@ -318,7 +318,10 @@ async def scan(
     on_progress: Callable[[ScanStats], None] | None = None,
     on_found: Callable[[Found], None] | None = None,
 ) -> tuple[list[Found], ScanStats]:
-    """Probe every target with at most `concurrency` hosts in flight; found miners sorted by address."""
+    """Probe every target with at most `concurrency` hosts in flight; found miners sorted by address.
+
+    Hosts that answered but were not identified are in the stats (`ScanStats.unidentified`).
+    """
     stats = ScanStats(addresses=len(targets))
     found: list[Found] = []
     pending = iter(targets)

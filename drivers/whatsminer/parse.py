@@ -345,6 +345,25 @@ def psu_v2(psu_reply: Any, summary: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# A pool row's keys for url, user, status, stratum-active, accepted, rejected and stale shares.
+_V2_POOL_KEYS = ("URL", "User", "Status", "Stratum Active", "Accepted", "Rejected", "Stale")
+_V3_POOL_KEYS = ("url", "account", "status", "stratum-active", "accepted", "rejected", "stale")
+
+
+def _pool(index: int, row: Mapping[str, Any], keys: tuple[str, ...]) -> Pool:
+    url, user, status, active, accepted, rejected, stale = keys
+    return Pool(
+        index=index,
+        url=str(row.get(url) or ""),
+        user=str(row.get(user) or ""),
+        status=str(row.get(status) or "").lower(),
+        active=bool(row.get(active)),
+        accepted=_int(row.get(accepted)) or 0,
+        rejected=_int(row.get(rejected)) or 0,
+        stale=_int(row.get(stale)) or 0,
+    )
+
+
 def snapshot_v2(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
     summary = first(r.get("rpc_summary"), "SUMMARY")
     devs = _rows(r.get("rpc_devs"), "DEVS") or _rows(r.get("rpc_edevs"), "DEVS")
@@ -371,20 +390,10 @@ def snapshot_v2(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
     fans = [
         Fan(i, _int(summary.get(k))) for i, k in enumerate(("Fan Speed In", "Fan Speed Out")) if k in summary
     ]
-    pools = []
-    for i, p in enumerate(_rows(r.get("rpc_pools"), "POOLS")):
-        pools.append(
-            Pool(
-                index=(_int(p.get("POOL")) or i + 1) - 1,
-                url=str(p.get("URL") or ""),
-                user=str(p.get("User") or ""),
-                status=str(p.get("Status") or "").lower(),
-                active=bool(p.get("Stratum Active")),
-                accepted=_int(p.get("Accepted")) or 0,
-                rejected=_int(p.get("Rejected")) or 0,
-                stale=_int(p.get("Stale")) or 0,
-            )
-        )
+    pools = [
+        _pool((_int(p.get("POOL")) or i + 1) - 1, p, _V2_POOL_KEYS)
+        for i, p in enumerate(_rows(r.get("rpc_pools"), "POOLS"))
+    ]
     hr = _mhs(summary.get("MHS 5s"))
     off = str(msg(r.get("rpc_status")).get("btmineroff", "")).strip().lower()
     power = _watts(summary.get("Power", summary.get("Power_RT")))
@@ -473,19 +482,7 @@ def snapshot_v3(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
             )
         )
     fans = [Fan(i, _int(s.get(k))) for i, k in enumerate(("fan-speed-in", "fan-speed-out")) if k in s]
-    pools = [
-        Pool(
-            index=i,
-            url=str(p.get("url") or ""),
-            user=str(p.get("account") or ""),
-            status=str(p.get("status") or "").lower(),
-            active=bool(p.get("stratum-active")),
-            accepted=_int(p.get("accepted")) or 0,
-            rejected=_int(p.get("rejected")) or 0,
-            stale=_int(p.get("stale")) or 0,
-        )
-        for i, p in enumerate(x for x in pools_raw if isinstance(x, dict))
-    ]
+    pools = [_pool(i, p, _V3_POOL_KEYS) for i, p in enumerate(x for x in pools_raw if isinstance(x, dict))]
     hr = _ths(s.get("hash-realtime"))
     working = str(miner.get("working", "")).strip().lower()
     psu = _texts(power_info, _PSU_TEXT_V3)

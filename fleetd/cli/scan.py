@@ -19,6 +19,8 @@ from fleetd.discovery import (
     Found,
     ScanStats,
     TargetError,
+    Unidentified,
+    ip_sort_key,
     max_concurrency,
     parse_targets,
     scan,
@@ -26,6 +28,8 @@ from fleetd.discovery import (
 
 DEFAULT_CONCURRENCY = 256
 COLUMNS = ("host", "vendor", "model", "firmware", "api", "hashrate", "mac")
+# Hosts named in the summary line's "answered but were not identified" list; --json lists them all.
+NAMED_UNIDENTIFIED = 5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="exit status: 0 one or more miners found, 1 none found, 2 bad input",
     )
     p.add_argument("targets", nargs="+", metavar="TARGET")
-    p.add_argument("--json", action="store_true", help="one JSON object per miner per line")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON object per miner per line; hosts that answered unidentified with "identified": false',
+    )
     p.add_argument(
         "--concurrency",
         type=count,
@@ -86,20 +94,22 @@ def main(args: argparse.Namespace) -> int:
         if progress:
             progress.close()
     elapsed = time.monotonic() - started
-    failed = (
+    notes = unidentified_note(stats.unidentified) + (
         f"; {stats.errors} hosts failed unexpectedly (FLEETD_DEBUG=1 fleetd probe HOST shows why)"
         if stats.errors
         else ""
     )
+    if args.json:
+        # Found miners were shown as they came on a terminal; the rest, in address order.
+        rows = stats.unidentified if live is not None else sorted([*found, *stats.unidentified], key=_order)
+        for row in rows:
+            print(json.dumps(json_row(row), default=str))
     if not found:
-        hint = failed or "; check the targets, --api-port, and that the miners' API is enabled"
+        hint = notes or "; check the targets, --api-port, and that the miners' API is enabled"
         raise CLIError(f"no miners found in {stats.addresses} addresses ({elapsed:.1f} s){hint}", 1)
-    if live is None and args.json:
-        for f in found:
-            print(json.dumps(miner_dict(f), default=str))
-    elif live is None:
+    if live is None and not args.json:
         print(format_table(found, args.api_port))
-    summary = f"found {len(found)} miners in {stats.addresses} addresses ({elapsed:.1f} s){failed}"
+    summary = f"found {len(found)} miners in {stats.addresses} addresses ({elapsed:.1f} s){notes}"
     print(summary, file=sys.stderr if args.json else sys.stdout)
     return 0
 
@@ -150,7 +160,7 @@ class LiveRows:
         if self.progress is not None:
             self.progress.close()  # the bar is redrawn under the new row at the next update
         if self.as_json:
-            self.stream.write(json.dumps(miner_dict(f), default=str) + "\n")
+            self.stream.write(json.dumps(json_row(f), default=str) + "\n")
         else:
             if not self.header:
                 self.stream.write(self._line(COLUMNS) + "\n")
@@ -168,7 +178,30 @@ def miner_dict(f: Found) -> dict[str, object]:
     out["api_port"] = f.api_port
     out["web_port"] = f.web_port
     out["hashrate_ths"] = f.hashrate_ths
+    out["identified"] = True
     return out
+
+
+def json_row(row: Found | Unidentified) -> dict[str, object]:
+    """One --json line: a found miner, or a host that answered but was not identified (and why)."""
+    if isinstance(row, Found):
+        return miner_dict(row)
+    return {"host": row.host, "api_port": row.api_port, "identified": False, "error": row.error}
+
+
+def unidentified_note(hosts: list[Unidentified]) -> str:
+    """The summary line's part on hosts that answered unidentified ("" when there are none)."""
+    if not hosts:
+        return ""
+    names = ", ".join(u.host for u in hosts[:NAMED_UNIDENTIFIED])
+    more = f", ... (+{len(hosts) - NAMED_UNIDENTIFIED} more)" if len(hosts) > NAMED_UNIDENTIFIED else ""
+    verb = "was" if len(hosts) == 1 else "were"
+    return f"; {len(hosts)} answered but {verb} not identified: {names}{more}"
+
+
+def _order(row: Found | Unidentified) -> tuple[tuple[int, int, str], int]:
+    host = row.identity.host if isinstance(row, Found) else row.host
+    return ip_sort_key(host), row.api_port
 
 
 def table_row(f: Found, api_port: int) -> tuple[str, ...]:

@@ -54,11 +54,11 @@ class RebootingMiner(EmulatedMiner):
 
 
 class Connection(asyncio.Protocol):
-    """A connection to one emulated miner: tracked in `miner.connections` for stop() and reboot, and
-    closed after `idle_s` without traffic. Never short: clients under load send their request seconds
-    after connecting."""
+    """A connection to one emulated miner, tracked in `miner.connections` so that stop and reboot cut it."""
 
     __slots__ = ("idle", "miner", "transport")
+    # Closed after this long without traffic. Never short: clients under load send their request
+    # seconds after connecting.
     idle_s: ClassVar[float]
 
     def __init__(self, miner: EmulatedMiner) -> None:
