@@ -11,6 +11,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from fleetd.model import Capability, Identity, Reading, Snapshot
@@ -26,14 +28,79 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
-class Credentials:
-    """Secrets for one miner; None means the vendor's factory default."""
+class Login:
+    """A username and password for one vendor; None means "not set here"."""
 
     username: str | None = None
     password: str | None = None
 
     def __repr__(self) -> str:  # never print secrets
-        return f"Credentials(username={self.username!r}, password={'***' if self.password else None})"
+        return f"Login(username={self.username!r}, password={'***' if self.password else None})"
+
+
+# Each vendor's factory login (Whatsminer's is API v3's; its driver passes v2's "admin" itself).
+FACTORY_LOGINS: Mapping[str, Login] = MappingProxyType(
+    {"antminer": Login("root", "root"), "whatsminer": Login("super", "super")}
+)
+# Vendors that take a username only from their own table: Whatsminer's accounts ("super", "user1"...)
+# are its own (btminer v2 has none), so a common "root" must not become its account.
+OWN_USERNAME_ONLY = frozenset({"whatsminer"})
+ANY_VENDOR = "*"  # a per-vendor entry that applies to every vendor, username included (CLI --user)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Secrets for one miner: common values plus per-vendor overrides; unset means factory default.
+
+    Drivers ask `for_vendor(self.vendor)`; see that method for the order of precedence.
+    """
+
+    username: str | None = None
+    password: str | None = None
+    vendors: Mapping[str, Login] = field(default_factory=lambda: _EMPTY)
+
+    def __post_init__(self) -> None:
+        if self.vendors is not _EMPTY:  # an immutable copy: the caller keeps no handle on it
+            object.__setattr__(self, "vendors", MappingProxyType(dict(sorted(self.vendors.items()))))
+
+    @classmethod
+    def any_vendor(cls, username: str | None = None, password: str | None = None) -> Credentials:
+        """Credentials that apply to whichever vendor a miner turns out to be (e.g. CLI --user/--password)."""
+        if username is None and password is None:
+            return cls()
+        return cls(vendors={ANY_VENDOR: Login(username, password)})
+
+    def for_vendor(self, vendor: str, default: Login | None = None) -> Login:
+        """The effective login for `vendor`: its own table, then any-vendor values, then the common
+        values (the common username only for vendors that take it), then `default` or the factory login."""
+        own = self.vendors.get(vendor) or _NO_LOGIN
+        anyv = self.vendors.get(ANY_VENDOR) or _NO_LOGIN
+        factory = default if default is not None else FACTORY_LOGINS.get(vendor, _NO_LOGIN)
+        common_user = None if vendor in OWN_USERNAME_ONLY else self.username
+        return Login(
+            _first(own.username, anyv.username, common_user, factory.username),
+            _first(own.password, anyv.password, self.password, factory.password),
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.username, self.password, tuple(self.vendors.items())))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a mappingproxy does not pickle; its dict does
+        return (Credentials, (self.username, self.password, dict(self.vendors)))
+
+    def __repr__(self) -> str:  # never print secrets
+        vendors = f", vendors={dict(self.vendors)!r}" if self.vendors else ""
+        return (
+            f"Credentials(username={self.username!r}, password={'***' if self.password else None}{vendors})"
+        )
+
+
+_EMPTY: Mapping[str, Login] = MappingProxyType({})
+_NO_LOGIN = Login()
+
+
+def _first(*values: str | None) -> str | None:
+    return next((v for v in values if v is not None), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +121,8 @@ class Driver(abc.ABC):
 
     name: ClassVar[str]  # short, stable id: "antminer", "cgminer", "whatsminer", ...
     vendor: ClassVar[str]
+    # Where the driver may keep what must outlive the process (the CLI and the daemon set it); None: memory.
+    state_dir: Path | None = None
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint

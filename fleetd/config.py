@@ -26,6 +26,7 @@ from pydantic import (
 
 if TYPE_CHECKING:
     from fleetd.discovery import TargetSet
+    from fleetd.drivers.base import Credentials
 
 DEFAULT_CONFIG_PATH = Path("/etc/fleetd/fleetd.toml")
 DEFAULT_LISTEN = "127.0.0.1:8787"
@@ -126,11 +127,48 @@ def _parse_secret(value: Any) -> Any:
 Secret = Annotated[SecretRef, BeforeValidator(_parse_secret)]
 
 
-class CredentialsConfig(_Model):
-    """A named set of miner credentials; `password` is a secret reference."""
+class VendorCredentialsConfig(_Model):
+    """One vendor's login within a credential set; what it leaves out comes from the set's common values."""
 
     username: str | None = None
     password: Secret | None = None
+
+
+class CredentialsConfig(_Model):
+    """A named set of miner credentials: common `username`/`password`, and per-vendor tables
+    (`[credentials.NAME.antminer]`) that override them. `password` values are secret references."""
+
+    # Keys other than username/password are vendor tables; _check() refuses unknown vendor names.
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, VendorCredentialsConfig] = Field(init=False)  # type: ignore[assignment]
+
+    username: str | None = None
+    password: Secret | None = None
+
+    @property
+    def vendors(self) -> dict[str, VendorCredentialsConfig]:
+        return dict(self.model_extra or {})
+
+    def secrets(self) -> list[tuple[str, SecretRef]]:
+        """(key path below this set, reference) of every password in it."""
+        out = [("password", self.password)] if self.password is not None else []
+        out += [(f"{v}.password", c.password) for v, c in self.vendors.items() if c.password is not None]
+        return out
+
+    def resolve(self) -> Credentials:
+        """The driver-level credentials, secrets read; ValueError (naming the key) if one is unreadable."""
+        from fleetd.drivers.base import Credentials, Login
+
+        def read(where: str, ref: SecretRef | None) -> str | None:
+            if ref is None:
+                return None
+            try:
+                return ref.resolve().get_secret_value()
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+
+        vendors = {v: Login(c.username, read(f"{v}.password", c.password)) for v, c in self.vendors.items()}
+        return Credentials(self.username, read("password", self.password), vendors)
 
 
 # --- sections ---------------------------------------------------------------------------------------------
@@ -266,13 +304,21 @@ class Config(_Model):
     # Validated by fleetd.economics.EconomicsConfig when that package is present.
     economics: dict[str, Any] | None = None
 
-    def credentials_for(self, target: _Target) -> tuple[str | None, SecretStr | None]:
-        """(username, password) for a miner or discovery range; ValueError if a secret is unreadable."""
-        name = target.credentials or ("default" if "default" in self.credentials else None)
+    def credentials_name(self, target: _Target) -> str | None:
+        """The [credentials.NAME] set a miner or discovery range uses: its own, else "default" if defined."""
+        return target.credentials or ("default" if "default" in self.credentials else None)
+
+    def credentials_for(self, target: _Target) -> Credentials:
+        """The credentials of a miner or discovery range, secrets read; ValueError if one is unreadable."""
+        from fleetd.drivers.base import Credentials
+
+        name = self.credentials_name(target)
         if name is None:
-            return None, None
-        cred = self.credentials[name]
-        return cred.username, cred.password.resolve() if cred.password else None
+            return Credentials()
+        try:
+            return self.credentials[name].resolve()
+        except ValueError as exc:
+            raise ValueError(f"credentials.{name}.{exc}") from None
 
     def storage_url(self, state_dir: Path) -> str:
         return self.storage.url or f"sqlite:///{state_dir / 'fleetd.db'}"
@@ -297,6 +343,8 @@ def _message(err: dict[str, Any]) -> str:
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
+    if kind == "model_type":
+        return "expected a table"
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
@@ -334,21 +382,27 @@ def _check(cfg: Config) -> list[str]:
         if m.host in hosts:
             errors.append(f"miners[{i}].host: duplicate of miners[{hosts[m.host]}]")
         hosts.setdefault(m.host, i)
+    vendors = _vendor_names()
     for name, cred in cfg.credentials.items():
         if not _NAME.match(name):
             errors.append(f"credentials.{name}: name must be letters, digits, '-', '_' or '.'")
-        if cred.password is None:
-            continue
-        if cred.password.inline is not None and not cfg.allow_inline_secrets:
-            errors.append(
-                f'credentials.{name}.password: inline secrets are refused; use {{ env = "VAR" }}, '
-                f'{{ file = "path" }} or {{ credential = "name" }} (or set allow_inline_secrets = true)'
-            )
-            continue
-        try:
-            cred.password.resolve()
-        except ValueError as exc:
-            errors.append(f"credentials.{name}.password: {exc}")
+        for vendor in cred.vendors:
+            if vendors and vendor not in vendors:
+                errors.append(
+                    f"credentials.{name}.{vendor}: unknown key (expected username, password or a vendor "
+                    f"table: {', '.join(vendors)})"
+                )
+        for where, ref in cred.secrets():
+            if ref.inline is not None and not cfg.allow_inline_secrets:
+                errors.append(
+                    f'credentials.{name}.{where}: inline secrets are refused; use {{ env = "VAR" }}, '
+                    f'{{ file = "path" }} or {{ credential = "name" }} (or set allow_inline_secrets = true)'
+                )
+                continue
+            try:
+                ref.resolve()
+            except ValueError as exc:
+                errors.append(f"credentials.{name}.{where}: {exc}")
     if cfg.economics is not None:
         errors += _check_economics(cfg.economics)
     return errors
@@ -360,6 +414,17 @@ def _driver_names() -> list[str]:
 
         names = {c.name for c in driver_classes()}
         return sorted(names | {e.split(":")[0] for e in _REGISTRY})
+    except Exception:  # drivers under construction must not break config validation
+        return []
+
+
+def _vendor_names() -> list[str]:
+    """Vendors a credential set may have a table for: those of the installed drivers."""
+    try:
+        from fleetd.drivers import driver_classes
+        from fleetd.drivers.base import FACTORY_LOGINS
+
+        return sorted(({c.vendor for c in driver_classes()} | set(FACTORY_LOGINS)) - {"generic"})
     except Exception:  # drivers under construction must not break config validation
         return []
 

@@ -10,7 +10,8 @@ sleep but hashing: woken behind our back). A refresh is one digest-authenticated
 until the next refresh, and the RPC reading is returned regardless.
 
 Wake restores the mode the miner had before `sleep` (normal or low), remembered per process and, when
-`state_dir` is set (the CLI sets it), on disk, so that a `fleetd wake` after a `fleetd sleep` agrees.
+`state_dir` is set (the CLI and the daemon set it), on disk, so that a `fleetd wake` after a `fleetd sleep`,
+or a wake after a daemon restart, agrees.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
-import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from fleetd.drivers import verify
+from fleetd.drivers.antminer import modes
 from fleetd.drivers.antminer.parse import conf_mode, parse_identity, parse_snapshot
 from fleetd.drivers.base import Driver, Endpoint, SupportsReboot, SupportsSleep
 from fleetd.drivers.cgminer import VersionProbe, first, reply_content
@@ -57,10 +56,11 @@ NORMAL_VALUE = "0"
 _CONF_CARRY = {"pools": "pools", "bitmain-fan-ctrl": "bitmain-fan-ctrl", "bitmain-fan-pwm": "bitmain-fan-pwm",
                "bitmain-freq-level": "freq-level"}  # fmt: skip
 # The mode each miner had before fleetd put it to sleep, restored by wake (the firmware itself forgets
-# it). Kept per process, so that a re-created driver still knows, and in `AntminerDriver.state_dir` when
-# that is set, so that `fleetd sleep` and a later `fleetd wake` (two processes) agree. Unknown -> normal.
+# it). Kept per process, so that a re-created driver still knows, and in `state_dir` when that is set
+# (see fleetd.drivers.antminer.modes), so that `fleetd sleep` and a later `fleetd wake` (two processes),
+# or a daemon before and after a restart, agree. Unknown -> normal.
 _MODE_BEFORE_SLEEP: dict[tuple[str, int], str] = {}
-MODES_FILE = "antminer-modes-before-sleep.json"
+MODES_FILE = modes.MODES_FILE
 # The configured mode last read per (host, web port), and when (time.monotonic) to read it again.
 _CONF_MODE: dict[tuple[str, int], tuple[Mode, float]] = {}
 MODE_REFRESH_S = 600.0
@@ -91,8 +91,6 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
     name = "antminer"
     vendor = "antminer"
     POLL = ("version", "summary", "stats", "pools")
-    # Where to keep what must outlive the process (the modes to restore on wake); None: memory only.
-    state_dir: Path | None = None
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
@@ -108,12 +106,12 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
     @property
     def web(self) -> WebClient:
         if self._web is None:
-            creds = self.endpoint.credentials
+            login = self.endpoint.credentials.for_vendor(self.vendor)
             self._web = WebClient(
                 self.host,
                 self.endpoint.web_port,
-                username=creds.username or "root",
-                password=creds.password or "root",
+                username=login.username or "root",
+                password=login.password or "root",
                 timeouts=self.endpoint.timeouts,
             )
         return self._web
@@ -284,41 +282,17 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
             self._save_modes()
         return snap
 
-    def _modes_path(self) -> Path | None:
-        return self.state_dir / MODES_FILE if self.state_dir is not None else None
-
-    def _saved_modes(self) -> dict[str, str]:
-        path = self._modes_path()
-        try:
-            saved = json.loads(path.read_text()) if path is not None else {}
-        except (OSError, ValueError):
-            return {}  # unreadable: memory only
-        if not isinstance(saved, dict):
-            return {}
-        return {str(k): v for k, v in saved.items() if isinstance(v, str)}
-
     def _load_modes(self) -> None:
         """Take this miner's remembered mode from disk if memory has none."""
-        saved = self._saved_modes().get(_mode_key(self._key))
-        if saved is not None:
-            _MODE_BEFORE_SLEEP.setdefault(self._key, saved)
+        if self.state_dir is not None and self._key not in _MODE_BEFORE_SLEEP:
+            saved = modes.journal(self.state_dir).get(_mode_key(self._key))
+            if saved is not None:
+                _MODE_BEFORE_SLEEP[self._key] = saved
 
     def _save_modes(self) -> None:
-        """Write this miner's remembered mode (or its absence) into the file, atomically; best effort."""
-        path = self._modes_path()
-        if path is None:
-            return
-        data = self._saved_modes()
-        mode = _MODE_BEFORE_SLEEP.get(self._key)
-        if mode is None:
-            data.pop(_mode_key(self._key), None)
-        else:
-            data[_mode_key(self._key)] = mode
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-            tmp.replace(path)
+        """Record this miner's remembered mode (or its absence) on disk; best effort."""
+        if self.state_dir is not None:
+            modes.journal(self.state_dir).set(_mode_key(self._key), _MODE_BEFORE_SLEEP.get(self._key))
 
     async def _conf(self) -> Mapping[str, Any]:
         conf = await self.web.get_json(CONF_PATH)

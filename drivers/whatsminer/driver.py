@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from fleetd.drivers import verify
-from fleetd.drivers.base import Driver, Endpoint, SupportsPowerLimit, SupportsReboot, SupportsSleep
+from fleetd.drivers.base import Driver, Endpoint, Login, SupportsPowerLimit, SupportsReboot, SupportsSleep
 from fleetd.drivers.whatsminer import parse
 
 from fleetd.model import Identity, Reading, Snapshot
+from fleetd.transport.btminer import DEFAULT_PASSWORD as V2_DEFAULT_PASSWORD
 from fleetd.transport.btminer import BtminerV2, check_status, status_of
 from fleetd.transport.btminer_v3 import BtminerV3
 from fleetd.transport.errors import (
@@ -36,6 +37,7 @@ V2_SLOW = {"rpc_get_psu": 300.0, "rpc_get_error_code": 60.0}
 V3_SLOW = {"rpc_get.device.info": 60.0, "rpc_get.miner.status_pools": 60.0}
 # Which API each miner was found to speak, so that a driver made right after `detect` skips a probe.
 _APIS: dict[tuple[str, int, int], str] = {}
+V2_FACTORY_LOGIN = Login(None, V2_DEFAULT_PASSWORD)  # btminer v2: an admin password, no account
 # Below this share of the expected hashrate a miner counts as asleep when verifying sleep.
 ASLEEP_FRACTION = 0.02
 
@@ -49,13 +51,12 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
     def __init__(self, endpoint: Endpoint, *, api: str = "") -> None:
         super().__init__(endpoint)
         creds = endpoint.credentials
-        self.v2 = BtminerV2(endpoint.host, endpoint.api_port, endpoint.timeouts, creds.password)
+        # API v2 has no account and its own factory password; v3 takes the vendor's account and password.
+        v2 = creds.for_vendor(self.vendor, default=V2_FACTORY_LOGIN)
+        v3 = creds.for_vendor(self.vendor)
+        self.v2 = BtminerV2(endpoint.host, endpoint.api_port, endpoint.timeouts, v2.password)
         self.v3 = BtminerV3(
-            endpoint.host,
-            endpoint.v3_port,
-            endpoint.timeouts,
-            account=creds.username,
-            password=creds.password,
+            endpoint.host, endpoint.v3_port, endpoint.timeouts, account=v3.username, password=v3.password
         )
         # "btminer-v2" / "btminer-v3": given, detected earlier in this process, or learned on first use.
         self.api = api or _APIS.get(self._where(), "")

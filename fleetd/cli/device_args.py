@@ -71,7 +71,7 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
 def credentials(args: argparse.Namespace) -> Credentials:
     user = getattr(args, "user", None) or os.environ.get(USER_ENV) or None
     password = getattr(args, "password", None) or os.environ.get(PASSWORD_ENV) or None
-    return Credentials(username=user, password=password)
+    return Credentials.any_vendor(user, password)  # whatever vendor the miner turns out to be
 
 
 def endpoint(args: argparse.Namespace, *, verify_s: float | None = None) -> Endpoint:
@@ -114,8 +114,7 @@ async def connect(args: argparse.Namespace, ep: Endpoint) -> tuple[Driver, Ident
 
 def _with_state(driver: Driver) -> Driver:
     """Give a driver that keeps state across commands (e.g. the mode to restore on wake) its folder."""
-    if hasattr(driver, "state_dir"):
-        driver.state_dir = state_dir()
+    driver.state_dir = state_dir()
     return driver
 
 

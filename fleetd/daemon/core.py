@@ -22,7 +22,7 @@ from fleetd.daemon.events import Event, EventKind
 from fleetd.daemon.poller import MinerTarget, Poller
 from fleetd.daemon.rollups import Pricing, Rollups
 from fleetd.daemon.state import CycleStats, FleetState, Health, Labels, MinerRecord
-from fleetd.drivers import Credentials, Endpoint, Timeouts
+from fleetd.drivers import Endpoint, Timeouts
 from fleetd.model import Identity, Mode, Snapshot
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fleetd.daemon")
 
 DEFAULT_STATE_DIR = Path(".state")
+DRIVER_STATE_SUBDIR = "drivers"  # drivers' own files (Antminer: modes to restore on wake)
 ROLLUP_FLUSH_S = 300.0  # hourly rollup rows are topped up this often (and at stop)
 STORAGE_RETRY_S = 30.0  # a database unavailable at start is tried again this often
 UNSTORED_MAX = 10_000  # events and identity changes kept in memory while storage is unavailable
@@ -88,6 +89,7 @@ class Daemon:
             on_event=self.emit,
             on_identity=self._identity_seen,
             on_sample=self.rollups.sample,
+            driver_state_dir=self.state_dir / DRIVER_STATE_SUBDIR,
         )
         self._use_storage = storage
         self.storage: Storage | None = None
@@ -336,12 +338,10 @@ class Daemon:
             cache.clear()
             cache["config"] = config
             cache["timeouts"] = Timeouts(connect_s=p.connect_timeout_s, read_s=p.timeout_s)
-        key = ("credentials", target.credentials)
+        key = ("credentials", config.credentials_name(target))
         creds = cache.get(key)
         if creds is None:
-            user, password = config.credentials_for(target)
-            creds = Credentials(user, password.get_secret_value() if password is not None else None)
-            cache[key] = creds
+            creds = cache[key] = config.credentials_for(target)
         return Endpoint(host, **target.ports(), credentials=creds, timeouts=cache["timeouts"])
 
     def _targets(self, config: Config) -> dict[str, MinerTarget]:

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fleetd.config import PollingConfig
 from fleetd.daemon.events import Event, EventKind
@@ -74,9 +75,12 @@ class Poller:
         on_event: Callable[[Event], None] | None = None,
         on_identity: Callable[[MinerRecord, Identity | None, Identity], None] | None = None,
         on_sample: Callable[[MinerRecord, Snapshot, float], None] | None = None,
+        driver_state_dir: Path | None = None,
     ) -> None:
         self.state = state
         self.polling = polling
+        # Given to every driver: where it keeps what must outlive the process (e.g. modes to restore on wake).
+        self.driver_state_dir = driver_state_dir
         self.on_event = on_event or (lambda e: None)
         self.on_identity = on_identity
         self.on_sample = on_sample
@@ -275,9 +279,10 @@ class Poller:
                 log.debug("miner %s: detected %s driver", slot.record.id, cls.name)
         else:
             cls = driver_class(target.driver)
-        slot.driver = cls(target.endpoint)
+        drv = slot.driver = cls(target.endpoint)
+        drv.state_dir = self.driver_state_dir
         slot.record.driver = cls.name
-        return slot.driver
+        return drv
 
     def _identity_seen(self, slot: _Slot, old: Identity | None, new: Identity) -> None:
         rec = slot.record

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fleetd.drivers.base import Login
 
 from fleetd.config import Config, ConfigError, MinerConfig, load_config, parse_config
 
@@ -48,11 +49,15 @@ def test_empty_config_is_valid() -> None:
 
 def test_example_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEETD_MINER_PASSWORD", "s3cret")
+    monkeypatch.setenv("ANTMINER_PASSWORD", "a-pw")
+    monkeypatch.setenv("WHATSMINER_PASSWORD", "w-pw")
     monkeypatch.setenv("LUXOR_API_KEY", "test-key")
     cfg = load_config(ROOT / "config" / "fleetd.example.toml")
     assert cfg.miners and cfg.discovery and cfg.sites
-    _user, password = cfg.credentials_for(cfg.miners[0])
-    assert password is not None and password.get_secret_value() == "s3cret"
+    creds = cfg.credentials_for(cfg.miners[0])
+    assert creds.password == "s3cret"  # the common password, for vendors without their own
+    assert creds.for_vendor("antminer") == Login("root", "a-pw")
+    assert creds.for_vendor("whatsminer") == Login("super", "w-pw")
 
 
 @pytest.mark.parametrize(
@@ -96,7 +101,7 @@ def test_inline_secret_needs_opt_in() -> None:
     assert "hunter2" not in err
     cfg = parse_config({**data, "allow_inline_secrets": True})
     assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg)
-    assert cfg.credentials_for(MinerConfig(host="10.0.0.1"))[1].get_secret_value() == "hunter2"
+    assert cfg.credentials_for(MinerConfig(host="10.0.0.1")).password == "hunter2"
 
 
 def test_secret_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,9 +125,9 @@ def test_secret_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             ],
         }
     )
-    values = [cfg.credentials_for(m)[1].get_secret_value() for m in cfg.miners]
+    values = [cfg.credentials_for(m).password for m in cfg.miners]
     assert values == ["from-env", "from-file", "from-credential"]
-    assert cfg.credentials_for(cfg.miners[2])[0] == "admin"
+    assert cfg.credentials_for(cfg.miners[2]).username == "admin"
     assert "from-" not in repr(cfg)
 
 
@@ -221,3 +226,74 @@ def test_miner_model_key_is_accepted_and_read_by_whatif(tmp_path: Path) -> None:
     res = _cli("whatif", "--fleet", str(path), "--difficulty", "1.2e14", "--json")
     assert res.returncode == 0, res.stderr
     assert "Antminer S19 Pro" in res.stdout and "Antminer S21" in res.stdout
+
+
+VENDOR_SETS = """
+[credentials.default]
+username = "admin"
+password = { env = "FLEETD_TEST_COMMON" }
+
+[credentials.default.antminer]
+password = { env = "FLEETD_TEST_ANT" }
+
+[credentials.default.whatsminer]
+username = "user1"
+
+[credentials.plain]
+username = "root"
+password = { env = "FLEETD_TEST_COMMON" }
+
+[[miners]]
+host = "10.0.0.1"
+
+[[miners]]
+host = "10.0.0.2"
+credentials = "plain"
+"""
+
+
+def test_vendor_tables_override_the_common_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEETD_TEST_COMMON", "common-pw")
+    monkeypatch.setenv("FLEETD_TEST_ANT", "ant-pw")
+    path = tmp_path / "fleetd.toml"
+    path.write_text(VENDOR_SETS)
+    cfg = load_config(path)
+    creds = cfg.credentials_for(cfg.miners[0])
+    assert creds.for_vendor("antminer") == Login("admin", "ant-pw")  # common user, own password
+    assert creds.for_vendor("whatsminer") == Login("user1", "common-pw")  # own account, common password
+    plain = cfg.credentials_for(cfg.miners[1])
+    # A common "root" is an Antminer web user, never a Whatsminer account: that stays the factory "super".
+    assert plain.for_vendor("antminer") == Login("root", "common-pw")
+    assert plain.for_vendor("whatsminer") == Login("super", "common-pw")
+    assert parse_config({}).credentials_for(MinerConfig(host="10.0.0.3")).for_vendor("whatsminer") == Login(
+        "super", "super"
+    )
+    texts = [repr(cfg), str(cfg), repr(creds), repr(plain), repr(creds.for_vendor("antminer"))]
+    assert not [t for t in texts if "-pw" in t]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"antmnier": {"username": "root"}},
+            "credentials.default.antmnier: unknown key (expected username, pass",
+        ),
+        ({"whatsminer": "super"}, "credentials.default.whatsminer: expected a table"),
+        ({"whatsminer": {"user": "super"}}, "credentials.default.whatsminer.user: unknown key"),
+        (
+            {"antminer": {"password": "root"}},
+            "credentials.default.antminer.password: inline secrets are refused",
+        ),
+        (
+            {"antminer": {"password": {"env": "FLEETD_NOPE"}}},
+            "credentials.default.antminer.password: environ",
+        ),
+        ({"whatsminer": {"password": {"vault": "x"}}}, "credentials.default.whatsminer.password: expected"),
+    ],
+)
+def test_vendor_table_errors_name_the_key(data: dict, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLEETD_NOPE", raising=False)
+    errors = _errors({"credentials": {"default": data}})
+    assert any(e.startswith(expected) for e in errors), errors
+    assert not [e for e in errors if "root" in e and "password" in e]  # an inline secret is never echoed

@@ -184,12 +184,16 @@ def test_check_config_passes_on_the_example_with_its_secrets_available(tmp_path:
     import subprocess
 
     example = str(ROOT / "config" / "fleetd.example.toml")
-    env = os.environ | {"FLEETD_MINER_PASSWORD": "s3cret", "LUXOR_API_KEY": "k"}
+    secrets = {"FLEETD_MINER_PASSWORD": "s3cret", "ANTMINER_PASSWORD": "a", "WHATSMINER_PASSWORD": "w",
+               "LUXOR_API_KEY": "k"}  # fmt: skip
+    env = os.environ | secrets
     ok = subprocess.run([sys.executable, "-m", "fleetd", "check-config", example], capture_output=True,
                         text=True, timeout=60, env=env)  # fmt: skip
     assert ok.returncode == 0 and "OK" in ok.stdout, ok.stderr
-    bare = {k: v for k, v in env.items() if k not in ("FLEETD_MINER_PASSWORD", "LUXOR_API_KEY")}
+    bare = {k: v for k, v in env.items() if k not in secrets}
     res = subprocess.run([sys.executable, "-m", "fleetd", "check-config", example], capture_output=True,
                          text=True, timeout=60, env=bare)  # fmt: skip
     assert res.returncode == 2 and "Traceback" not in res.stderr  # names each unreadable secret
     assert "FLEETD_MINER_PASSWORD is not set" in res.stderr and "LUXOR_API_KEY is unset" in res.stderr
+    assert "credentials.default.antminer.password: environment variable ANTMINER_PASSWORD" in res.stderr
+    assert "credentials.default.whatsminer.password: environment variable WHATSMINER_PASSWORD" in res.stderr

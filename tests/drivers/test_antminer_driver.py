@@ -175,20 +175,23 @@ async def test_wake_restores_the_mode_before_sleep() -> None:
         assert woke.mode is Mode.LOW
 
 
-async def test_wake_restores_the_mode_across_processes(tmp_path) -> None:
+async def test_wake_restores_the_mode_across_processes(tmp_path, monkeypatch) -> None:
     import fleetd.drivers.antminer.driver as mod
+    from fleetd.drivers.antminer import modes
 
     async with emulated() as (driver, _):
         driver.state_dir = tmp_path
         await driver._set_mode(await driver._conf(), "3", asyncio.get_running_loop().time() + 3)
         await driver.sleep()
-        mod._MODE_BEFORE_SLEEP.clear()  # what a new process (a later `fleetd wake`) starts with
+        # What a new process (a later `fleetd wake`) starts with: nothing in memory.
+        monkeypatch.setattr(mod, "_MODE_BEFORE_SLEEP", {})
+        monkeypatch.setattr(modes, "_JOURNALS", {})
         again = AntminerDriver(driver.endpoint)
         again.state_dir = tmp_path
         woke = await again.wake()
-        saved = (tmp_path / mod.MODES_FILE).read_text()
+        saved, _, torn = modes.read_journal(tmp_path / mod.MODES_FILE)
     assert woke.mode is Mode.LOW
-    assert f"{driver.host}:" not in saved  # forgotten once restored
+    assert saved == {} and not torn  # forgotten once restored
 
 
 async def test_unwritable_state_dir_keeps_modes_in_memory(tmp_path) -> None:

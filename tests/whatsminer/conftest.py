@@ -47,9 +47,7 @@ async def start() -> AsyncIterator[Start]:
         miner = cls(state, host, dict(ports if ports is not None else cls.default_ports), **options)
         await miner.start()
         miners.append(miner)
-        endpoint = Endpoint(
-            host, credentials=Credentials(username=username, password=password), timeouts=timeouts
-        )
+        endpoint = Endpoint(host, credentials=Credentials.any_vendor(username, password), timeouts=timeouts)
         return miner, endpoint
 
     yield _start

@@ -202,3 +202,16 @@ def test_v3_only_miner_through_the_cli(capsys) -> None:
         for command, word in (("sleep", "asleep"), ("wake", "awake")):
             code, out, err = cli(capsys, command, host, *v3_only, "--verify-timeout", "5")
             assert code == 0 and f"{word}, verified" in out, err
+
+
+def test_cli_user_and_password_apply_to_a_whatsminer_v3(capsys) -> None:
+    """--user/--password apply to whatever vendor is detected: here the v3 account and its password."""
+    with running([M60S], faults={"wrong_password": 1.0}) as (miners, fleet, _):
+        host = miners[0].host
+        opts = ["--timeout", "2", "--verify-timeout", "3", "-q"]
+        code, _, err = cli(capsys, "sleep", host, "--user", "super", "--password", "super-changed", *opts)
+        assert code == 0 and fleet.state(host).sleeping, err
+        code, _, err = cli(capsys, "wake", host, "--user", "root", "--password", "super-changed", *opts)
+        assert code == 1 and fleet.state(host).sleeping and "account" in err, err  # "root" is no v3 account
+        code, _, err = cli(capsys, "wake", host, "--password", "super-changed", *opts)
+        assert code == 0 and not fleet.state(host).sleeping, err  # no --user: the factory account "super"
