@@ -234,6 +234,40 @@ class LoggingConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class MetricsConfig(_Model):
+    """Prometheus exposition at GET /metrics on the API address."""
+
+    enabled: bool = True
+    per_miner: bool = True  # one series per miner; off: fleet and daemon series only
+    components: bool = True  # per-board and per-fan series (the bulk of the output on large fleets)
+    cache_s: float = Field(10.0, ge=0)  # a rendering is reused this long unless a poll cycle ended since
+
+
+class MqttConfig(_Model):
+    """Publishing fleet and miner state to an MQTT broker after each poll cycle."""
+
+    host: Host = "127.0.0.1"
+    port: Port = 1883
+    tls: bool = False
+    ca_file: str = ""  # empty: the system's trust store
+    username: str | None = None
+    password: Secret | None = None
+    topic_prefix: str = "fleetd"
+    client_id: str = ""  # empty: "fleetd-<hostname>"
+    qos: int = Field(0, ge=0, le=2)
+    retain: bool = True  # fleet summary and miner states retained, so subscribers get them at once
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    full_every: int = Field(10, ge=1)  # an unchanged miner's state is republished every this many cycles
+    queue_size: int = Field(50_000, ge=100)  # messages waiting for the broker; beyond, new ones are dropped
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v or any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/"):
+            raise ValueError("expected a topic without wildcards (+, #) or leading/trailing '/'")
+        return v
+
+
 class SiteConfig(_Model):
     name: str
     description: str = ""
@@ -297,6 +331,8 @@ class Config(_Model):
     polling: PollingConfig = PollingConfig()
     storage: StorageConfig = StorageConfig()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    mqtt: MqttConfig | None = None  # publishing is off without an [mqtt] section
     sites: list[SiteConfig] = []
     credentials: dict[str, CredentialsConfig] = {}
     miners: list[MinerConfig] = []
@@ -403,6 +439,18 @@ def _check(cfg: Config) -> list[str]:
                 ref.resolve()
             except ValueError as exc:
                 errors.append(f"credentials.{name}.{where}: {exc}")
+    if cfg.mqtt is not None and cfg.mqtt.password is not None:
+        ref = cfg.mqtt.password
+        if ref.inline is not None and not cfg.allow_inline_secrets:
+            errors.append(
+                'mqtt.password: inline secrets are refused; use { env = "VAR" }, { file = "path" } or '
+                '{ credential = "name" } (or set allow_inline_secrets = true)'
+            )
+        else:
+            try:
+                ref.resolve()
+            except ValueError as exc:
+                errors.append(f"mqtt.password: {exc}")
     if cfg.economics is not None:
         errors += _check_economics(cfg.economics)
     return errors

@@ -51,6 +51,19 @@ def require_service(name: str, host: str, port: int) -> None:
         pytest.skip(msg)
 
 
+def require_binary(name: str) -> str:
+    """The path of an installed program; skip (or fail under CI) when it is missing."""
+    import shutil
+
+    path = shutil.which(name)
+    if path:
+        return path
+    msg = f"{name} is not installed"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{msg}; FLEETD_REQUIRE_SERVICES is set, so this is a failure", pytrace=False)
+    pytest.skip(msg)
+
+
 def web_port() -> int:
     """Port 80 when this process may bind it (root or CAP_NET_BIND_SERVICE), else 8080."""
     try:

@@ -15,6 +15,7 @@ from fleetd import __version__
 from fleetd.api import views
 from fleetd.api.openapi import openapi_document
 from fleetd.daemon.state import FleetState
+from fleetd.exporters import prometheus
 
 StateSource = FleetState | Callable[[], FleetState]
 
@@ -163,6 +164,7 @@ def create_app(
     app.router.add_get("/api/miners", miners)
     app.router.add_get("/api/miners/{id}", miner)
     app.router.add_get("/api/openapi.json", openapi)
+    prometheus.install(app, state)  # GET /metrics
     return app
 
 
@@ -211,12 +213,14 @@ class ApiServer:
     @classmethod
     def for_daemon(cls, daemon: Any, listen: str | None = None) -> ApiServer:
         """The API of a fleetd.daemon Daemon, on `listen` or the daemon's configured [api] listen."""
-        return cls(
+        server = cls(
             lambda: daemon.state,
             listen=listen or daemon.config.api.listen,
             poll_interval_s=daemon.config.polling.interval_s,
             progressing=daemon.progressing,
         )
+        prometheus.bind_daemon(server.app, daemon)
+        return server
 
     @property
     def url(self) -> str:

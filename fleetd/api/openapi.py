@@ -213,6 +213,19 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document")},
                 }
             },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics (text format 0.0.4); names in grafana/README.md",
+                    "responses": {
+                        "200": {
+                            "description": "Metrics of the fleet, its miners, prices and the daemon",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "404": _ERROR,
+                    },
+                }
+            },
         },
         "components": {"schemas": schemas},
     }

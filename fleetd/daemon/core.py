@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from fleetd.economics.catalog import Catalog
     from fleetd.economics.service import EconomicsService
+    from fleetd.exporters.mqtt import MqttPublisher
     from fleetd.storage.store import InventoryRow, Storage
 
 log = logging.getLogger("fleetd.daemon")
@@ -96,6 +97,7 @@ class Daemon:
         self.scheduler: AsyncIOScheduler | None = None
         self.economics: EconomicsService | None = None  # when the config has an [economics] section
         self.catalog: Catalog | None = None  # the economics catalog (nominal power by model and mode)
+        self.mqtt: MqttPublisher | None = None  # when the config has an [mqtt] section
         self.on_cycle: list[Callable[[CycleStats], None]] = []  # called after every poll cycle
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -129,6 +131,7 @@ class Daemon:
         self.economics = self._build_economics(self.config)
         self.catalog = self._load_catalog()
         self._start_scheduler()
+        self._start_mqtt()
         self._task = asyncio.create_task(self._poll_loop(), name="fleetd-poll")
         self.started = True
         self.emit(Event(EventKind.STARTED, f"fleetd started with {len(self.state.miners)} miners"))
@@ -158,6 +161,11 @@ class Daemon:
                     await self._task
             self._task = None
         await self.poller.close()
+        if self.mqtt is not None:  # after the last cycle's messages; says "offline"
+            if self.mqtt.on_cycle in self.on_cycle:
+                self.on_cycle.remove(self.mqtt.on_cycle)
+            await asyncio.to_thread(self.mqtt.stop)
+            self.mqtt = None
         self._write_rollups()
         if self.economics is not None:
             with contextlib.suppress(Exception):
@@ -313,6 +321,8 @@ class Daemon:
             later.append("storage")
         if config.api != old.api:
             later.append("api.listen")
+        if config.mqtt != old.mqtt:
+            later.append("mqtt")
         wanted = self._targets(config)  # may raise (an unreadable secret) before anything changes
         self.config = config
         self.poller.polling = config.polling
@@ -427,6 +437,20 @@ class Daemon:
     def _max_gap(config: Config) -> float:
         p = config.polling
         return 2.5 * p.interval_s + p.timeout_s + p.jitter_s
+
+    def _start_mqtt(self) -> None:
+        if self.config.mqtt is None:
+            return
+        from fleetd.exporters.mqtt import MqttPublisher
+
+        try:
+            pub = MqttPublisher(self.config.mqtt, lambda: self.state)
+            pub.start()
+        except Exception as exc:  # e.g. an unreadable TLS CA file: polling goes on without MQTT
+            log.error("MQTT publishing disabled: %s: %s", type(exc).__name__, exc)
+            return
+        self.mqtt = pub
+        self.on_cycle.append(pub.on_cycle)
 
     # --- periodic jobs -------------------------------------------------------------------------------------
     def _start_scheduler(self) -> None:

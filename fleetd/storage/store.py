@@ -1,5 +1,8 @@
 """The database: engine, migrations at open, and one writer thread that batches every write.
 
+Storage itself is the queue and the writer thread; batch.py holds what one write transaction does,
+queries.py the reads, schema.py the engine and migrations.
+
 The event loop only enqueues (never blocks): inventory, identities, events and rollups go through a
 bounded queue; latest state is a dict replaced per miner, so it costs no queue space and only the newest
 row of each miner is written. A failed write is reported, kept and retried; polling never waits for it.
@@ -12,149 +15,29 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, Table, case, create_engine, event, exc, func, insert, select
+from sqlalchemy import Engine, exc
 from sqlalchemy.engine import make_url
 
 from fleetd.daemon.events import Event
-from fleetd.daemon.rollups import MIXED, RollupRow
-from fleetd.daemon.state import Health
-from fleetd.model import Identity, Snapshot
-from fleetd.storage.tables import EventRecord, HourlyRollup, IdentityRecord, LatestState, Miner, PriceRecord
+from fleetd.daemon.rollups import RollupRow
+from fleetd.model import Identity
+from fleetd.storage import schema
+from fleetd.storage.batch import _Batch, write_batch
+from fleetd.storage.queries import InventoryRow, StorageQueries
+from fleetd.storage.schema import MIGRATIONS, _dt, normalize_url, redact_url
+
+__all__ = ["MIGRATIONS", "InventoryRow", "Storage", "normalize_url", "redact_url"]
 
 log = logging.getLogger("fleetd.storage")
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-_MINERS: Table = Miner.__table__  # type: ignore[attr-defined]
-_IDENTITY: Table = IdentityRecord.__table__  # type: ignore[attr-defined]
-_LATEST: Table = LatestState.__table__  # type: ignore[attr-defined]
-_ROLLUPS: Table = HourlyRollup.__table__  # type: ignore[attr-defined]
-_EVENTS: Table = EventRecord.__table__  # type: ignore[attr-defined]
-_PRICES: Table = PriceRecord.__table__  # type: ignore[attr-defined]
-_PRICE_KEY = ("kind", "source", "location", "start")
-_MINER_DEFAULTS: dict[str, Any] = {
-    "host": "",
-    "api_port": 4028,
-    "site": "",
-    "rack": "",
-    "position": "",
-    "source": "config",
-    "nominal_power_w": None,
-    "driver": "",
-    "vendor": "",
-    "model": "",
-    "firmware": "",
-    "serial": "",
-    "mac": "",
-    "hostname": "",
-}
 _TRANSIENT = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError, exc.TimeoutError)
 _MAX_DATA_RETRIES = 3  # a batch the database rejects for its content is dropped after this many tries
 _WAKE = ("wake", None)
 
 
-@dataclass(frozen=True, slots=True)
-class InventoryRow:
-    """A stored miner, as the daemon needs it at start."""
-
-    id: str
-    host: str
-    api_port: int
-    source: str
-    site: str
-    rack: str
-    position: str
-    nominal_power_w: float | None
-    driver: str
-    identity: Identity | None
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def _ts(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-
-
-def normalize_url(url: str) -> str:
-    """postgresql:// means psycopg 3 (the driver fleetd installs)."""
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
-
-
-def redact_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparsable url>"
-
-
-class _Batch:
-    """Writes merged while waiting for the database."""
-
-    __slots__ = ("events", "identities", "items", "latest", "miners", "prices", "rollups", "tries")
-
-    def __init__(self) -> None:
-        self.miners: dict[str, dict[str, Any]] = {}
-        self.identities: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []
-        self.rollups: dict[tuple[str, float], list[Any]] = {}
-        self.latest: dict[str, tuple[Any, ...]] = {}
-        self.prices: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.items = 0
-        self.tries = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.items or self.latest)
-
-    def has_rows(self) -> bool:
-        return bool(
-            self.miners or self.identities or self.events or self.rollups or self.latest or self.prices
-        )
-
-    @staticmethod
-    def only(b: _Batch, field: str) -> _Batch:
-        part = _Batch()
-        setattr(part, field, getattr(b, field))
-        return part
-
-    def add(self, kind: str, payload: Any) -> None:
-        self.items += 1
-        if kind == "miner":
-            self.miners.setdefault(payload["id"], {}).update(payload)
-        elif kind == "identity":
-            self.identities.append(payload)
-        elif kind == "event":
-            self.events.append(payload)
-        elif kind == "price":
-            self.prices.setdefault(tuple(payload[k] for k in _PRICE_KEY), payload)
-        elif kind == "rollup":
-            r: RollupRow = payload
-            acc = self.rollups.setdefault((r.miner_id, r.hour_start), [0.0, 0.0, 0.0, 0, None, None, "", ""])
-            acc[0] += r.energy_kwh
-            acc[1] += r.hashes_th
-            acc[2] += r.uptime_s
-            acc[3] += r.samples
-            if r.revenue is not None:
-                acc[4] = (acc[4] or 0.0) + r.revenue
-            if r.cost is not None:
-                acc[5] = (acc[5] or 0.0) + r.cost
-            acc[6] = r.currency or acc[6]
-            acc[7] = _merge_source(acc[7], r.power_source)
-
-
-class Storage:
+class Storage(StorageQueries):
     """Open with `open()` (blocking: connects and migrates), then enqueue from anywhere; `close()` flushes."""
 
     def __init__(
@@ -195,18 +78,7 @@ class Storage:
 
     # --- opening -------------------------------------------------------------------------------------------
     def open(self) -> None:
-        url = make_url(self.url)
-        kwargs: dict[str, Any] = {"echo": self.echo}
-        if url.get_backend_name() == "sqlite":
-            if url.database and url.database != ":memory:":
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": self.busy_timeout_s}
-        else:
-            kwargs["pool_pre_ping"] = True
-        engine = create_engine(self.url, **kwargs)
-        if url.get_backend_name() == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas(int(self.busy_timeout_s * 1000)))
-        self.engine = engine
+        self.engine = schema.connect(self.url, echo=self.echo, busy_timeout_s=self.busy_timeout_s)
         self.migrate()
         self._thread = threading.Thread(target=self._run, name="fleetd-storage", daemon=True)
         self._thread.start()
@@ -215,15 +87,7 @@ class Storage:
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic scripts shipped in the package)."""
         assert self.engine is not None
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
-            before = MigrationContext.configure(conn).get_current_revision()
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-            after = MigrationContext.configure(conn).get_current_revision()
-        if before != after:
-            log.info("database schema migrated from %s to %s", before or "empty", after)
+        schema.migrate(self.engine)
 
     # --- enqueueing (never blocks) -------------------------------------------------------------------------
     def _put(self, item: tuple[str, Any]) -> None:
@@ -414,45 +278,7 @@ class Storage:
 
     def _write(self, b: _Batch) -> None:
         assert self.engine is not None
-        now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            if b.miners:
-                _upsert_miners(conn, list(b.miners.values()), now)
-            if b.identities:
-                conn.execute(insert(_IDENTITY), b.identities)
-            if b.events:
-                conn.execute(insert(_EVENTS), b.events)
-            if b.rollups:
-                rows = [
-                    {
-                        "miner_id": mid,
-                        "hour_start": _dt(hour),
-                        "energy_kwh": a[0],
-                        "hashes_th": a[1],
-                        "uptime_s": a[2],
-                        "samples": int(a[3]),
-                        "revenue": a[4],
-                        "cost": a[5],
-                        "currency": a[6],
-                        "power_source": a[7],
-                    }
-                    for (mid, hour), a in b.rollups.items()
-                ]
-                _upsert(
-                    conn,
-                    _ROLLUPS,
-                    rows,
-                    ["miner_id", "hour_start"],
-                    add=("energy_kwh", "hashes_th", "uptime_s", "samples"),
-                    add_nullable=("revenue", "cost"),
-                    merge_source=("power_source",),
-                )
-            if b.prices:
-                stmt = _insert_for(conn)(_PRICES).on_conflict_do_nothing(index_elements=list(_PRICE_KEY))
-                conn.execute(stmt, list(b.prices.values()))
-            latest = list(b.latest.values())
-            for i in range(0, len(latest), 1000):  # chunks keep the transient row dicts small
-                _upsert(conn, _LATEST, [_latest_row(r) for r in latest[i : i + 1000]], ["miner_id"])
+        write_batch(self.engine, b)
 
     # --- flushing and closing ------------------------------------------------------------------------------
     def flush(self, timeout: float = 30.0) -> bool:
@@ -479,200 +305,3 @@ class Storage:
         if self.engine is not None:
             self.engine.dispose()
             self.engine = None
-
-    # --- reading (blocking; from async code use asyncio.to_thread) -----------------------------------------
-    def load_inventory(self) -> list[InventoryRow]:
-        assert self.engine is not None
-        out = []
-        with self.engine.connect() as conn:
-            for r in conn.execute(select(_MINERS)).mappings():
-                ident = None
-                if r["vendor"] or r["model"]:
-                    ident = Identity(
-                        vendor=r["vendor"],
-                        model=r["model"],
-                        firmware=r["firmware"],
-                        serial=r["serial"],
-                        mac=r["mac"],
-                        hostname=r["hostname"],
-                        driver=r["driver"],
-                        host=r["host"],
-                    )
-                out.append(
-                    InventoryRow(
-                        r["id"],
-                        r["host"],
-                        r["api_port"],
-                        r["source"],
-                        r["site"],
-                        r["rack"],
-                        r["position"],
-                        r["nominal_power_w"],
-                        r["driver"],
-                        ident,
-                    )
-                )
-        return out
-
-    def _rows(self, stmt: Any) -> list[dict[str, Any]]:
-        assert self.engine is not None
-        with self.engine.connect() as conn:
-            return [_plain(dict(r)) for r in conn.execute(stmt).mappings()]
-
-    def miners(self) -> list[dict[str, Any]]:
-        return self._rows(select(_MINERS).order_by(_MINERS.c.id))
-
-    def latest(self, miner_id: str | None = None) -> list[dict[str, Any]]:
-        return self._rows(_filtered(select(_LATEST).order_by(_LATEST.c.miner_id), _LATEST, miner_id=miner_id))
-
-    def identity_history(self, miner_id: str) -> list[dict[str, Any]]:
-        """Oldest first."""
-        t = _IDENTITY
-        return self._rows(select(t).where(t.c.miner_id == miner_id).order_by(t.c.seen_at, t.c.id))
-
-    def events(
-        self, *, limit: int = 100, miner_id: str | None = None, kind: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Newest first."""
-        t = _EVENTS
-        stmt = select(t).order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)
-        return self._rows(_filtered(stmt, t, miner_id=miner_id, kind=kind))
-
-    def prices(self, *, kind: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
-        """Oldest first."""
-        t = _PRICES
-        stmt = select(t).order_by(t.c.start, t.c.id)
-        return self._rows(_filtered(stmt, t, kind=kind, since=("start", since)))
-
-    def rollups(self, *, miner_id: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
-        t = _ROLLUPS
-        stmt = select(t).order_by(t.c.hour_start, t.c.miner_id)
-        return self._rows(_filtered(stmt, t, miner_id=miner_id, since=("hour_start", since)))
-
-
-def _filtered(stmt: Any, table: Table, since: tuple[str, float | None] = ("", None), **equal: Any) -> Any:
-    """`stmt` where each given column equals its value (None: no condition), and `since` column >= time."""
-    for column, value in equal.items():
-        if value is not None:
-            stmt = stmt.where(table.c[column] == value)
-    column, ts = since
-    return stmt if ts is None else stmt.where(table.c[column] >= _dt(ts))
-
-
-def _merge_source(old: str, new: str) -> str:
-    return old if new in ("", old) else new if not old else MIXED
-
-
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    """Datetimes become unix seconds, so rows read the same from SQLite and PostgreSQL."""
-    return {k: _ts(v) if isinstance(v, datetime) else v for k, v in row.items()}
-
-
-def _sqlite_pragmas(busy_ms: int) -> Callable[[Any, Any], None]:
-    def on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL keeps the file consistent
-        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
-        cur.close()
-
-    return on_connect
-
-
-def _insert_for(conn: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert
-
-
-def _upsert(
-    conn: Any,
-    table: Table,
-    rows: list[dict[str, Any]],
-    keys: list[str],
-    *,
-    add: tuple[str, ...] = (),
-    add_nullable: tuple[str, ...] = (),
-    merge_source: tuple[str, ...] = (),
-) -> None:
-    """Insert, or on a key conflict update the other columns; those in `add` are summed instead.
-
-    `add_nullable` columns are summed where both sides have a value; NULL + x is x, x + NULL is x.
-    `merge_source` columns keep one value while both sides agree, else become "mixed" ("" is no value).
-    """
-    stmt = _insert_for(conn)(table)
-    update: dict[str, Any] = {}
-    for c in rows[0]:
-        if c in keys:
-            continue
-        old, new = table.c[c], stmt.excluded[c]
-        if c in add:
-            update[c] = old + new
-        elif c in add_nullable:
-            update[c] = case((new.is_(None), old), else_=func.coalesce(old, 0.0) + new)
-        elif c in merge_source:
-            update[c] = case((old == new, old), (new == "", old), (old == "", new), else_=MIXED)
-        else:
-            update[c] = new
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), rows)
-
-
-def _upsert_miners(conn: Any, rows: list[dict[str, Any]], now: datetime) -> None:
-    # Rows carry different subsets of columns (labels, identity); each subset updates only its own.
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault(tuple(sorted(r)), []).append(r)
-    insert_ = _insert_for(conn)
-    for keys, group in groups.items():
-        full = [_MINER_DEFAULTS | r | {"first_seen": now, "updated_at": now} for r in group]
-        stmt = insert_(_MINERS)
-        update = {c: stmt.excluded[c] for c in (*keys, "updated_at") if c != "id"}
-        conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=update), full)
-
-
-def _latest_row(r: tuple[Any, ...]) -> dict[str, Any]:
-    mid, health, snap, failures, last_error, last_ok_at = r
-    snap_: Snapshot | None = snap
-    row: dict[str, Any] = {
-        "miner_id": mid,
-        "health": str(health.value if isinstance(health, Health) else health),
-        "failures": failures,
-        "last_error": last_error[:500],
-        "last_ok_at": _dt(last_ok_at),
-        "polled_at": None,
-        "is_mining": None,
-        "mode": "",
-        "hashrate_ths": None,
-        "hashrate_avg_ths": None,
-        "expected_hashrate_ths": None,
-        "power_w": None,
-        "power_limit_w": None,
-        "temp_c": None,
-        "env_temp_c": None,
-        "fans_min_rpm": None,
-        "faults": 0,
-        "uptime_s": None,
-        "pool_url": "",
-    }
-    if snap_ is not None:
-        fans = [f.rpm for f in snap_.fans if f.rpm is not None]
-        pool = next((p.url for p in snap_.pools if p.active), "")
-        row.update(
-            polled_at=_dt(snap_.polled_at or last_ok_at),
-            is_mining=snap_.is_mining,
-            mode=str(snap_.mode),
-            hashrate_ths=snap_.hashrate_ths,
-            hashrate_avg_ths=snap_.hashrate_avg_ths,
-            expected_hashrate_ths=snap_.expected_hashrate_ths,
-            power_w=snap_.power_w,
-            power_limit_w=snap_.power_limit_w,
-            temp_c=snap_.temp_c,
-            env_temp_c=snap_.env_temp_c,
-            fans_min_rpm=min(fans) if fans else None,
-            faults=len(snap_.errors),
-            uptime_s=snap_.uptime_s,
-            pool_url=pool,
-        )
-    return row

@@ -122,7 +122,7 @@ async def test_expect_100_continue(start):
 
 
 async def test_idle_keep_alive_is_closed_like_lighttpd(start, monkeypatch):
-    import fleetd.sim.antminer as antminer
+    import fleetd.sim.antminer_web as antminer
 
     monkeypatch.setattr(antminer, "WEB_KEEP_ALIVE_IDLE_S", 0.3)
     _, host = await start()

@@ -1,0 +1,1 @@
+"""Telemetry exporters: Prometheus exposition (GET /metrics) and MQTT publishing, both read FleetState."""

@@ -1,0 +1,286 @@
+"""MQTT publishing after each poll cycle: fleet summary, per-miner state (when changed), availability.
+
+Topics under the configured prefix: `<prefix>/status` ("online", or "offline": clean stop and the last
+will), `<prefix>/fleet` (summary JSON), `<prefix>/miners/<id>/state` (compact JSON). The event loop only
+builds messages; a sender thread hands them to paho, whose own network thread talks to the broker and
+reconnects with backoff. Pending messages are kept one per topic (the newest wins), so a broker that is
+down holds at most one message per miner; beyond `queue_size` topics new messages are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import paho.mqtt.client as paho
+
+from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
+
+if TYPE_CHECKING:
+    from fleetd.config import MqttConfig
+
+log = logging.getLogger("fleetd.mqtt")
+
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 60
+
+
+def topic_id(miner_id: str) -> str:
+    """A miner id usable as one topic level: no '/', '+', '#'."""
+    return miner_id.replace("/", "_").replace("+", "_").replace("#", "_") or "_"
+
+
+def miner_state(rec: MinerRecord) -> dict[str, Any]:
+    """The compact JSON state of one miner."""
+    out: dict[str, Any] = {"id": rec.id, "host": rec.host, "health": rec.health.value}
+    if rec.labels.site:
+        out["site"] = rec.labels.site
+    if rec.labels.rack:
+        out["rack"] = rec.labels.rack
+    ident = rec.identity
+    if ident is not None:
+        out["model"] = ident.model
+        out["vendor"] = ident.vendor
+        out["firmware"] = ident.firmware
+    snap = rec.snapshot
+    if rec.health is Health.UP and snap is not None:
+        out.update(
+            mining=snap.is_mining,
+            mode=snap.mode.value,
+            hashrate_ths=snap.hashrate_ths,
+            expected_hashrate_ths=snap.expected_hashrate_ths,
+            power_w=snap.power_w,
+            temp_c=snap.temp_c,
+            fans_rpm=[f.rpm for f in snap.fans],
+            faults=[f.code for f in snap.errors],
+            uptime_s=snap.uptime_s,
+            polled_at=snap.polled_at,
+        )
+        eco = rec.economics
+        if eco is not None:
+            out.update(
+                power_w=eco.power_w,
+                power_source=eco.power_source,
+                profit_per_day=eco.profit_per_day,
+                efficiency_j_per_th=eco.efficiency_j_per_th,
+                currency=eco.currency,
+            )
+    else:
+        out["failures"] = rec.failures
+        out["last_error"] = rec.last_error
+        out["last_ok_at"] = rec.last_ok_at
+    return out
+
+
+def fingerprint(rec: MinerRecord) -> tuple[Any, ...]:
+    """What must change for a miner's state to be republished before its periodic turn."""
+    snap = rec.snapshot
+    if rec.health is not Health.UP or snap is None:
+        return (rec.health,)
+    expected = snap.expected_hashrate_ths or snap.hashrate_ths or 1.0
+    hr = round((snap.hashrate_ths or 0.0) / max(expected, 1e-9) * 20)  # 5 % steps of expected
+    power = round((snap.power_w or 0.0) / 50)  # 50 W steps
+    temp = round((snap.temp_c or 0.0) / 3)  # 3 deg C steps
+    profitable = rec.economics.profitable if rec.economics is not None else None
+    return (rec.health, snap.is_mining, snap.mode, len(snap.errors), hr, power, temp, profitable)
+
+
+def fleet_summary(state: FleetState, now: float) -> dict[str, Any]:
+    up = down = unknown = mining = 0
+    ths = watts = 0.0
+    for rec in state.miners.values():
+        if rec.health is Health.UP:
+            up += 1
+            snap = rec.snapshot
+            if snap is not None:
+                mining += snap.is_mining
+                ths += snap.hashrate_ths or 0.0
+                eco = rec.economics
+                watts += (eco.power_w if eco is not None and eco.power_w is not None else snap.power_w) or 0.0
+        elif rec.health is Health.DOWN:
+            down += 1
+        else:
+            unknown += 1
+    out: dict[str, Any] = {
+        "at": now,
+        "miners": len(state.miners),
+        "up": up,
+        "down": down,
+        "unknown": unknown,
+        "mining": mining,
+        "hashrate_ths": ths,
+        "power_w": watts,
+    }
+    if state.economics is not None:
+        out["profit_per_day"] = state.economics.profit_per_day
+        out["revenue_per_day"] = state.economics.total.revenue_per_day
+        out["power_cost_per_day"] = state.economics.total.power_cost_per_day
+    c = state.last_cycle
+    if c is not None:
+        out["cycle"] = {
+            "ended_at": c.ended_at,
+            "duration_s": c.ended_at - c.started_at,
+            "polled": c.polled,
+            "ok": c.ok,
+            "failed": c.failed,
+            "skipped": c.skipped,
+            "overran": c.overran,
+        }
+    return out
+
+
+class MqttPublisher:
+    """Start with `start()`, feed with `on_cycle(stats)` (a Daemon.on_cycle hook), end with `stop()`."""
+
+    def __init__(self, config: MqttConfig, state: FleetState | Any) -> None:
+        self.config = config
+        self._state_of = state if callable(state) else (lambda: state)
+        self.prefix = config.topic_prefix
+        self.status_topic = f"{self.prefix}/status"
+        self.connected = False
+        self.published = 0
+        self.dropped = 0
+        self.cycles = 0
+        self._pending: OrderedDict[str, tuple[bytes, bool]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._resync = True  # publish every miner at the next cycle (first one, and after a reconnect)
+        self._seen: dict[str, tuple[Any, ...]] = {}
+        self._sender: threading.Thread | None = None
+        self.client: paho.Client | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._pending)
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect in the background (never blocks on the broker); reconnects with backoff by itself."""
+        c = self.config
+        client_id = c.client_id or f"fleetd-{socket.gethostname()}"
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311)
+        if c.username is not None or c.password is not None:
+            password = c.password.resolve().get_secret_value() if c.password is not None else None
+            client.username_pw_set(c.username or "", password)
+        if c.tls:
+            client.tls_set(ca_certs=c.ca_file or None)
+        client.will_set(self.status_topic, b"offline", qos=1, retain=True)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.connect_async(c.host, c.port, keepalive=c.keepalive_s)
+        client.loop_start()
+        self.client = client
+        self._sender = threading.Thread(target=self._send_loop, name="fleetd-mqtt-send", daemon=True)
+        self._sender.start()
+        log.info("MQTT: publishing to %s:%d under %s/", c.host, c.port, self.prefix)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Say "offline", flush briefly, disconnect (blocking: call it in a thread)."""
+        client = self.client
+        if client is None:
+            return
+        self._stopping.set()
+        self._wake.set()
+        if self._sender is not None:
+            self._sender.join(timeout)
+        if self.connected:
+            info = client.publish(self.status_topic, b"offline", qos=1, retain=True)
+            with contextlib.suppress(Exception):
+                info.wait_for_publish(timeout)
+        client.disconnect()
+        client.loop_stop()
+        self.client = None
+
+    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning(
+                "MQTT: broker %s:%d refused the connection: %s", self.config.host, self.config.port, reason
+            )
+            return
+        self.connected = True
+        self._resync = True
+        client.publish(self.status_topic, b"online", qos=1, retain=True)
+        log.info("MQTT: connected to %s:%d", self.config.host, self.config.port)
+        self._wake.set()
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self.connected:
+            log.warning(
+                "MQTT: disconnected from %s:%d (%s); reconnecting", self.config.host, self.config.port, reason
+            )
+        self.connected = False
+
+    # --- publishing ----------------------------------------------------------------------------------------
+    def on_cycle(self, _stats: CycleStats | None = None) -> None:
+        """Queue the fleet summary and the states that changed or whose periodic turn it is (loop thread)."""
+        state = self._state_of()
+        now = time.time()
+        self.cycles += 1
+        full, self._resync = self._resync, False
+        every = self.config.full_every
+        cycle = self.cycles
+        retain = self.config.retain
+        seen = self._seen
+        messages: list[tuple[str, bytes]] = [
+            (f"{self.prefix}/fleet", orjson.dumps(fleet_summary(state, now)))
+        ]
+        for mid, rec in state.miners.items():
+            fp = fingerprint(rec)
+            due = full or seen.get(mid) != fp or (cycle + zlib.crc32(mid.encode())) % every == 0
+            if due:
+                seen[mid] = fp
+                messages.append(
+                    (f"{self.prefix}/miners/{topic_id(mid)}/state", orjson.dumps(miner_state(rec)))
+                )
+        if len(seen) > len(state.miners):  # miners removed from the configuration
+            for mid in [m for m in seen if m not in state.miners]:
+                del seen[mid]
+        self._enqueue(messages, retain)
+
+    def _enqueue(self, messages: list[tuple[str, bytes]], retain: bool) -> None:
+        limit = self.config.queue_size
+        dropped = 0
+        with self._lock:
+            pending = self._pending
+            for topic, payload in messages:
+                if topic in pending:
+                    pending[topic] = (payload, retain)  # the newest state replaces the unsent one
+                elif len(pending) < limit:
+                    pending[topic] = (payload, retain)
+                else:
+                    dropped += 1
+        if dropped:
+            if self.dropped == 0 or (self.dropped + dropped) // 10_000 > self.dropped // 10_000:
+                log.error(
+                    "MQTT: queue full (broker slow or down): %d messages dropped", self.dropped + dropped
+                )
+            self.dropped += dropped
+        self._wake.set()
+
+    def _send_loop(self) -> None:
+        qos = self.config.qos
+        while not self._stopping.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            while self.connected and not self._stopping.is_set():
+                with self._lock:
+                    if not self._pending:
+                        break
+                    topic, (payload, retain) = self._pending.popitem(last=False)
+                client = self.client
+                if client is None:
+                    return
+                info = client.publish(topic, payload, qos=qos, retain=retain)
+                if info.rc == paho.MQTT_ERR_SUCCESS:
+                    self.published += 1
+                else:  # the connection dropped between the check and the publish
+                    self.dropped += 1

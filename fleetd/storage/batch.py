@@ -1,0 +1,231 @@
+"""One write transaction: the batch that merges queued writes, and the upserts that store it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Table, case, func, insert
+
+from fleetd.daemon.rollups import MIXED, RollupRow
+from fleetd.daemon.state import Health
+from fleetd.model import Snapshot
+from fleetd.storage.schema import _EVENTS, _IDENTITY, _LATEST, _MINERS, _PRICES, _ROLLUPS, _dt
+
+_PRICE_KEY = ("kind", "source", "location", "start")
+_MINER_DEFAULTS: dict[str, Any] = {
+    "host": "",
+    "api_port": 4028,
+    "site": "",
+    "rack": "",
+    "position": "",
+    "source": "config",
+    "nominal_power_w": None,
+    "driver": "",
+    "vendor": "",
+    "model": "",
+    "firmware": "",
+    "serial": "",
+    "mac": "",
+    "hostname": "",
+}
+
+
+class _Batch:
+    """Writes merged while waiting for the database."""
+
+    __slots__ = ("events", "identities", "items", "latest", "miners", "prices", "rollups", "tries")
+
+    def __init__(self) -> None:
+        self.miners: dict[str, dict[str, Any]] = {}
+        self.identities: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.rollups: dict[tuple[str, float], list[Any]] = {}
+        self.latest: dict[str, tuple[Any, ...]] = {}
+        self.prices: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.items = 0
+        self.tries = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.items or self.latest)
+
+    def has_rows(self) -> bool:
+        return bool(
+            self.miners or self.identities or self.events or self.rollups or self.latest or self.prices
+        )
+
+    @staticmethod
+    def only(b: _Batch, field: str) -> _Batch:
+        part = _Batch()
+        setattr(part, field, getattr(b, field))
+        return part
+
+    def add(self, kind: str, payload: Any) -> None:
+        self.items += 1
+        if kind == "miner":
+            self.miners.setdefault(payload["id"], {}).update(payload)
+        elif kind == "identity":
+            self.identities.append(payload)
+        elif kind == "event":
+            self.events.append(payload)
+        elif kind == "price":
+            self.prices.setdefault(tuple(payload[k] for k in _PRICE_KEY), payload)
+        elif kind == "rollup":
+            r: RollupRow = payload
+            acc = self.rollups.setdefault((r.miner_id, r.hour_start), [0.0, 0.0, 0.0, 0, None, None, "", ""])
+            acc[0] += r.energy_kwh
+            acc[1] += r.hashes_th
+            acc[2] += r.uptime_s
+            acc[3] += r.samples
+            if r.revenue is not None:
+                acc[4] = (acc[4] or 0.0) + r.revenue
+            if r.cost is not None:
+                acc[5] = (acc[5] or 0.0) + r.cost
+            acc[6] = r.currency or acc[6]
+            acc[7] = _merge_source(acc[7], r.power_source)
+
+
+def write_batch(engine: Engine, b: _Batch) -> None:
+    """Write one batch in one transaction."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        if b.miners:
+            _upsert_miners(conn, list(b.miners.values()), now)
+        if b.identities:
+            conn.execute(insert(_IDENTITY), b.identities)
+        if b.events:
+            conn.execute(insert(_EVENTS), b.events)
+        if b.rollups:
+            rows = [
+                {
+                    "miner_id": mid,
+                    "hour_start": _dt(hour),
+                    "energy_kwh": a[0],
+                    "hashes_th": a[1],
+                    "uptime_s": a[2],
+                    "samples": int(a[3]),
+                    "revenue": a[4],
+                    "cost": a[5],
+                    "currency": a[6],
+                    "power_source": a[7],
+                }
+                for (mid, hour), a in b.rollups.items()
+            ]
+            _upsert(
+                conn,
+                _ROLLUPS,
+                rows,
+                ["miner_id", "hour_start"],
+                add=("energy_kwh", "hashes_th", "uptime_s", "samples"),
+                add_nullable=("revenue", "cost"),
+                merge_source=("power_source",),
+            )
+        if b.prices:
+            stmt = _insert_for(conn)(_PRICES).on_conflict_do_nothing(index_elements=list(_PRICE_KEY))
+            conn.execute(stmt, list(b.prices.values()))
+        latest = list(b.latest.values())
+        for i in range(0, len(latest), 1000):  # chunks keep the transient row dicts small
+            _upsert(conn, _LATEST, [_latest_row(r) for r in latest[i : i + 1000]], ["miner_id"])
+
+
+def _merge_source(old: str, new: str) -> str:
+    return old if new in ("", old) else new if not old else MIXED
+
+
+def _insert_for(conn: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert
+
+
+def _upsert(
+    conn: Any,
+    table: Table,
+    rows: list[dict[str, Any]],
+    keys: list[str],
+    *,
+    add: tuple[str, ...] = (),
+    add_nullable: tuple[str, ...] = (),
+    merge_source: tuple[str, ...] = (),
+) -> None:
+    """Insert, or on a key conflict update the other columns; those in `add` are summed instead.
+
+    `add_nullable` columns are summed where both sides have a value; NULL + x is x, x + NULL is x.
+    `merge_source` columns keep one value while both sides agree, else become "mixed" ("" is no value).
+    """
+    stmt = _insert_for(conn)(table)
+    update: dict[str, Any] = {}
+    for c in rows[0]:
+        if c in keys:
+            continue
+        old, new = table.c[c], stmt.excluded[c]
+        if c in add:
+            update[c] = old + new
+        elif c in add_nullable:
+            update[c] = case((new.is_(None), old), else_=func.coalesce(old, 0.0) + new)
+        elif c in merge_source:
+            update[c] = case((old == new, old), (new == "", old), (old == "", new), else_=MIXED)
+        else:
+            update[c] = new
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), rows)
+
+
+def _upsert_miners(conn: Any, rows: list[dict[str, Any]], now: datetime) -> None:
+    # Rows carry different subsets of columns (labels, identity); each subset updates only its own.
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(sorted(r)), []).append(r)
+    insert_ = _insert_for(conn)
+    for keys, group in groups.items():
+        full = [_MINER_DEFAULTS | r | {"first_seen": now, "updated_at": now} for r in group]
+        stmt = insert_(_MINERS)
+        update = {c: stmt.excluded[c] for c in (*keys, "updated_at") if c != "id"}
+        conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=update), full)
+
+
+def _latest_row(r: tuple[Any, ...]) -> dict[str, Any]:
+    mid, health, snap, failures, last_error, last_ok_at = r
+    snap_: Snapshot | None = snap
+    row: dict[str, Any] = {
+        "miner_id": mid,
+        "health": str(health.value if isinstance(health, Health) else health),
+        "failures": failures,
+        "last_error": last_error[:500],
+        "last_ok_at": _dt(last_ok_at),
+        "polled_at": None,
+        "is_mining": None,
+        "mode": "",
+        "hashrate_ths": None,
+        "hashrate_avg_ths": None,
+        "expected_hashrate_ths": None,
+        "power_w": None,
+        "power_limit_w": None,
+        "temp_c": None,
+        "env_temp_c": None,
+        "fans_min_rpm": None,
+        "faults": 0,
+        "uptime_s": None,
+        "pool_url": "",
+    }
+    if snap_ is not None:
+        fans = [f.rpm for f in snap_.fans if f.rpm is not None]
+        pool = next((p.url for p in snap_.pools if p.active), "")
+        row.update(
+            polled_at=_dt(snap_.polled_at or last_ok_at),
+            is_mining=snap_.is_mining,
+            mode=str(snap_.mode),
+            hashrate_ths=snap_.hashrate_ths,
+            hashrate_avg_ths=snap_.hashrate_avg_ths,
+            expected_hashrate_ths=snap_.expected_hashrate_ths,
+            power_w=snap_.power_w,
+            power_limit_w=snap_.power_limit_w,
+            temp_c=snap_.temp_c,
+            env_temp_c=snap_.env_temp_c,
+            fans_min_rpm=min(fans) if fans else None,
+            faults=len(snap_.errors),
+            uptime_s=snap_.uptime_s,
+            pool_url=pool,
+        )
+    return row
