@@ -30,6 +30,8 @@ log = logging.getLogger("fleetd.mqtt")
 
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 60
+CONNECT_TIMEOUT_S = 5.0
+BACKLOG_MAX = 10_000  # packets paho may hold unsent before the sender waits (a connected but slow broker)
 
 
 def topic_id(miner_id: str) -> str:
@@ -174,6 +176,8 @@ class MqttPublisher:
             client.tls_set(ca_certs=c.ca_file or None)
         client.will_set(self.status_topic, b"offline", qos=1, retain=True)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.connect_timeout = CONNECT_TIMEOUT_S
+        client.max_queued_messages_set(BACKLOG_MAX)  # QoS 1/2 messages not yet acknowledged
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.connect_async(c.host, c.port, keepalive=c.keepalive_s)
@@ -196,6 +200,7 @@ class MqttPublisher:
             info = client.publish(self.status_topic, b"offline", qos=1, retain=True)
             with contextlib.suppress(Exception):
                 info.wait_for_publish(timeout)
+        self.connected = False  # a clean stop: no "reconnecting" warning
         client.disconnect()
         client.loop_stop()
         self.client = None
@@ -258,12 +263,10 @@ class MqttPublisher:
                     pending[topic] = (payload, retain)
                 else:
                     dropped += 1
-        if dropped:
-            if self.dropped == 0 or (self.dropped + dropped) // 10_000 > self.dropped // 10_000:
-                log.error(
-                    "MQTT: queue full (broker slow or down): %d messages dropped", self.dropped + dropped
-                )
+            before = self.dropped
             self.dropped += dropped
+        if dropped and (before == 0 or self.dropped // 10_000 > before // 10_000):
+            log.error("MQTT: queue full (broker slow or down): %d messages dropped", self.dropped)
         self._wake.set()
 
     def _send_loop(self) -> None:
@@ -272,15 +275,19 @@ class MqttPublisher:
             self._wake.wait(1.0)
             self._wake.clear()
             while self.connected and not self._stopping.is_set():
+                client = self.client
+                if client is None:
+                    return
+                if len(getattr(client, "_out_packet", ())) >= BACKLOG_MAX:  # let paho's thread catch up
+                    time.sleep(0.05)
+                    continue
                 with self._lock:
                     if not self._pending:
                         break
                     topic, (payload, retain) = self._pending.popitem(last=False)
-                client = self.client
-                if client is None:
-                    return
                 info = client.publish(topic, payload, qos=qos, retain=retain)
-                if info.rc == paho.MQTT_ERR_SUCCESS:
-                    self.published += 1
-                else:  # the connection dropped between the check and the publish
-                    self.dropped += 1
+                with self._lock:  # the counters are also written on the event loop's thread
+                    if info.rc == paho.MQTT_ERR_SUCCESS:
+                        self.published += 1
+                    else:  # the connection dropped between the check and the publish
+                        self.dropped += 1

@@ -3,7 +3,8 @@
 Units follow Prometheus conventions: hashrates in hashes per second, power in watts, temperatures in
 celsius, times in seconds; money is per day in the economics currency (fleetd_economics_info{currency}).
 The text is written directly (exposition format 0.0.4) rather than through prometheus_client sample
-objects: at 10,000 miners that is ~300,000 samples, and building objects for each costs far more.
+objects: at 10,000 miners that is ~380,000 samples, and an object for each costs far more time and
+memory. It is written family by family into a gzip stream, and only the compressed body is cached.
 prometheus_client still supplies the process_* series.
 """
 
@@ -13,7 +14,8 @@ import asyncio
 import gzip
 import math
 import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +24,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 
 from fleetd import __version__
 from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
-from fleetd.model import Mode
+from fleetd.economics.unit import Economics
+from fleetd.model import Hashboard, Mode, Snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TH = 1e12  # hashes per second in one TH/s (the model's unit)
@@ -126,32 +129,132 @@ class Extras:
 
 
 class _Out:
-    """Samples grouped by family, written in FAMILIES order."""
+    """Samples of the small (non-miner) families, by family name."""
 
     def __init__(self) -> None:
-        self.lines: dict[str, list[str]] = {name: [] for name in FAMILIES}
+        self.lines: dict[str, list[str]] = {}
 
     def add(self, name: str, labels: str, value: float | int | bool | None) -> None:
         if value is None:
             return
-        self.lines[name].append(f"{name}{{{labels}}} {fmt(value)}" if labels else f"{name} {fmt(value)}")
-
-    def text(self) -> str:
-        parts: list[str] = []
-        for name, samples in self.lines.items():
-            if samples:
-                kind, help_ = FAMILIES[name]
-                parts.append(f"# HELP {name} {help_}\n# TYPE {name} {kind}\n")
-                parts.append("\n".join(samples))
-                parts.append("\n")
-        return "".join(parts)
+        line = f"{name}{{{labels}}} {fmt(value)}" if labels else f"{name} {fmt(value)}"
+        self.lines.setdefault(name, []).append(line)
 
 
 def _ths(v: float | None) -> float | None:
     return None if v is None else v * TH
 
 
-def render(
+@dataclass(slots=True)
+class _Row:
+    """One miner as the per-miner families see it."""
+
+    lb: str  # the common label set
+    rec: MinerRecord
+    snap: Snapshot | None  # only while up
+    power: float | None
+    source: str
+
+
+def _max_chip(s: Snapshot) -> float | None:
+    chips = [b.chip_temp_c for b in s.hashboards if b.chip_temp_c is not None]
+    return max(chips) if chips else s.temp_c
+
+
+def _shares(s: Snapshot, accepted: bool) -> int | None:
+    if not s.pools:
+        return None
+    return sum(p.accepted if accepted else p.rejected for p in s.pools)
+
+
+# per-miner families that are one value per miner: name -> value of a row (None: no sample)
+_RowValue = Callable[[_Row], float | int | bool | None]
+_ALWAYS: dict[str, _RowValue] = {
+    "fleetd_miner_up": lambda r: r.snap is not None,
+    "fleetd_miner_poll_failures": lambda r: r.rec.failures,
+    "fleetd_miner_last_success_timestamp_seconds": lambda r: r.rec.last_ok_at,
+}
+_UP: dict[str, Callable[[Snapshot], float | int | bool | None]] = {
+    "fleetd_miner_mining": lambda s: s.is_mining,
+    "fleetd_miner_sleeping": lambda s: s.mode is Mode.SLEEP,
+    "fleetd_miner_hashrate_hashes_per_second": lambda s: _ths(s.hashrate_ths),
+    "fleetd_miner_hashrate_average_hashes_per_second": lambda s: _ths(s.hashrate_avg_ths),
+    "fleetd_miner_expected_hashrate_hashes_per_second": lambda s: _ths(s.expected_hashrate_ths),
+    "fleetd_miner_power_limit_watts": lambda s: s.power_limit_w,
+    "fleetd_miner_chip_temperature_max_celsius": _max_chip,
+    "fleetd_miner_ambient_temperature_celsius": lambda s: s.env_temp_c,
+    "fleetd_miner_shares_accepted_total": lambda s: _shares(s, True),
+    "fleetd_miner_shares_rejected_total": lambda s: _shares(s, False),
+    "fleetd_miner_uptime_seconds": lambda s: s.uptime_s,
+    "fleetd_miner_faults": lambda s: len(s.errors),
+}
+_ECONOMICS: dict[str, Callable[[Economics], float | None]] = {
+    "fleetd_miner_revenue_per_day": lambda e: e.revenue_per_day,
+    "fleetd_miner_power_cost_per_day": lambda e: e.power_cost_per_day,
+    "fleetd_miner_profit_per_day": lambda e: e.profit_per_day,
+    "fleetd_miner_efficiency_joules_per_terahash": lambda e: e.efficiency_j_per_th,
+    "fleetd_miner_breakeven_electricity_price_per_megawatt_hour": lambda e: e.breakeven_per_mwh,
+}
+_BOARD: dict[str, Callable[[Hashboard], float | bool | None]] = {
+    "fleetd_miner_board_chip_temperature_celsius": lambda b: b.chip_temp_c,
+    "fleetd_miner_board_temperature_celsius": lambda b: b.board_temp_c,
+    "fleetd_miner_board_hashrate_hashes_per_second": lambda b: _ths(b.hashrate_ths),
+    "fleetd_miner_board_ok": lambda b: b.ok,
+}
+
+
+def _miner_lines(name: str, rows: list[_Row], components: bool) -> list[str]:
+    """The samples of one per-miner family."""
+    if name in _ALWAYS:
+        get = _ALWAYS[name]
+        return [f"{name}{{{r.lb}}} {fmt(v)}" for r in rows if (v := get(r)) is not None]
+    if name in _UP:
+        sget = _UP[name]
+        return [
+            f"{name}{{{r.lb}}} {fmt(v)}"
+            for r in rows
+            if r.snap is not None and (v := sget(r.snap)) is not None
+        ]
+    if name in _ECONOMICS:
+        eget = _ECONOMICS[name]
+        return [
+            f"{name}{{{r.lb}}} {fmt(v)}"
+            for r in rows
+            if r.snap is not None and r.rec.economics is not None and (v := eget(r.rec.economics)) is not None
+        ]
+    if name == "fleetd_miner_info":
+        out = []
+        for r in rows:
+            ident = r.rec.identity
+            if ident is not None:
+                driver = escape(r.rec.driver or ident.driver)
+                out.append(f'{name}{{{r.lb},firmware="{escape(ident.firmware)}",driver="{driver}"}} 1')
+        return out
+    if name == "fleetd_miner_power_watts":
+        return [f'{name}{{{r.lb},source="{r.source}"}} {fmt(r.power)}' for r in rows if r.power is not None]
+    if not components:
+        return []
+    if name in _BOARD:
+        bget = _BOARD[name]
+        return [
+            f'{name}{{{r.lb},board="{b.index}"}} {fmt(v)}'
+            for r in rows
+            if r.snap is not None
+            for b in r.snap.hashboards
+            if (v := bget(b)) is not None
+        ]
+    if name == "fleetd_miner_fan_speed_rpm":
+        return [
+            f'{name}{{{r.lb},fan="{f.index}"}} {f.rpm}'
+            for r in rows
+            if r.snap is not None
+            for f in r.snap.fans
+            if f.rpm is not None
+        ]
+    raise KeyError(name)
+
+
+def chunks(
     state: FleetState,
     miners: Iterable[MinerRecord] | None = None,
     *,
@@ -159,85 +262,42 @@ def render(
     per_miner: bool = True,
     components: bool = True,
     render_s: float | None = None,
-) -> str:
-    """The exposition text of `state` (`miners` defaults to all of them)."""
+) -> Iterator[str]:
+    """The exposition text of `state` (`miners` defaults to all of them), one family at a time, so that
+    a rendering never holds every sample line at once."""
     out = _Out()
     add = out.add
     ex = extras or Extras()
-    add("fleetd_build_info", f'version="{escape(__version__)}"', 1)
-    add("fleetd_start_time_seconds", "", state.started_at)
+    rows: list[_Row] = []
     counts = {Health.UP: 0, Health.DOWN: 0, Health.UNKNOWN: 0}
     mining = 0
     fleet_ths = fleet_expected = fleet_w = 0.0
     for rec in state.miners.values() if miners is None else miners:
         counts[rec.health] += 1
-        snap = rec.snapshot
-        up = rec.health is Health.UP and snap is not None
-        eco = rec.economics
+        snap = rec.snapshot if rec.health is Health.UP else None
         power: float | None = None
         source = ""
-        if up:
-            assert snap is not None
+        if snap is not None:
             mining += snap.is_mining
             fleet_ths += snap.hashrate_ths or 0.0
             fleet_expected += snap.expected_hashrate_ths or 0.0
+            eco = rec.economics
             if eco is not None and eco.power_w is not None:
                 power, source = eco.power_w, eco.power_source
             elif snap.power_w is not None:
                 power, source = snap.power_w, "measured"
             fleet_w += power or 0.0
-        if not per_miner:
-            continue
-        ident = rec.identity
-        lb = (
-            f'miner="{escape(rec.id)}",host="{escape(rec.host)}",site="{escape(rec.labels.site)}",'
-            f'rack="{escape(rec.labels.rack)}",model="{escape(ident.model if ident else rec.model)}",'
-            f'vendor="{escape(ident.vendor if ident else "")}"'
-        )
-        if ident is not None:
-            add(
-                "fleetd_miner_info",
-                f'{lb},firmware="{escape(ident.firmware)}",driver="{escape(rec.driver or ident.driver)}"',
-                1,
+        if per_miner:
+            ident = rec.identity
+            lb = (
+                f'miner="{escape(rec.id)}",host="{escape(rec.host)}",site="{escape(rec.labels.site)}",'
+                f'rack="{escape(rec.labels.rack)}",model="{escape(ident.model if ident else rec.model)}",'
+                f'vendor="{escape(ident.vendor if ident else "")}"'
             )
-        add("fleetd_miner_up", lb, up)
-        add("fleetd_miner_poll_failures", lb, rec.failures)
-        add("fleetd_miner_last_success_timestamp_seconds", lb, rec.last_ok_at)
-        if not up:
-            continue
-        assert snap is not None
-        add("fleetd_miner_mining", lb, snap.is_mining)
-        add("fleetd_miner_sleeping", lb, snap.mode is Mode.SLEEP)
-        add("fleetd_miner_hashrate_hashes_per_second", lb, _ths(snap.hashrate_ths))
-        add("fleetd_miner_hashrate_average_hashes_per_second", lb, _ths(snap.hashrate_avg_ths))
-        add("fleetd_miner_expected_hashrate_hashes_per_second", lb, _ths(snap.expected_hashrate_ths))
-        if power is not None:
-            add("fleetd_miner_power_watts", f'{lb},source="{source}"', power)
-        add("fleetd_miner_power_limit_watts", lb, snap.power_limit_w)
-        chips = [b.chip_temp_c for b in snap.hashboards if b.chip_temp_c is not None]
-        add("fleetd_miner_chip_temperature_max_celsius", lb, max(chips) if chips else snap.temp_c)
-        add("fleetd_miner_ambient_temperature_celsius", lb, snap.env_temp_c)
-        if components:
-            for b in snap.hashboards:
-                blb = f'{lb},board="{b.index}"'
-                add("fleetd_miner_board_chip_temperature_celsius", blb, b.chip_temp_c)
-                add("fleetd_miner_board_temperature_celsius", blb, b.board_temp_c)
-                add("fleetd_miner_board_hashrate_hashes_per_second", blb, _ths(b.hashrate_ths))
-                add("fleetd_miner_board_ok", blb, b.ok)
-            for f in snap.fans:
-                add("fleetd_miner_fan_speed_rpm", f'{lb},fan="{f.index}"', f.rpm)
-        if snap.pools:
-            add("fleetd_miner_shares_accepted_total", lb, sum(p.accepted for p in snap.pools))
-            add("fleetd_miner_shares_rejected_total", lb, sum(p.rejected for p in snap.pools))
-        add("fleetd_miner_uptime_seconds", lb, snap.uptime_s)
-        add("fleetd_miner_faults", lb, len(snap.errors))
-        if eco is not None:
-            add("fleetd_miner_revenue_per_day", lb, eco.revenue_per_day)
-            add("fleetd_miner_power_cost_per_day", lb, eco.power_cost_per_day)
-            add("fleetd_miner_profit_per_day", lb, eco.profit_per_day)
-            add("fleetd_miner_efficiency_joules_per_terahash", lb, eco.efficiency_j_per_th)
-            add("fleetd_miner_breakeven_electricity_price_per_megawatt_hour", lb, eco.breakeven_per_mwh)
+            rows.append(_Row(lb, rec, snap, power, escape(source)))
 
+    add("fleetd_build_info", f'version="{escape(__version__)}"', 1)
+    add("fleetd_start_time_seconds", "", state.started_at)
     for health, n in counts.items():
         add("fleetd_miners", f'health="{health.value}"', n)
     add("fleetd_miners_mining", "", mining)
@@ -258,15 +318,17 @@ def render(
     if ex.currency:
         add("fleetd_economics_info", f'currency="{escape(ex.currency)}"', 1)
     for kind, value, age, stale in ex.prices:
-        name = (
-            "fleetd_hashprice_per_petahash_day"
-            if kind == "hashprice"
-            else ("fleetd_electricity_price_per_megawatt_hour")
-        )
-        add(name, "", value)
+        price = "fleetd_hashprice_per_petahash_day" if kind == "hashprice" else PRICE_FAMILY
+        add(price, "", value)
         add("fleetd_price_age_seconds", f'price="{kind}"', age)
         add("fleetd_price_stale", f'price="{kind}"', stale or value is None)
-    _cycle(out, state.last_cycle)
+    c = state.last_cycle
+    if c is not None:
+        add("fleetd_cycle_duration_seconds", "", c.ended_at - c.started_at)
+        add("fleetd_cycle_end_timestamp_seconds", "", c.ended_at)
+        for result in ("polled", "ok", "failed", "skipped"):
+            add("fleetd_cycle_miners", f'result="{result}"', getattr(c, result))
+        add("fleetd_cycle_overran", "", c.overran)
     add("fleetd_cycles_total", "", ex.cycles)
     add("fleetd_cycle_overruns_total", "", ex.overruns)
     if ex.storage is not None:
@@ -282,17 +344,22 @@ def render(
         add("fleetd_mqtt_published_messages_total", "", published)
         add("fleetd_mqtt_dropped_messages_total", "", dropped)
     add("fleetd_metrics_render_seconds", "", render_s)
-    return out.text()
+
+    for name, (kind, help_) in FAMILIES.items():
+        if name.startswith("fleetd_miner_"):
+            lines = _miner_lines(name, rows, components) if rows else []
+        else:
+            lines = out.lines.get(name, [])
+        if lines:
+            yield f"# HELP {name} {help_}\n# TYPE {name} {kind}\n" + "\n".join(lines) + "\n"
 
 
-def _cycle(out: _Out, c: CycleStats | None) -> None:
-    if c is None:
-        return
-    out.add("fleetd_cycle_duration_seconds", "", c.ended_at - c.started_at)
-    out.add("fleetd_cycle_end_timestamp_seconds", "", c.ended_at)
-    for result in ("polled", "ok", "failed", "skipped"):
-        out.add("fleetd_cycle_miners", f'result="{result}"', getattr(c, result))
-    out.add("fleetd_cycle_overran", "", c.overran)
+PRICE_FAMILY = "fleetd_electricity_price_per_megawatt_hour"
+
+
+def render(state: FleetState, miners: Iterable[MinerRecord] | None = None, **options: Any) -> str:
+    """The whole exposition text at once (tests, small fleets); see chunks()."""
+    return "".join(chunks(state, miners, **options))
 
 
 class Exporter:
@@ -303,8 +370,7 @@ class Exporter:
         self.daemon: Any = None
         self.cycles = 0
         self.overruns = 0
-        self._cache: tuple[tuple[Any, ...], float, bytes] | None = None
-        self._gzipped: tuple[bytes, bytes] | None = None  # (plain body it was made from, gzip of it)
+        self._cache: tuple[tuple[Any, ...], float, bytes] | None = None  # key, made at, gzip body
         self._render_s: float | None = None
         self._lock = asyncio.Lock()
         self._process = CollectorRegistry(auto_describe=False)
@@ -359,51 +425,51 @@ class Exporter:
         return ex
 
     def render_now(self) -> bytes:
-        """A fresh rendering, on the calling thread (tests, benchmarks)."""
+        """A fresh, uncompressed rendering on the calling thread (tests, benchmarks)."""
         state = self.state()
         _, per_miner, components, _ = self._settings()
         text = render(state, extras=self.extras(time.time()), per_miner=per_miner, components=components)
         return text.encode() + generate_latest(self._process)
 
-    async def scrape_gzip(self) -> bytes:
-        """scrape(), gzip-compressed (10,000 miners: ~58 MB of text, ~3.5 MB compressed), also cached."""
-        body = await self.scrape()
-        async with self._lock:
-            if self._gzipped is None or self._gzipped[0] is not body:
-                self._gzipped = (body, await asyncio.to_thread(gzip.compress, body, 1))
-            return self._gzipped[1]
+    def _render_gzip(
+        self, state: FleetState, miners: list[MinerRecord], extras: Extras, **options: Any
+    ) -> bytes:
+        """Compressed family by family: neither all sample lines nor the whole text exist at once."""
+        t0 = time.perf_counter()
+        z = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: a gzip container
+        parts = [
+            z.compress(c.encode())
+            for c in chunks(state, miners, extras=extras, render_s=self._render_s, **options)
+        ]
+        parts.append(z.compress(generate_latest(self._process)))
+        parts.append(z.flush())
+        self._render_s = time.perf_counter() - t0
+        return b"".join(parts)
 
-    async def scrape(self) -> bytes:
-        """The cached rendering when no cycle ended since and it is younger than cache_s; else a new one
-        made in a worker thread from a copy of the miner list (the poller may add miners meanwhile)."""
+    async def scrape_gzip(self) -> bytes:
+        """The gzip-compressed exposition (10,000 miners: ~58 MB of text, ~3.5 MB compressed): the cached
+        one when no cycle ended since and it is younger than cache_s, else a new one made in a worker
+        thread from a copy of the miner list (the poller may add miners meanwhile)."""
         async with self._lock:
             state = self.state()
             _, per_miner, components, cache_s = self._settings()
-            key = (id(state), id(state.last_cycle), id(state.economics), len(state.miners), per_miner)
+            cycle = state.last_cycle
+            key = (id(state), cycle.ended_at if cycle else None, len(state.miners), per_miner, components)
             now = time.time()
             if self._cache is not None and self._cache[0] == key and now - self._cache[1] < cache_s:
                 return self._cache[2]
             miners = list(state.miners.values())
             extras = self.extras(now)
-            render_s = self._render_s
-
-            def work() -> bytes:
-                t0 = time.perf_counter()
-                text = render(
-                    state,
-                    miners,
-                    extras=extras,
-                    per_miner=per_miner,
-                    components=components,
-                    render_s=render_s,
-                )
-                body = text.encode() + generate_latest(self._process)
-                self._render_s = time.perf_counter() - t0
-                return body
-
-            body = await asyncio.to_thread(work)
+            self._cache = None  # the old body goes before the new one is made
+            body = await asyncio.to_thread(
+                self._render_gzip, state, miners, extras, per_miner=per_miner, components=components
+            )
             self._cache = (key, now, body)
             return body
+
+    async def scrape(self) -> bytes:
+        """The exposition uncompressed (for clients that do not take gzip; Prometheus does)."""
+        return await asyncio.to_thread(gzip.decompress, await self.scrape_gzip())
 
 
 EXPORTER_KEY = web.AppKey("fleetd_metrics_exporter", Exporter)

@@ -13,7 +13,8 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from fleetd.config import MqttConfig
+from fleetd.config import MqttConfig, parse_config
+from fleetd.daemon.core import Daemon
 from fleetd.daemon.state import Health
 from fleetd.exporters.mqtt import MqttPublisher, topic_id
 from tests.conftest import require_service
@@ -21,7 +22,6 @@ from tests.conftest import require_service
 from .helpers import free_port, running, until
 from .synthetic import fleet
 
-pytestmark = pytest.mark.mqtt
 BROKER = ("127.0.0.1", 1883)
 
 
@@ -104,6 +104,7 @@ def test_full_queue_drops_new_topics_and_counts_them() -> None:
     assert topic_id("a/b+c#") == "a_b_c_"
 
 
+@pytest.mark.mqtt
 async def test_daemon_publishes_status_fleet_and_miner_states(prefix: str, tmp_path: Path) -> None:
     listener = Listener(prefix)
     try:
@@ -127,6 +128,7 @@ async def test_daemon_publishes_status_fleet_and_miner_states(prefix: str, tmp_p
         listener.close()
 
 
+@pytest.mark.mqtt
 def test_last_will_on_abrupt_disconnect(prefix: str) -> None:
     listener = Listener(prefix)
     pub = MqttPublisher(
@@ -147,6 +149,7 @@ def test_last_will_on_abrupt_disconnect(prefix: str) -> None:
         listener.close()
 
 
+@pytest.mark.mqtt
 async def test_unreachable_broker_never_stalls_polling(tmp_path: Path) -> None:
     mqtt = {"port": free_port(), "queue_size": 100}  # nothing listens there
     async with running(3, tmp_path, api=False, mqtt=mqtt) as (d, _s, _m):
@@ -168,3 +171,9 @@ def _wait(cond: object, what: str, within: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+async def test_mqtt_changes_apply_after_a_restart() -> None:
+    d = Daemon(parse_config({}), storage=False)
+    assert "mqtt" in await d.reload(parse_config({"mqtt": {"topic_prefix": "other"}}))
+    assert "mqtt" not in await d.reload(parse_config({"mqtt": {"topic_prefix": "other"}}))

@@ -1,0 +1,60 @@
+"""The shipped Grafana dashboards: structure, datasource input, and only metric names fleetd exports."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleetd.exporters.prometheus import FAMILIES, Extras, render
+
+from .dashboards import DASHBOARDS, load, metric_names, panels, queries
+from .synthetic import fleet
+
+
+def _exported_names() -> set[str]:
+    extras = Extras(
+        cycles=1,
+        overruns=0,
+        storage=(True, 0, 0, 0),
+        mqtt=(True, 0, 1, 0),
+        currency="USD",
+        prices=[("hashprice", 50.0, 10.0, False), ("electricity", 45.0, 5.0, False)],
+    )
+    text = render(fleet(3), extras=extras, render_s=0.1)
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_dashboard_structure(name: str) -> None:
+    dash = load(name)
+    assert dash["uid"] == name.removesuffix(".json") and dash["title"].startswith("fleetd")
+    assert dash["schemaVersion"] >= 36  # Grafana 10 era
+    assert [i["name"] for i in dash["__inputs"]] == ["DS_PROMETHEUS"]
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert (
+        variables["DS_PROMETHEUS"]["type"] == "datasource"
+    )  # provisioned files resolve ${DS_PROMETHEUS} too
+    if name == "fleetd-miner.json":
+        assert variables["miner"]["type"] == "query" and not variables["miner"]["multi"]
+    ids = [p["id"] for p in panels(dash)]
+    assert len(ids) == len(set(ids))
+    for p in panels(dash):
+        assert {"x", "y", "w", "h"} <= set(p["gridPos"]) and p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
+        if p["type"] == "row":
+            continue
+        assert p["datasource"]["uid"] == "${DS_PROMETHEUS}" and p["targets"], p["title"]
+        for t in p["targets"]:
+            assert t["datasource"]["uid"] == "${DS_PROMETHEUS}" and t["expr"].strip()
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_every_metric_a_dashboard_queries_is_exported(name: str) -> None:
+    exported = _exported_names()
+    used = set().union(*(metric_names(q) for q in queries(load(name))))
+    assert used, "no fleetd metric in the dashboard"
+    assert not used - exported, sorted(used - exported)
+
+
+def test_the_miner_dashboard_covers_the_per_miner_series() -> None:
+    used = set().union(*(metric_names(q) for q in queries(load("fleetd-miner.json"))))
+    per_miner = {n for n in FAMILIES if n.startswith("fleetd_miner_")}
+    assert per_miner <= used, sorted(per_miner - used)
