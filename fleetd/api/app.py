@@ -14,6 +14,7 @@ from aiohttp import web
 from fleetd import __version__
 from fleetd.api import views
 from fleetd.api.openapi import openapi_document
+from fleetd.daemon.rollups import configured_power
 from fleetd.daemon.state import FleetState
 from fleetd.exporters import prometheus
 
@@ -24,6 +25,8 @@ INTERVAL_KEY = web.AppKey("fleetd_poll_interval_s", float)
 CLOCK_KEY = web.AppKey("fleetd_clock", object)
 LAG_KEY = web.AppKey("fleetd_loop_lag", list)
 PROGRESS_KEY = web.AppKey("fleetd_progressing", object)
+POWER_KEY = web.AppKey("fleetd_power_of", object)
+PRICES_KEY = web.AppKey("fleetd_prices", object)
 
 _LAG_TICK_S = 1.0
 
@@ -59,7 +62,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def fleet(request: web.Request) -> web.Response:
-    return _json(views.fleet_totals(_state(request)))
+    return _json(views.fleet_totals(_state(request), request.app[POWER_KEY]))  # type: ignore[arg-type]
+
+
+async def prices(request: web.Request) -> web.Response:
+    return _json(views.prices(request.app[PRICES_KEY](), _now(request)))  # type: ignore[operator]
 
 
 def _int_param(request: web.Request, name: str, default: int | None) -> int | None:
@@ -83,6 +90,7 @@ async def miners(request: web.Request) -> web.Response:
             sites=q.getall("site", []),
             models=q.getall("model", []),
             states=q.getall("state", []),
+            profitable=views.parse_bool("profitable", q.get("profitable")),
         )
         limit = _int_param(request, "limit", None)
         offset = _int_param(request, "offset", 0) or 0
@@ -94,7 +102,7 @@ async def miners(request: web.Request) -> web.Response:
             "total": len(matched),
             "offset": offset,
             "count": len(shown),
-            "miners": [views.miner_summary(r) for r in shown],
+            "miners": [views.miner_summary(r, request.app[POWER_KEY]) for r in shown],  # type: ignore[arg-type]
         }
     )
 
@@ -104,7 +112,7 @@ async def miner(request: web.Request) -> web.Response:
     rec = _state(request).miners.get(miner_id)
     if rec is None:
         return _error(404, f"no miner with id {miner_id!r}")
-    return _json(views.miner_detail(rec))
+    return _json(views.miner_detail(rec, request.app[POWER_KEY]))  # type: ignore[arg-type]
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -146,15 +154,20 @@ def create_app(
     poll_interval_s: float = 60.0,
     progressing: Callable[[], bool] | None = None,
     clock: Callable[[], float] = time.time,
+    power_of: views.PowerOf | None = None,
+    economics: Callable[[], Any] | None = None,
 ) -> web.Application:
     """The API over `state` (a FleetState, or a callable returning the current one).
 
     `progressing`, when given (e.g. `Daemon.progressing`), decides /healthz; otherwise the age of the
-    last cycle does.
+    last cycle does. `power_of` estimates the power of up miners (default: measured, else configured
+    nominal while mining); `economics` returns the current EconomicsService (or None) for /api/prices.
     """
     app = web.Application(middlewares=[_json_errors])
     app[STATE_KEY] = state
     app[PROGRESS_KEY] = progressing
+    app[POWER_KEY] = power_of or configured_power
+    app[PRICES_KEY] = economics or (lambda: None)
     app[INTERVAL_KEY] = float(poll_interval_s)
     app[CLOCK_KEY] = clock
     app[LAG_KEY] = []
@@ -163,6 +176,7 @@ def create_app(
     app.router.add_get("/api/fleet", fleet)
     app.router.add_get("/api/miners", miners)
     app.router.add_get("/api/miners/{id}", miner)
+    app.router.add_get("/api/prices", prices)
     app.router.add_get("/api/openapi.json", openapi)
     prometheus.install(app, state)  # GET /metrics
     return app
@@ -195,6 +209,12 @@ def parse_listen(listen: str, default_port: int = 8787) -> tuple[str, int]:
     return host, port
 
 
+def daemon_power_of(daemon: Any) -> views.PowerOf:
+    """The daemon's own power estimate: measured, else the catalog's for model and mode, else configured."""
+    estimate = getattr(daemon, "_power", None)
+    return estimate if callable(estimate) else configured_power
+
+
 class ApiServer:
     """Serves the API on one address: `await start()` binds (port 0 picks a free one), `stop()` closes."""
 
@@ -205,9 +225,17 @@ class ApiServer:
         listen: str = "127.0.0.1:8787",
         poll_interval_s: float = 60.0,
         progressing: Callable[[], bool] | None = None,
+        power_of: views.PowerOf | None = None,
+        economics: Callable[[], Any] | None = None,
     ) -> None:
         self.host, self.port = parse_listen(listen)
-        self.app = create_app(state, poll_interval_s=poll_interval_s, progressing=progressing)
+        self.app = create_app(
+            state,
+            poll_interval_s=poll_interval_s,
+            progressing=progressing,
+            power_of=power_of,
+            economics=economics,
+        )
         self._runner: web.AppRunner | None = None
 
     @classmethod
@@ -218,6 +246,8 @@ class ApiServer:
             listen=listen or daemon.config.api.listen,
             poll_interval_s=daemon.config.polling.interval_s,
             progressing=daemon.progressing,
+            power_of=daemon_power_of(daemon),
+            economics=lambda: daemon.economics,
         )
         prometheus.bind_daemon(server.app, daemon)
         return server

@@ -4,11 +4,66 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetd.api.views import HEALTH_VALUES
+from fleetd.api.views import HEALTH_VALUES, POWER_SOURCES
 
 _NUM = {"type": ["number", "null"]}
 _INT = {"type": ["integer", "null"]}
 _STR = {"type": "string"}
+_SOURCE = {
+    "type": "string",
+    "enum": list(POWER_SOURCES),
+    "description": "measured; catalog (nominal for model and mode); catalog-sleep (model's idle draw while "
+    "asleep); configured (nominal_power_w); asleep (no idle figure: counted as 0); unknown",
+}
+_PER_DAY = "in `currency` per day"
+
+_ECONOMICS_PROPS: dict[str, Any] = {
+    "currency": _STR,
+    "revenue_per_day": {**_NUM, "description": f"Revenue after pool and dev fees, {_PER_DAY}"},
+    "power_cost_per_day": {**_NUM, "description": f"Electricity cost, {_PER_DAY}"},
+    "profit_per_day": {**_NUM, "description": f"Revenue minus electricity cost, {_PER_DAY}"},
+    "profitable": {"type": ["boolean", "null"]},
+    "power_cost_share": {**_NUM, "description": "Electricity cost / revenue"},
+    "efficiency_j_per_th": _NUM,
+    "breakeven_per_mwh": {**_NUM, "description": "All-in electricity price at which profit is zero"},
+    "breakeven_hashprice_per_ph_day": {**_NUM, "description": "Gross hashprice at which profit is zero"},
+    "hashrate_ths": {**_NUM, "description": "Hashrate earned on (firmware average, 0 when asleep)"},
+    "power_w": {**_NUM, "description": "Power the cost is computed on"},
+    "power_source": _SOURCE,
+    "hashprice_per_ph_day": {**_NUM, "description": "Gross hashprice used"},
+    "electricity_per_mwh": {**_NUM, "description": "All-in electricity price used"},
+    "stale_inputs": {"type": "boolean", "description": "A price used is older than its max age"},
+}
+
+_SUMMARY_PROPS: dict[str, Any] = {
+    "miners": {"type": "integer", "description": "Up miners with economics"},
+    "hashrate_ths": {"type": "number"},
+    "power_w": {"type": "number"},
+    "revenue_per_day": {"type": "number"},
+    "power_cost_per_day": {"type": "number"},
+    "profit_per_day": {"type": "number"},
+    "unprofitable": {"type": "integer", "description": "Hashing miners with profit <= 0"},
+    "incomplete": {"type": "integer", "description": "Miners whose profit could not be computed"},
+    "efficiency_j_per_th": _NUM,
+    "power_cost_share": _NUM,
+}
+
+_PRICE = {
+    "type": "object",
+    "properties": {
+        "value": _NUM,
+        "unit": {**_STR, "description": "e.g. USD/PH/day, USD/MWh"},
+        "source": _STR,
+        "timestamp": {
+            **_NUM,
+            "description": "Unix time the value refers to (interval start for electricity)",
+        },
+        "age_s": _NUM,
+        "stale": {"type": "boolean", "description": "Missing or older than its max age"},
+        "error": {**_STR, "description": "Latest failure, kept while an older good value is served"},
+    },
+    "required": ["value", "unit", "source", "timestamp", "age_s", "stale", "error"],
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -45,6 +100,12 @@ _MINER_SUMMARY_PROPS: dict[str, Any] = {
     "last_ok_at": _NUM,
     "last_error": _STR,
     "failures": {"type": "integer", "description": "Consecutive failed polls"},
+    "power_est_w": {**_NUM, "description": "Power estimate of an up miner; null when down or unknown"},
+    "power_source": _SOURCE,
+    "economics": {
+        "oneOf": [{"$ref": "#/components/schemas/Economics"}, {"type": "null"}],
+        "description": "Null when economics is not configured or the miner is not up",
+    },
 }
 
 _TOTALS_PROPS: dict[str, Any] = {
@@ -59,9 +120,25 @@ _TOTALS_PROPS: dict[str, Any] = {
     "power_unreported": {"type": "integer", "description": "Up miners that do not report their power"},
     "power_est_w": {
         "type": "number",
-        "description": "power_w plus the nominal power of mining miners that do not report theirs",
+        "description": "Measured power where reported, else the daemon's estimate (catalog, else configured)",
+    },
+    "power_by_source": {
+        "type": "object",
+        "description": "power_est_w split by source (keys: the power_source values)",
+        "propertyNames": {"enum": list(POWER_SOURCES)},
+        "additionalProperties": {
+            "type": "object",
+            "properties": {"miners": {"type": "integer"}, "power_w": {"type": "number"}},
+            "required": ["miners", "power_w"],
+        },
     },
     "efficiency_j_per_th": {**_NUM, "description": "power_est_w / hashrate_ths"},
+    "profit_per_day": {
+        **_NUM,
+        "description": "Sum of the up miners' profit per day; null without economics (fleet fixed "
+        "charges are in economics)",
+    },
+    "unprofitable": {"type": "integer", "description": "Up miners hashing at a loss"},
 }
 
 
@@ -121,6 +198,31 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "last_cycle": {"oneOf": [_ref("Cycle"), {"type": "null"}]},
                 "by_model": {"type": "array", "items": _obj({"model": _STR, **_TOTALS_PROPS})},
                 "by_site": {"type": "array", "items": _obj({"site": _STR, **_TOTALS_PROPS})},
+                "economics": {
+                    "oneOf": [_ref("FleetEconomics"), {"type": "null"}],
+                    "description": "Null when economics is not configured or before the first cycle",
+                },
+            }
+        ),
+        "Economics": _obj(_ECONOMICS_PROPS),
+        "FleetEconomics": _obj(
+            {
+                "currency": _STR,
+                **_SUMMARY_PROPS,
+                "fixed_cost_per_day": {"type": "number", "description": "Tariff fixed charges (site)"},
+                "profit_per_day": {"type": "number", "description": "Units' profit minus fixed charges"},
+                "units_profit_per_day": {"type": "number", "description": "Sum of the units' profit"},
+                "by_model": {"type": "array", "items": _obj({"model": _STR, **_SUMMARY_PROPS})},
+            }
+        ),
+        "Prices": _obj(
+            {
+                "configured": {"type": "boolean", "description": "Whether [economics] is configured"},
+                "currency": {"type": ["string", "null"]},
+                "pool_fee": _NUM,
+                "dev_fee": _NUM,
+                "hashprice": {**_PRICE, "description": "Gross hashprice (before fees)"},
+                "electricity": {**_PRICE, "description": "All-in electricity price (adders included)"},
             }
         ),
         "MinerSummary": _obj(_MINER_SUMMARY_PROPS),
@@ -175,11 +277,19 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/api/miners": {
                 "get": {
                     "operationId": "listMiners",
-                    "summary": "Miners, optionally filtered by site, model and state",
+                    "summary": "Miners, optionally filtered by site, model, state and profitability",
                     "parameters": [
                         _filter_param("site", "Site label."),
                         _filter_param("model", "Model as reported, e.g. 'Antminer S19 Pro'."),
                         _filter_param("state", "Health state.", list(HEALTH_VALUES)),
+                        {
+                            "name": "profitable",
+                            "in": "query",
+                            "required": False,
+                            "description": "Only up miners whose profit is known and positive (true) or "
+                            "not (false)",
+                            "schema": {"type": "boolean"},
+                        },
                         {
                             "name": "limit",
                             "in": "query",
@@ -204,6 +314,13 @@ def openapi_document(version: str) -> dict[str, Any]:
                         {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
                     ],
                     "responses": {"200": _json(_ref("MinerDetail"), "The miner"), "404": _ERROR},
+                }
+            },
+            "/api/prices": {
+                "get": {
+                    "operationId": "prices",
+                    "summary": "Hashprice and electricity price in use, with source, age and last error",
+                    "responses": {"200": _json(_ref("Prices"), "Prices")},
                 }
             },
             "/api/openapi.json": {

@@ -2,23 +2,68 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fleetd.daemon.rollups import configured_power
 from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
+from fleetd.model import Snapshot
+
+if TYPE_CHECKING:
+    from fleetd.economics.unit import Economics, FleetEconomics, Summary
+    from fleetd.economics.values import Reading
 
 HEALTH_VALUES: tuple[str, ...] = tuple(h.value for h in Health)
+POWER_SOURCES: tuple[str, ...] = ("measured", "catalog", "catalog-sleep", "configured", "asleep", "unknown")
+
+PowerOf = Callable[[MinerRecord, Snapshot], tuple[float | None, str]]
+"""The power estimate of an up miner and its source (the daemon's, else measured/configured)."""
+
+
+def power_estimate(rec: MinerRecord, power_of: PowerOf = configured_power) -> tuple[float | None, str]:
+    """Power of a miner that is up, with its source; (None, 'unknown') when down or never polled."""
+    snap = rec.snapshot
+    if rec.health is not Health.UP or snap is None:
+        return None, "unknown"
+    return power_of(rec, snap)
+
+
+def _r(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def economics_dict(eco: Economics) -> dict[str, Any]:
+    """One miner's money per day (in `currency`) and the inputs it was computed from."""
+    return {
+        "currency": eco.currency,
+        "revenue_per_day": _r(eco.revenue_per_day, 4),
+        "power_cost_per_day": _r(eco.power_cost_per_day, 4),
+        "profit_per_day": _r(eco.profit_per_day, 4),
+        "profitable": eco.profitable,
+        "power_cost_share": _r(eco.power_cost_share, 4),
+        "efficiency_j_per_th": _r(eco.efficiency_j_per_th, 2),
+        "breakeven_per_mwh": _r(eco.breakeven_per_mwh, 2),
+        "breakeven_hashprice_per_ph_day": _r(eco.breakeven_hashprice_per_ph_day, 4),
+        "hashrate_ths": _r(eco.hashrate_ths, 3),
+        "power_w": _r(eco.power_w, 1),
+        "power_source": eco.power_source,
+        "hashprice_per_ph_day": eco.hashprice_per_ph_day,
+        "electricity_per_mwh": eco.electricity_per_mwh,
+        "stale_inputs": eco.stale_inputs,
+    }
 
 
 def model_of(rec: MinerRecord) -> str:
     return rec.identity.model if rec.identity else ""
 
 
-def miner_summary(rec: MinerRecord) -> dict[str, Any]:
-    """One miner as listed by /api/miners: labels, identity headline, latest key figures."""
+def miner_summary(rec: MinerRecord, power_of: PowerOf = configured_power) -> dict[str, Any]:
+    """One miner as listed by /api/miners: labels, identity headline, latest key figures, economics."""
     ident = rec.identity
     snap = rec.snapshot
+    est_w, est_source = power_estimate(rec, power_of)
+    eco = rec.economics if rec.health is Health.UP else None  # a down miner earns and costs nothing known
     return {
         "id": rec.id,
         "host": rec.host,
@@ -43,12 +88,15 @@ def miner_summary(rec: MinerRecord) -> dict[str, Any]:
         "last_ok_at": rec.last_ok_at,
         "last_error": rec.last_error,
         "failures": rec.failures,
+        "power_est_w": _r(est_w, 1),
+        "power_source": est_source,
+        "economics": economics_dict(eco) if eco is not None else None,
     }
 
 
-def miner_detail(rec: MinerRecord) -> dict[str, Any]:
+def miner_detail(rec: MinerRecord, power_of: PowerOf = configured_power) -> dict[str, Any]:
     """One miner in full: the summary plus identity, the whole latest snapshot and scheduling facts."""
-    out = miner_summary(rec)
+    out = miner_summary(rec, power_of)
     out["identity"] = asdict(rec.identity) if rec.identity else None
     out["snapshot"] = rec.snapshot.to_dict() if rec.snapshot else None
     out["next_poll_at"] = rec.next_poll_at
@@ -66,8 +114,12 @@ def filter_miners(
     sites: Iterable[str] = (),
     models: Iterable[str] = (),
     states: Iterable[str] = (),
+    profitable: bool | None = None,
 ) -> list[MinerRecord]:
-    """Records matching every given filter; within one filter any value matches (case-insensitive)."""
+    """Records matching every given filter; within one filter any value matches (case-insensitive).
+
+    `profitable` keeps only up miners whose profit is known and positive (True) or not (False).
+    """
     site_set, model_set, state_set = _split(sites), _split(models), _split(states)
     bad = state_set - set(HEALTH_VALUES)
     if bad:
@@ -80,8 +132,24 @@ def filter_miners(
             continue
         if state_set and rec.health.value not in state_set:
             continue
+        if profitable is not None:
+            eco = rec.economics if rec.health is Health.UP else None
+            if eco is None or eco.profitable is None or eco.profitable is not profitable:
+                continue
         out.append(rec)
     return out
+
+
+def parse_bool(name: str, raw: str | None) -> bool | None:
+    """A true/false query parameter; None when absent or empty."""
+    if raw is None or raw.strip() == "":
+        return None
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
 
 
 class _Totals:
@@ -96,14 +164,21 @@ class _Totals:
         "power_est_w",
         "power_unreported",
         "power_w",
+        "priced",
+        "profit",
+        "sources",
+        "unprofitable",
         "up",
     )
 
     def __init__(self) -> None:
         self.miners = self.up = self.down = self.mining = self.power_unreported = 0
         self.hashrate_ths = self.expected_ths = self.power_w = self.power_est_w = 0.0
+        self.sources: dict[str, list[float]] = {}  # source -> [miners, watts]
+        self.priced = self.unprofitable = 0  # miners with a known profit; of which hashing at a loss
+        self.profit = 0.0
 
-    def add(self, rec: MinerRecord) -> None:
+    def add(self, rec: MinerRecord, est_w: float | None, est_source: str) -> None:
         self.miners += 1
         if rec.health is Health.DOWN:
             self.down += 1
@@ -121,11 +196,18 @@ class _Totals:
             self.expected_ths += snap.expected_hashrate_ths
         if snap.power_w is not None:
             self.power_w += snap.power_w
-            self.power_est_w += snap.power_w
         else:
             self.power_unreported += 1
-            if snap.is_mining and rec.nominal_power_w:
-                self.power_est_w += rec.nominal_power_w
+        if est_w is not None:
+            self.power_est_w += est_w
+        acc = self.sources.get(est_source) or self.sources.setdefault(est_source, [0, 0.0])
+        acc[0] += 1
+        acc[1] += est_w or 0.0
+        eco = rec.economics
+        if eco is not None and eco.profit_per_day is not None:
+            self.priced += 1
+            self.profit += eco.profit_per_day
+            self.unprofitable += eco.profit_per_day <= 0 and (eco.hashrate_ths or 0) > 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,9 +221,14 @@ class _Totals:
             "power_w": round(self.power_w, 1),
             "power_unreported": self.power_unreported,
             "power_est_w": round(self.power_est_w, 1),
+            "power_by_source": {
+                k: {"miners": int(n), "power_w": round(w, 1)} for k, (n, w) in sorted(self.sources.items())
+            },
             "efficiency_j_per_th": (
                 round(self.power_est_w / self.hashrate_ths, 2) if self.hashrate_ths > 0 else None
             ),
+            "profit_per_day": round(self.profit, 2) if self.priced else None,
+            "unprofitable": self.unprofitable,
         }
 
 
@@ -159,22 +246,105 @@ def cycle_dict(cycle: CycleStats | None) -> dict[str, Any] | None:
     }
 
 
-def fleet_totals(state: FleetState) -> dict[str, Any]:
+def _summary_dict(s: Summary) -> dict[str, Any]:
+    return {
+        "miners": s.units,
+        "hashrate_ths": round(s.hashrate_ths, 3),
+        "power_w": round(s.power_w, 1),
+        "revenue_per_day": round(s.revenue_per_day, 2),
+        "power_cost_per_day": round(s.power_cost_per_day, 2),
+        "profit_per_day": round(s.profit_per_day, 2),
+        "unprofitable": s.unprofitable,
+        "incomplete": s.incomplete,
+        "efficiency_j_per_th": _r(s.efficiency_j_per_th, 2),
+        "power_cost_share": _r(s.power_cost_share, 4),
+    }
+
+
+def fleet_economics_dict(fe: FleetEconomics, currency: str) -> dict[str, Any]:
+    """Fleet money per day: unit totals, site fixed charges, and one summary per model."""
+    return {
+        "currency": currency,
+        **_summary_dict(fe.total),
+        "fixed_cost_per_day": round(fe.fixed_cost_per_day, 2),
+        "profit_per_day": round(fe.profit_per_day, 2),  # after fixed charges
+        "units_profit_per_day": round(fe.total.profit_per_day, 2),
+        "by_model": [{"model": s.label, **_summary_dict(s)} for s in fe.by_model],
+    }
+
+
+def fleet_totals(state: FleetState, power_of: PowerOf = configured_power) -> dict[str, Any]:
     """Fleet-wide totals, with the same figures per model and per site (only UP miners add figures)."""
     total = _Totals()
     by_model: dict[str, _Totals] = {}
     by_site: dict[str, _Totals] = {}
+    currency = ""
     for rec in list(state.miners.values()):
-        total.add(rec)
+        est = power_estimate(rec, power_of)
+        total.add(rec, *est)
         model = model_of(rec)
-        (by_model.get(model) or by_model.setdefault(model, _Totals())).add(rec)
+        (by_model.get(model) or by_model.setdefault(model, _Totals())).add(rec, *est)
         site = rec.labels.site
-        (by_site.get(site) or by_site.setdefault(site, _Totals())).add(rec)
+        (by_site.get(site) or by_site.setdefault(site, _Totals())).add(rec, *est)
+        if not currency and rec.economics is not None:
+            currency = rec.economics.currency
     out = total.to_dict()
     out["last_cycle"] = cycle_dict(state.last_cycle)
     out["by_model"] = [{"model": k, **v.to_dict()} for k, v in sorted(by_model.items())]
     out["by_site"] = [{"site": k, **v.to_dict()} for k, v in sorted(by_site.items())]
+    fe = state.economics
+    out["economics"] = fleet_economics_dict(fe, currency or "USD") if fe is not None else None
     return out
+
+
+def _price(reading: Reading[Any] | None, value: float | None, unit: str, ts: float | None) -> dict[str, Any]:
+    if reading is None or reading.value is None:
+        return {
+            "value": None,
+            "unit": unit,
+            "source": "",
+            "timestamp": None,
+            "age_s": None,
+            "stale": True,
+            "error": reading.error if reading is not None else "economics not configured",
+        }
+    return {
+        "value": value,
+        "unit": unit,
+        "source": reading.value.source,
+        "timestamp": ts,
+        "age_s": _r(reading.age_s, 1) if reading.age_s is not None else None,
+        "stale": reading.stale,
+        "error": reading.error,
+    }
+
+
+def prices(service: Any, now: float) -> dict[str, Any]:
+    """The hashprice and electricity price in use (an EconomicsService, or None when not configured).
+
+    The electricity price is all-in (adders included), as the economics use it.
+    """
+    if service is None:
+        return {
+            "configured": False,
+            "currency": None,
+            "pool_fee": None,
+            "dev_fee": None,
+            "hashprice": _price(None, None, "", None),
+            "electricity": _price(None, None, "", None),
+        }
+    cur = service.config.currency
+    hp = service.hashprice(now)
+    el = service.electricity_price(now)
+    hv, ev = hp.value, el.value
+    return {
+        "configured": True,
+        "currency": cur,
+        "pool_fee": service.config.pool_fee,
+        "dev_fee": service.config.dev_fee,
+        "hashprice": _price(hp, hv.per_ph_day if hv else None, f"{cur}/PH/day", hv.timestamp if hv else None),
+        "electricity": _price(el, ev.per_mwh if ev else None, f"{cur}/MWh", ev.start if ev else None),
+    }
 
 
 def health(

@@ -19,6 +19,9 @@ DEFAULT_LISTEN = "127.0.0.1:8787"
 POLL_INTERVAL_S = 5.0
 REFRESH_S = 2.0
 SITES = ("north", "south")
+# Demo prices: a static hashprice near the late-2025 market (no network needed) and a flat tariff.
+HASHPRICE_PER_PH_DAY = 35.0
+PRICE_PER_KWH = 0.06
 # A few emulated faults so the view has something to show: a hashboard down in the first model's
 # group, a dead miner in the last one's (about one miner each at the default size).
 FIRST_FAULTS = {"board_down": 0.1}
@@ -32,7 +35,9 @@ def register(sub: Any) -> None:
         description=(
             "Start an emulated mixed fleet on loopback (non-privileged ports, no root needed), run the "
             "daemon against it with SQLite in a temporary directory, serve the HTTP API, and show a "
-            "live view of the fleet until Ctrl-C. Nothing to configure."
+            "live view of the fleet, with each model's profit per day at a static demo hashprice "
+            f"(${HASHPRICE_PER_PH_DAY:g}/PH/day) and a flat ${PRICE_PER_KWH:g}/kWh tariff, until Ctrl-C. "
+            "Nothing to configure."
         ),
     )
     p.add_argument("--miners", type=int, default=36, metavar="N", help="emulated miners (default 36)")
@@ -104,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _config(hosts: list[str], nominal: dict[str, float]) -> Any:
-    """What an operator would configure: static miners with sites and nominal power (for the estimate)."""
+    """What an operator would configure: static miners with sites and nominal power, and prices."""
     from fleetd.bench import WEB_PORT
     from fleetd.config import parse_config
 
@@ -126,6 +131,10 @@ def _config(hosts: list[str], nominal: dict[str, float]) -> Any:
                 }
                 for i, h in enumerate(hosts)
             ],
+            "economics": {
+                "hashprice": [{"kind": "static", "per_ph_day": HASHPRICE_PER_PH_DAY}],
+                "tariff": {"kind": "flat", "price_per_kwh": PRICE_PER_KWH},
+            },
         },
         "demo",
     )
@@ -145,7 +154,8 @@ async def _serve(
     args: argparse.Namespace, nominal: dict[str, float], models: str, out: TextIO, live: bool
 ) -> int:
     from fleetd.api import ApiServer
-    from fleetd.api.views import fleet_totals
+    from fleetd.api.app import daemon_power_of
+    from fleetd.api.views import fleet_totals, prices
     from fleetd.cli import CLIError
     from fleetd.cli.demo_view import CLEAR, plain_line, render
     from fleetd.daemon.core import Daemon
@@ -159,6 +169,7 @@ async def _serve(
     with tempfile.TemporaryDirectory(prefix="fleetd-demo-") as tmp:
         daemon = Daemon(_config(hosts, nominal), state_dir=tmp)
         api = ApiServer.for_daemon(daemon, args.listen)
+        power_of = daemon_power_of(daemon)
         try:
             await api.start()
         except OSError as exc:
@@ -169,17 +180,21 @@ async def _serve(
             intro = [
                 f"fleetd demo: {len(hosts)} emulated miners ({models}) on {span}",
                 f"  (API ports 4028 and 4433, web 8080: no root needed), polled every {POLL_INTERVAL_S:g} s",
+                f"  prices: static hashprice ${HASHPRICE_PER_PH_DAY:g}/PH/day (a demo figure, not the live "
+                f"market), flat tariff ${PRICE_PER_KWH:g}/kWh",
                 f"  state (SQLite): {tmp}",
-                f"  API:     {api.url}/api/fleet   {api.url}/api/miners   {api.url}/healthz",
-                f"  OpenAPI: {api.url}/api/openapi.json",
+                f"  API:     {api.url}/api/fleet   {api.url}/api/miners   {api.url}/api/prices",
+                f"  OpenAPI: {api.url}/api/openapi.json   health: {api.url}/healthz",
             ]
             print("\n".join(intro), file=out, flush=True)
             deadline = None if args.duration is None else time.monotonic() + args.duration
             header = "\n".join([*intro, "", "  Ctrl-C to stop."])
             while True:
-                totals = fleet_totals(daemon.state)
+                totals = fleet_totals(daemon.state, power_of)
                 if live:
-                    out.write(CLEAR + render(totals, header=header) + _events(daemon))
+                    now = time.time()
+                    shown = render(totals, header=header, now=now, prices=prices(daemon.economics, now))
+                    out.write(CLEAR + shown + _events(daemon))
                 else:
                     out.write(plain_line(totals) + "\n")
                 out.flush()

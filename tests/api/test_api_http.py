@@ -127,6 +127,32 @@ async def test_fleet_totals_count_only_up_miners(api):
     assert sites["south"]["miners"] == 3
 
 
+async def test_power_estimate_and_economics_only_for_up_miners(api):
+    from fleetd.economics.unit import economics
+
+    state, session = api
+    eco = economics(200.0, 3500.0, 50.0, 60.0, model="Antminer S21")
+    state.miners["127.16.0.3"].economics = eco  # left over from before it went down
+    state.miners["127.16.0.1"].economics = economics(110.0, 3250.0, 50.0, 60.0, power_source="measured")
+    down = await _get(session, "/api/miners/127.16.0.3")
+    assert down["economics"] is None and down["power_est_w"] is None and down["power_source"] == "unknown"
+    up = await _get(session, "/api/miners/127.16.0.1")
+    assert up["economics"]["profit_per_day"] == pytest.approx(0.11 * 50 - 3.25 * 24 * 0.06, abs=1e-4)
+    assert (up["power_est_w"], up["power_source"]) == (3250.0, "measured")
+    unreported = await _get(session, "/api/miners/127.16.0.4")
+    assert (unreported["power_est_w"], unreported["power_source"]) == (3400.0, "configured")
+    fleet = await _get(session, "/api/fleet")
+    assert fleet["power_by_source"] == {
+        "configured": {"miners": 1, "power_w": 3400.0},
+        "measured": {"miners": 2, "power_w": 6250.0},
+    }
+    assert fleet["economics"] is None  # no fleet economics computed
+    body = await _get(session, "/api/miners?profitable=false")
+    assert body["total"] == 0  # the down miner's stale economics do not count
+    body = await _get(session, "/api/miners?profitable=true")
+    assert [m["id"] for m in body["miners"]] == ["127.16.0.1"]
+
+
 async def test_miners_filters(api):
     _, session = api
     assert (await _get(session, "/api/miners"))["total"] == 5
