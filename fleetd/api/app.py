@@ -211,7 +211,7 @@ def parse_listen(listen: str, default_port: int = 8787) -> tuple[str, int]:
 
 def daemon_power_of(daemon: Any) -> views.PowerOf:
     """The daemon's own power estimate: measured, else the catalog's for model and mode, else configured."""
-    estimate = getattr(daemon, "_power", None)
+    estimate = getattr(daemon, "power_estimate", None)
     return estimate if callable(estimate) else configured_power
 
 

@@ -83,7 +83,7 @@ class Daemon:
         self.state_dir = resolve_state_dir(state_dir, config)
         self.state = FleetState()
         self.events: deque[Event] = deque(maxlen=1000)  # the most recent, newest last
-        self.rollups = Rollups(self._max_gap(config), power_of=self._power, prices_at=self._prices_at)
+        self.rollups = Rollups(self._max_gap(config), power_of=self.power_estimate, prices_at=self._prices_at)
         self.poller = Poller(
             self.state,
             config.polling,
@@ -623,7 +623,7 @@ class Daemon:
             log.error("model catalog unavailable; energy of miners not reporting power unknown: %s", exc)
             return None
 
-    def _power(self, rec: MinerRecord, snap: Snapshot) -> tuple[float | None, str]:
+    def power_estimate(self, rec: MinerRecord, snap: Snapshot) -> tuple[float | None, str]:
         """Power for energy totals: measured, else the catalog's for model and mode, else configured."""
         from fleetd.economics.unit import MEASURED, UNKNOWN, unit_power
 
