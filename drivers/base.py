@@ -16,15 +16,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from fleetd.model import Capability, Identity, Reading, Snapshot
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    connect_s: float = 3.0
-    read_s: float = 10.0
-    # How long a power command may take to show in telemetry before it counts as not complied.
-    verify_s: float = 60.0
-    verify_interval_s: float = 2.0
+from fleetd.transport.timeouts import Timeouts as Timeouts  # re-exported: callers take it from here
 
 
 @dataclass(frozen=True, slots=True)

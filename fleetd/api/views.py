@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -384,10 +384,3 @@ def health(
 
 def page(items: list[Any], *, limit: int | None, offset: int) -> list[Any]:
     return items[offset : offset + limit] if limit is not None else items[offset:]
-
-
-def query_list(query: Mapping[str, str], key: str) -> list[str]:
-    getall = getattr(query, "getall", None)
-    if getall is not None:
-        return list(getall(key, []))
-    return [query[key]] if key in query else []

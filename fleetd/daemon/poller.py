@@ -160,6 +160,10 @@ class Poller:
         """Workers take no new miners; polls in flight finish or time out."""
         self._stopping = True
 
+    def resume(self) -> None:
+        """Take miners again after stop() (the daemon restarting)."""
+        self._stopping = False
+
     async def cycle(self, start: float | None = None) -> CycleStats:
         """Poll every due miner once; returns (and stores in state) the cycle's stats."""
         p = self.polling

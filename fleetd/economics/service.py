@@ -37,6 +37,7 @@ from fleetd.economics.sources.hashprice import (
 from fleetd.economics.sources.urdb import UrdbRate
 from fleetd.economics.tariffs import FlatTariff, TouRule, TouTariff, tou_from_rules
 from fleetd.economics.unit import Economics, FleetEconomics, fleet_economics, unit_economics
+from fleetd.economics.units import per_kwh_to_per_mwh
 from fleetd.economics.urdb import UrdbError, tariff_from_urdb
 from fleetd.economics.values import HashpriceValue, LastGood, PriceHistory, PricePoint, Reading
 from fleetd.model import Identity, Snapshot
@@ -198,10 +199,10 @@ class EconomicsService:
     def _electricity(self, config: EconomicsConfig) -> TariffPrices | MarketPrices | UrdbPrices:
         t, cur = config.tariff, config.currency
         if isinstance(t, FlatTariffConfig):
-            return TariffPrices(FlatTariff(t.price_per_kwh * 1000.0, cur))
+            return TariffPrices(FlatTariff(per_kwh_to_per_mwh(t.price_per_kwh), cur))
         if isinstance(t, TouTariffConfig):
             rules = [TouRule(r.period, tuple(r.months), r.days, tuple(r.hours)) for r in t.rules]
-            periods = {name: price * 1000.0 for name, price in t.periods.items()}
+            periods = {name: per_kwh_to_per_mwh(price) for name, price in t.periods.items()}
             return TariffPrices(
                 tou_from_rules(
                     periods, rules, t.default, timezone=t.timezone, holidays=t.holidays, currency=cur

@@ -57,11 +57,6 @@ class TouTariff:
     def is_weekend_day(self, day: date) -> bool:
         return day.weekday() >= 5 or day in self.holidays
 
-    def period_at(self, t: float) -> int:
-        local = datetime.fromtimestamp(t, self._tz)
-        sched = self.weekend if self.is_weekend_day(local.date()) else self.weekday
-        return sched[local.month - 1][local.hour]
-
     def price_at(self, t: float) -> PricePoint:
         local, start, end = _hour_bounds(t, self._tz)
         sched = self.weekend if self.is_weekend_day(local.date()) else self.weekday

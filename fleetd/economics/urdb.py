@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from fleetd.economics.tariffs import TouTariff
+from fleetd.economics.units import per_kwh_to_per_mwh
 
 # URDB fixed-charge units to days; "$/month" uses the mean month length.
 _FIXED_UNITS_DAYS = {"$/day": 1.0, "$/month": 365.25 / 12.0, "$/year": 365.25}
@@ -83,7 +84,7 @@ def tariff_from_urdb(
     name = str(rec.get("name") or rec.get("label") or "urdb")
     try:
         return TouTariff(
-            rates_per_mwh=tuple(r * 1000.0 for r in rates),
+            rates_per_mwh=tuple(per_kwh_to_per_mwh(r) for r in rates),
             weekday=weekday,
             weekend=weekend,
             timezone=timezone,

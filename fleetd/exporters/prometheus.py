@@ -409,7 +409,7 @@ class Exporter:
             if store is None:
                 ex.storage = (False, 0, 0, len(d._unstored))
             else:
-                ex.storage = (True, store._q.qsize(), store.dropped, 0)
+                ex.storage = (True, store.queue_depth, store.dropped, 0)
         mqtt = getattr(d, "mqtt", None)
         if mqtt is not None:
             ex.mqtt = (mqtt.connected, mqtt.queue_depth, mqtt.published, mqtt.dropped)

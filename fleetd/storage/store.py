@@ -73,6 +73,11 @@ class Storage(StorageQueries):
         self.last_error = ""
 
     @property
+    def queue_depth(self) -> int:
+        """Writes waiting for the storage thread."""
+        return self._q.qsize()
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name if self.engine is not None else make_url(self.url).get_backend_name()
 

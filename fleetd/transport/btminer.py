@@ -32,7 +32,7 @@ from fleetd.transport.md5crypt import md5_crypt_hash
 from fleetd.transport.tcp import tcp_exchange
 
 if TYPE_CHECKING:
-    from fleetd.drivers.base import Timeouts
+    from fleetd.transport.timeouts import Timeouts
 
 __all__ = [
     "DEFAULT_PASSWORD",

@@ -23,7 +23,7 @@ from fleetd.transport.jsonfix import loads_tolerant
 from fleetd.transport.tcp import tcp_exchange
 
 if TYPE_CHECKING:
-    from fleetd.drivers.base import Timeouts
+    from fleetd.transport.timeouts import Timeouts
 
 __all__ = [
     "CGMinerAPI",

@@ -18,7 +18,7 @@ from fleetd.transport.errors import (
 from fleetd.transport.jsonfix import loads_tolerant
 
 if TYPE_CHECKING:
-    from fleetd.drivers.base import Timeouts
+    from fleetd.transport.timeouts import Timeouts
 
 __all__ = ["WebClient"]
 

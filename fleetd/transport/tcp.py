@@ -16,7 +16,7 @@ from fleetd.transport.errors import (
 )
 
 if TYPE_CHECKING:  # only the type: the transport layer does not import the driver layer
-    from fleetd.drivers.base import Timeouts
+    from fleetd.transport.timeouts import Timeouts
 
 __all__ = ["tcp_exchange"]
 
@@ -78,10 +78,8 @@ class _Exchange(asyncio.Protocol):
             if at >= 0:
                 self._finish(bytes(self.buf[:at]))
                 return
-        if self.complete is not None:
-            whole = bytes(self.buf)
-            if self.complete(whole):
-                self._finish(whole)
+        if self.complete is not None and self.complete(self.buf):  # no copy unless the reply is whole
+            self._finish(bytes(self.buf))
 
     def eof_received(self) -> bool:
         self._at_end()

@@ -173,9 +173,9 @@ async def test_economics_prices_the_rollups(ports: dict[str, int], tmp_path: Pat
 async def test_storage_unavailable_at_start_polling_goes_on(
     ports: dict[str, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fleetd.daemon import core
+    from fleetd.daemon import storage_handoff
 
-    monkeypatch.setattr(core, "STORAGE_RETRY_S", 0.2)
+    monkeypatch.setattr(storage_handoff, "STORAGE_RETRY_S", 0.2)
     blocker = tmp_path / "db"
     blocker.write_text("a file where the database directory should be")
     host = subnet() + "1"

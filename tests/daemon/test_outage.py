@@ -72,9 +72,9 @@ async def test_mass_recovery_is_one_log_line(caplog: pytest.LogCaptureFixture) -
 async def test_events_and_identities_while_storage_is_down_are_written_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fleetd.daemon import core
+    from fleetd.daemon import storage_handoff
 
-    monkeypatch.setattr(core, "STORAGE_RETRY_S", 0.2)
+    monkeypatch.setattr(storage_handoff, "STORAGE_RETRY_S", 0.2)
     blocker = tmp_path / "db"
     blocker.write_text("a file where the database directory should be")
     port = web_port()

@@ -178,10 +178,10 @@ def test_poll_order_spreads_neighbours() -> None:
 
 
 def test_events_are_buffered_while_storage_is_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fleetd.daemon import core
+    from fleetd.daemon import storage_handoff
     from fleetd.storage.store import Storage
 
-    monkeypatch.setattr(core, "UNSTORED_MAX", 5)
+    monkeypatch.setattr(storage_handoff, "UNSTORED_MAX", 5)
     d = Daemon(parse_config({}), state_dir=tmp_path)  # storage wanted, not open yet
     rec = MinerRecord("m1", "127.22.0.9", driver="antminer")
     d._identity_seen(rec, None, S19)

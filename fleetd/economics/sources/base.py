@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -21,6 +22,17 @@ class SourceError(Exception):
     def __init__(self, source: str, message: str) -> None:
         super().__init__(f"{source}: {message}")
         self.source = source
+
+
+def shown_url(url: str) -> str:
+    """`url` as errors and logs may show it: no user, password or query (they may hold API keys)."""
+    try:
+        u = urlsplit(url)
+        host = f"[{u.hostname}]" if u.hostname and ":" in u.hostname else u.hostname or ""
+        port = f":{u.port}" if u.port else ""
+    except ValueError:
+        return "<unparsable url>"
+    return f"{u.scheme}://{host}{port}{u.path}" if u.scheme else u.path
 
 
 class RateLimited(SourceError):
@@ -70,39 +82,44 @@ class HttpSource:
     async def get_bytes(
         self, url: str, *, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
     ) -> bytes:
+        where = shown_url(url)
         try:
             async with self.session().get(url, params=params, headers=headers, timeout=self.timeout) as resp:
                 if resp.status == 429:
                     raise RateLimited(self.name, time.time() + retry_after_s(resp.headers.get("Retry-After")))
                 if resp.status >= 400:
                     reason = f" {resp.reason}" if resp.reason else ""
-                    raise SourceError(self.name, f"HTTP {resp.status}{reason} from {url}")
+                    raise SourceError(self.name, f"HTTP {resp.status}{reason} from {where}")
                 body = bytearray()
                 async for chunk in resp.content.iter_chunked(65536):
                     body += chunk
                     if len(body) > self.max_bytes:
-                        raise SourceError(self.name, f"reply from {url} exceeds {self.max_bytes} bytes")
+                        raise SourceError(self.name, f"reply from {where} exceeds {self.max_bytes} bytes")
                 return bytes(body)
         except TimeoutError:
-            raise SourceError(self.name, f"timed out after {self.timeout.total:g}s: {url}") from None
+            raise SourceError(self.name, f"timed out after {self.timeout.total:g}s: {where}") from None
+        except aiohttp.ClientResponseError as exc:  # its str() holds the full URL, query (API key) included
+            status = f" HTTP {exc.status}" if exc.status else ""
+            what = f"{type(exc).__name__}{status}{f': {exc.message}' if exc.message else ''}"
+            raise SourceError(self.name, f"{what} from {where}") from None
         except aiohttp.ClientError as exc:
-            raise SourceError(self.name, f"{type(exc).__name__}: {exc or url}") from None
+            raise SourceError(self.name, f"{type(exc).__name__}: {exc or where}") from None
 
     async def get_json(self, url: str, **kwargs: Any) -> Any:
         body = await self.get_bytes(url, **kwargs)
         if not body.strip():
-            raise SourceError(self.name, f"empty reply from {url}")
+            raise SourceError(self.name, f"empty reply from {shown_url(url)}")
         try:
             return json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SourceError(self.name, f"reply from {url} is not JSON ({exc})") from None
+            raise SourceError(self.name, f"reply from {shown_url(url)} is not JSON ({exc})") from None
 
     async def get_text(self, url: str, **kwargs: Any) -> str:
         body = await self.get_bytes(url, **kwargs)
         try:
             return body.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise SourceError(self.name, f"reply from {url} is not UTF-8 text") from None
+            raise SourceError(self.name, f"reply from {shown_url(url)} is not UTF-8 text") from None
 
 
 class HashpriceSource(ABC):

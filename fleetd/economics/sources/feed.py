@@ -23,6 +23,7 @@ from fleetd.economics.sources.base import (
     check_time,
     dig,
     parse_time,
+    shown_url,
 )
 from fleetd.economics.units import check_per_mwh, to_per_mwh
 from fleetd.economics.values import PricePoint
@@ -117,7 +118,7 @@ class HttpFeed(HttpSource, PriceSource):
         try:
             return self.fmt.parse(body, time.time(), self.name, self.currency)
         except (KeyError, ValueError, TypeError) as exc:
-            raise SourceError(self.name, f"malformed payload from {self.url}: {exc!r}") from None
+            raise SourceError(self.name, f"malformed payload from {shown_url(self.url)}: {exc!r}") from None
 
 
 class MqttFeed(PriceSource):
