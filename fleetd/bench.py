@@ -128,15 +128,6 @@ def daemon_config(hosts: list[str], *, interval_s: float, concurrency: int, time
     )
 
 
-def _check_nofile(concurrency: int) -> None:
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, max(soft, 4 * concurrency + 256))
-    if want > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
 async def measure(
     hosts: list[str],
     *,
@@ -218,7 +209,7 @@ def run(
     """Start the emulated fleet, run the daemon against it, return the figures."""
     if miners < 1 or cycles < 1:
         raise ValueError("need at least one miner and one measured cycle")
-    _check_nofile(concurrency)
+    runtime.raise_nofile(4 * concurrency + 256)
     groups = fleet_groups(miners, base)
     n_proc = processes or max(1, -(-miners // PER_PROCESS))
     models = {g.model: g.count for g in groups}

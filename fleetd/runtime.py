@@ -1,13 +1,15 @@
-"""Process-wide settings for running the daemon: the event loop and the garbage collector.
+"""Process-wide settings: the event loop, the garbage collector and the open-files limit.
 
-`fleetd run`, `fleetd demo` and `fleetd bench` use both, so the benchmark measures what runs.
+`fleetd run`, `fleetd demo` and `fleetd bench` use the first two, so the benchmark measures what runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
+import resource
 
 # The collector's default first threshold (700 net new container objects) makes it run many times
 # per poll cycle, and each older-generation pass walks the whole fleet state: a third of the poll
@@ -37,3 +39,20 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def raise_nofile(want: int | None = None) -> int:
+    """Raise the soft open-files limit to `want` (None: the hard limit) as far as allowed; the limit after.
+
+    Never lowers it. The result may be resource.RLIM_INFINITY.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    inf = resource.RLIM_INFINITY
+    if soft == inf:
+        return soft
+    target = hard if want is None or (hard != inf and want > hard) else want
+    if target == inf or target > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft

@@ -83,6 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeviceError as exc:
         print(f"fleetd {args.command}: {exc}{_advice(exc)}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a bug: one line, unless FLEETD_DEBUG asks for the traceback
+        if os.environ.get("FLEETD_DEBUG"):
+            raise
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        what = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        print(f"fleetd {args.command}: unexpected {what} (FLEETD_DEBUG=1 shows a traceback)", file=sys.stderr)
+        return 1
 
 
 def _advice(exc: Exception) -> str:

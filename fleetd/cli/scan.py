@@ -25,6 +25,7 @@ from fleetd.discovery import (
     parse_targets,
     scan,
 )
+from fleetd.runtime import raise_nofile
 
 DEFAULT_CONCURRENCY = 256
 COLUMNS = ("host", "vendor", "model", "firmware", "api", "hashrate", "mac")
@@ -116,15 +117,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _fit_concurrency(wanted: int) -> int:
     """Raise the soft open-files limit as far as needed and allowed; cap concurrency to what fits."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = wanted * 4 + 64
-    if soft != resource.RLIM_INFINITY and soft < need:
-        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass
+    soft = raise_nofile(need)
     if soft == resource.RLIM_INFINITY:
         return wanted
     fits = max_concurrency(soft)

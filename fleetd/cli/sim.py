@@ -7,13 +7,13 @@ import asyncio
 import contextlib
 import ipaddress
 import math
-import resource
 import signal
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
 from fleetd.cli import CLIError, argtypes
+from fleetd.runtime import raise_nofile
 
 DEFAULT_BASE = "127.1.0.1"
 _seconds = argtypes.seconds(at_most=86400, zero=True)
@@ -165,7 +165,7 @@ def run(groups: Sequence, processes: int | None, out: TextIO) -> int:
         processes = 0 if total <= PER_PROCESS else math.ceil(total / PER_PROCESS)
     if processes < 0:
         raise CLIError("--processes must be 0 or more")
-    _raise_nofile()
+    raise_nofile()
     try:
         return asyncio.run(_serve(groups, processes, out))
     except BindError as exc:
@@ -221,13 +221,6 @@ def _bind_hint(exc: Exception, ports: dict[str, int]) -> str:
         option = "--api-port 14028" if port == ports.get("api") else "--web-port 8080"
         text += f"; run with {option}"
     return text
-
-
-def _raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _quirks(text: str, known: frozenset[str]) -> frozenset[str]:

@@ -25,7 +25,7 @@ from fleetd.daemon.jobs import ROLLUP_FLUSH_S, PeriodicJobs
 from fleetd.daemon.poller import Poller
 from fleetd.daemon.recording import Recording
 from fleetd.daemon.rollups import Rollups
-from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
+from fleetd.daemon.state import CycleStats, FleetState, MinerRecord
 from fleetd.daemon.storage_handoff import STORAGE_RETRY_S, UNSTORED_MAX, StorageHandoff
 from fleetd.daemon.targets import Targets
 
@@ -128,7 +128,7 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, PeriodicJobs):
             return
         inventory: list[InventoryRow] = []
         self._stop.clear()
-        self.poller._stopping = False
+        self.poller.resume()
         self.poller.last_progress_at = time.time()
         if self._use_storage:
             self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -289,6 +289,3 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, PeriodicJobs):
     # --- reading back --------------------------------------------------------------------------------------
     def miner(self, miner_id: str) -> MinerRecord | None:
         return self.state.miners.get(miner_id)
-
-    def up_ids(self) -> list[str]:
-        return [m.id for m in self.state.miners.values() if m.health is Health.UP]

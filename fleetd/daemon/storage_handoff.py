@@ -36,9 +36,18 @@ class StorageHandoff:
     rollups: Rollups
     storage: Storage | None
     unstored_dropped: int
+    _use_storage: bool
     _stop: asyncio.Event
     # ("event", Event) and ("identity", id, host, Identity, driver, at) waiting for storage to come back
     _unstored: deque[tuple[Any, ...]]
+
+    def storage_status(self) -> tuple[bool, int, int, int] | None:
+        """(up, queued writes, dropped writes, items held in memory) for metrics; None without storage."""
+        if not self._use_storage:
+            return None
+        if self.storage is None:
+            return (False, 0, 0, len(self._unstored))
+        return (True, self.storage.queue_depth, self.storage.dropped, 0)
 
     async def _open_storage(self, *, first: bool) -> list[InventoryRow] | None:
         """Connect and migrate; the stored inventory, or None (reported) when the database is unavailable."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fleetd.economics.catalog import SLEEP, Catalog
 from fleetd.economics.hashprice import fee_factor
-from fleetd.economics.units import energy_mwh_per_day
+from fleetd.economics.units import energy_mwh_per_day, ths_to_phs
 from fleetd.model import Identity, Mode, Snapshot
 
 MEASURED = "measured"
@@ -59,7 +59,7 @@ def economics(
     """Revenue = hashrate x hashprice x (1 - fees); cost = energy per day x price; and what follows."""
     net = fee_factor(pool_fee, dev_fee)
     revenue = cost = profit = eff = be_price = be_hp = share = None
-    phs = hashrate_ths / 1000.0 if hashrate_ths is not None else None
+    phs = ths_to_phs(hashrate_ths) if hashrate_ths is not None else None
     energy = energy_mwh_per_day(power_w) if power_w is not None else None
     if phs is not None and hashprice_per_ph_day is not None:
         revenue = phs * hashprice_per_ph_day * net

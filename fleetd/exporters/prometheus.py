@@ -404,12 +404,7 @@ class Exporter:
         if d is None:
             return ex
         ex.cycles, ex.overruns = self.cycles, self.overruns
-        if getattr(d, "_use_storage", False):
-            store = d.storage
-            if store is None:
-                ex.storage = (False, 0, 0, len(d._unstored))
-            else:
-                ex.storage = (True, store.queue_depth, store.dropped, 0)
+        ex.storage = d.storage_status()
         mqtt = getattr(d, "mqtt", None)
         if mqtt is not None:
             ex.mqtt = (mqtt.connected, mqtt.queue_depth, mqtt.published, mqtt.dropped)

@@ -33,7 +33,6 @@ import math
 import os
 import pickle
 import random
-import resource
 import select
 import signal
 import socket
@@ -44,6 +43,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from fleetd.runtime import raise_nofile
 from fleetd.sim.base import EmulatedMiner, Faults, MinerState
 from fleetd.sim.models import lookup
 
@@ -355,9 +355,7 @@ def child_main() -> None:
     """Serve the plans read from stdin until stdin closes or SIGTERM; report readiness on stdout."""
     # No PR_SET_PDEATHSIG: it fires when the spawning *thread* ends. EOF on stdin covers a dead parent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_nofile()
     plans: list[MinerPlan] = pickle.load(sys.stdin.buffer)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_child_serve(plans))

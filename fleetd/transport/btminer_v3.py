@@ -41,7 +41,7 @@ def frame(obj: dict[str, Any]) -> bytes:
     return struct.pack("<I", len(body)) + body
 
 
-def whole_frame(buf: bytes) -> bool:
+def whole_frame(buf: bytes | bytearray) -> bool:
     """True once `buf` holds a length prefix and the whole body it announces."""
     return len(buf) >= 4 and len(buf) >= 4 + struct.unpack_from("<I", buf)[0]
 

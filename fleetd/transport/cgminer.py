@@ -45,10 +45,12 @@ _REFUSES_JOIN: set[tuple[str, int]] = set()
 _STRUCT = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\Z)|[{}\[\]]', re.S)
 
 
-def json_value_complete(buf: bytes) -> bool:
+def json_value_complete(buf: bytes | bytearray) -> bool:
     """True once `buf` holds one whole JSON object or array (for firmwares that keep the socket open)."""
-    tail = buf.rstrip(b" \t\r\n\0")
-    if not tail or tail[-1] not in b"}]":
+    end = len(buf) - 1
+    while end >= 0 and buf[end] in b" \t\r\n\0":  # no copy of the buffer, unlike rstrip()
+        end -= 1
+    if end < 0 or buf[end] not in b"}]":
         return False
     depth = 0
     opened = False

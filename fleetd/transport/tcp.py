@@ -41,7 +41,7 @@ class _Exchange(asyncio.Protocol):
         payload: bytes,
         done: asyncio.Future[bytes],
         max_bytes: int,
-        complete: Callable[[bytes], bool] | None,
+        complete: Callable[[bytearray], bool] | None,
         terminator: bytes | None,
         host: str,
         command: str,
@@ -134,7 +134,7 @@ async def tcp_exchange(
     command: str,
     timeouts: Timeouts,
     max_bytes: int = 1 << 20,
-    complete: Callable[[bytes], bool] | None = None,
+    complete: Callable[[bytearray], bool] | None = None,
     terminator: bytes | None = b"\0",
 ) -> bytes:
     """Connect, send `payload`, return the reply (without its terminator); always closes the socket.

@@ -84,3 +84,52 @@ def test_storage_queue_depth(tmp_path: Path) -> None:
 
     store = Storage(f"sqlite:///{tmp_path / 'q.db'}")
     assert store.queue_depth == 0  # public accessor the metrics exporter reads
+
+
+def test_cli_bug_is_one_line_unless_debug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fleetd.cli.profit
+    from fleetd.cli import main
+
+    def boom(args: object) -> int:
+        raise RuntimeError("kaput\nsecond line")
+
+    monkeypatch.setattr(fleetd.cli.profit, "run", boom)
+    monkeypatch.delenv("FLEETD_DEBUG", raising=False)
+    assert main(["profit", "--electricity-usd-per-kwh", "0.06"]) == 1
+    err = capsys.readouterr().err
+    assert err == "fleetd profit: unexpected RuntimeError: kaput (FLEETD_DEBUG=1 shows a traceback)\n"
+    monkeypatch.setenv("FLEETD_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        main(["profit", "--electricity-usd-per-kwh", "0.06"])
+
+
+def test_raise_nofile_raises_within_the_hard_limit_and_never_lowers() -> None:
+    import resource
+
+    from fleetd.runtime import raise_nofile
+
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        hard = before[1]
+        if hard == resource.RLIM_INFINITY or hard < 512:
+            pytest.skip(f"needs a finite hard open-files limit of 512 or more (have {hard})")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        assert raise_nofile(100) == 256  # never lowered
+        assert raise_nofile(300) == 300 == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert raise_nofile(hard + 1) == hard  # capped by the hard limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, before)
+
+
+def test_daemon_storage_status(tmp_path: Path) -> None:
+    from fleetd.config import parse_config
+    from fleetd.daemon.core import Daemon
+    from fleetd.daemon.events import Event, EventKind
+
+    cfg = parse_config({})
+    assert Daemon(cfg, state_dir=tmp_path, storage=False).storage_status() is None
+    d = Daemon(cfg, state_dir=tmp_path)  # not started: storage not (yet) open
+    d.emit(Event(EventKind.STARTED, "x"))
+    assert d.storage_status() == (False, 0, 0, 1)  # the event waits in memory

@@ -102,8 +102,9 @@ class HttpSource:
             status = f" HTTP {exc.status}" if exc.status else ""
             what = f"{type(exc).__name__}{status}{f': {exc.message}' if exc.message else ''}"
             raise SourceError(self.name, f"{what} from {where}") from None
-        except aiohttp.ClientError as exc:
-            raise SourceError(self.name, f"{type(exc).__name__}: {exc or where}") from None
+        except aiohttp.ClientError as exc:  # some (InvalidURL, NonHttpUrlClientError) quote the whole URL
+            detail = str(exc).replace(url, where) or where
+            raise SourceError(self.name, f"{type(exc).__name__}: {detail}") from None
 
     async def get_json(self, url: str, **kwargs: Any) -> Any:
         body = await self.get_bytes(url, **kwargs)
