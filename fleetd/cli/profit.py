@@ -17,6 +17,7 @@ from fleetd.economics.catalog import SLEEP, Catalog, CatalogError
 from fleetd.economics.config import EconomicsConfig
 from fleetd.economics.hashprice import block_subsidy_btc, hashprice_per_ph_day
 from fleetd.economics.unit import CATALOG, CATALOG_SLEEP, CONFIGURED, Economics, economics
+from fleetd.economics.units import per_kwh_to_per_mwh, per_mwh_to_per_kwh
 
 DEFAULT_SUBSIDY_BTC = 3.125  # from block 840,000 (April 2024) to 1,049,999
 
@@ -188,7 +189,7 @@ def compute(args: argparse.Namespace) -> tuple[Economics, dict[str, Any]]:
         }
     else:
         raise CLIError("give --hashprice-usd-per-ph-day, or --btc-price and --difficulty")
-    price_mwh = args.electricity_usd_per_kwh * 1000.0 + args.adders_usd_per_mwh
+    price_mwh = per_kwh_to_per_mwh(args.electricity_usd_per_kwh) + args.adders_usd_per_mwh
     result = economics(
         hashrate,
         power,
@@ -238,7 +239,7 @@ def table(r: Economics) -> str:
     eff = "n/a" if r.efficiency_j_per_th is None else f"{r.efficiency_j_per_th:.1f} J/TH"
     be = "n/a"
     if r.breakeven_per_mwh is not None:
-        be = f"${r.breakeven_per_mwh:,.2f}/MWh (${r.breakeven_per_mwh / 1000:.4f}/kWh)"
+        be = f"${r.breakeven_per_mwh:,.2f}/MWh (${per_mwh_to_per_kwh(r.breakeven_per_mwh):.4f}/kWh)"
     rows = [
         ("model", r.model or "-"),
         ("hashrate", f"{r.hashrate_ths:,.2f} TH/s"),

@@ -6,6 +6,8 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from fleetd.economics.units import per_mwh_to_per_kwh
+
 
 @dataclass(frozen=True, slots=True)
 class HashpriceValue:
@@ -44,7 +46,7 @@ class PricePoint:
 
     @property
     def per_kwh(self) -> float:
-        return self.per_mwh / 1000.0
+        return per_mwh_to_per_kwh(self.per_mwh)
 
     @property
     def as_of(self) -> float:

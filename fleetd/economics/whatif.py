@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fleetd.economics.hashprice import btc_per_ph_day, fee_factor
-from fleetd.economics.units import energy_mwh_per_day
+from fleetd.economics.units import energy_mwh_per_day, per_kwh_to_per_mwh, per_mwh_to_per_kwh, ths_to_phs
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +45,14 @@ def profit_grid(
 ) -> Grid:
     if hashrate_ths <= 0 or power_w <= 0 or units <= 0:
         raise ValueError("hashrate, power and unit count must be > 0")
-    btc_per_day = btc_per_ph_day(difficulty, subsidy_btc, fees_btc_per_block) * hashrate_ths / 1000.0
+    btc_per_day = btc_per_ph_day(difficulty, subsidy_btc, fees_btc_per_block) * ths_to_phs(hashrate_ths)
     btc_net = btc_per_day * fee_factor(pool_fee, dev_fee) * units
     mwh = energy_mwh_per_day(power_w) * units
     rows = tuple(
-        tuple(btc_net * price - mwh * (kwh * 1000.0 + adders_per_mwh) for price in btc_prices)
+        tuple(btc_net * price - mwh * (per_kwh_to_per_mwh(kwh) + adders_per_mwh) for price in btc_prices)
         for kwh in electricity_per_kwh
     )
-    be_kwh = tuple((btc_net * price / mwh - adders_per_mwh) / 1000.0 for price in btc_prices)
-    be_btc = tuple(mwh * (kwh * 1000.0 + adders_per_mwh) / btc_net for kwh in electricity_per_kwh)
+    be_kwh = tuple(per_mwh_to_per_kwh(btc_net * price / mwh - adders_per_mwh) for price in btc_prices)
+    be_btc = tuple(mwh * (per_kwh_to_per_mwh(kwh) + adders_per_mwh) / btc_net for kwh in electricity_per_kwh)
     prices, kwhs = tuple(btc_prices), tuple(electricity_per_kwh)
     return Grid(label, units, hashrate_ths, power_w, prices, kwhs, rows, be_kwh, be_btc)
