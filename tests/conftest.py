@@ -16,7 +16,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # CI sets this so that a missing service fails the run instead of skipping tests.
 REQUIRE_SERVICES = os.environ.get("FLEETD_REQUIRE_SERVICES", "") not in ("", "0")
 
-_next_host = itertools.count(1)
+# FLEETD_TEST_HOST_BASE shifts the addresses so that several test runs on one machine do not collide.
+_next_host = itertools.count(int(os.environ.get("FLEETD_TEST_HOST_BASE", "1") or 1))
 
 
 @pytest.fixture(autouse=True)
