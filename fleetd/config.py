@@ -341,6 +341,16 @@ class Config(_Model):
     discovery: list[DiscoveryConfig] = []
     # Validated by fleetd.economics.EconomicsConfig when that package is present.
     economics: dict[str, Any] | None = None
+    # Validated by fleetd.curtail.config.CurtailmentConfig; `curtailment_config()` returns the model.
+    curtailment: dict[str, Any] | None = None
+
+    def curtailment_config(self) -> Any:
+        """The validated [curtailment] section (a CurtailmentConfig), or None when there is none."""
+        if self.curtailment is None:
+            return None
+        from fleetd.curtail.config import parse_curtailment
+
+        return parse_curtailment(self.curtailment)
 
     def credentials_name(self, target: _Target) -> str | None:
         """The [credentials.NAME] set a miner or discovery range uses: its own, else "default" if defined."""
@@ -423,6 +433,8 @@ def _check(cfg: Config) -> list[str]:
                 errors.append(f"mqtt.password: {exc}")
     if cfg.economics is not None:
         errors += _check_economics(cfg.economics)
+    if cfg.curtailment is not None:
+        errors += _check_curtailment(cfg.curtailment)
     return errors
 
 
@@ -466,6 +478,16 @@ def _check_economics(section: dict[str, Any]) -> list[str]:
     return []
 
 
+def _check_curtailment(section: dict[str, Any]) -> list[str]:
+    from fleetd.curtail.config import CurtailmentConfig
+
+    try:
+        CurtailmentConfig.model_validate(section)
+    except ValidationError as exc:
+        return [f"curtailment.{line}" for line in format_validation_error(exc, CurtailmentConfig)]
+    return []
+
+
 def economics_model() -> type[BaseModel] | None:
     try:
         from fleetd import economics
@@ -484,6 +506,9 @@ def parse_config(data: dict[str, Any], source: str = "") -> Config:
         section = data.get("economics") if isinstance(data, dict) else None
         if isinstance(section, dict):  # report [economics] problems in the same run as the rest
             errors += _check_economics(section)
+        section = data.get("curtailment") if isinstance(data, dict) else None
+        if isinstance(section, dict):
+            errors += _check_curtailment(section)
         raise ConfigError(errors, source) from None
     errors = _check(cfg)
     if errors:
