@@ -34,7 +34,7 @@ class CurtailStatus:
     enforce: bool  # False: dry run, nothing is sent
     decided_at: float
     miners: Mapping[str, MinerCurtailStatus]
-    controls: Controls = Controls()
+    controls: Controls = field(default_factory=Controls)
     active_rules: tuple[str, ...] = ()
     failsafe: str = ""  # why the fail-safe applies, "" when it does not
     load_kw: float | None = None  # measured/estimated fleet load now
