@@ -6,15 +6,41 @@ configuration does not import curtailment.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fleetd.curtail.model import PinAction
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_hhmm(text: str) -> str:
+    hours, sep, minutes = text.partition(":")
+    ok = sep and len(minutes) == 2 and hours.isdigit() and minutes.isdigit() and 1 <= len(hours) <= 2
+    if not ok or int(minutes) > 59 or int(hours) * 60 + int(minutes) > 24 * 60:
+        raise ValueError(f"{text!r} is not a time of day HH:MM (00:00 to 24:00)")
+    return text
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as America/Chicago)") from None
+    return name
+
+
+def _check_iso(text: str) -> str:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time such as 2026-08-01T16:00-05:00") from None
+    return text
 
 
 class Scope(_Model):
@@ -46,6 +72,15 @@ class PriceStrikeRule(_Model):
     resume_below_usd_per_mwh: float | None = None  # default: strike_usd_per_mwh
     resume_after_intervals: int = Field(1, ge=1)
 
+    @model_validator(mode="after")
+    def _ordered(self) -> PriceStrikeRule:
+        high, resume = self.high_strike_usd_per_mwh, self.resume_below_usd_per_mwh
+        if high is not None and high < self.strike_usd_per_mwh:
+            raise ValueError("high_strike_usd_per_mwh must be at or above strike_usd_per_mwh")
+        if resume is not None and resume > self.strike_usd_per_mwh:
+            raise ValueError("resume_below_usd_per_mwh must be at or below strike_usd_per_mwh")
+        return self
+
 
 class Window(_Model):
     """A daily/weekly window in local time; `end` before `start` crosses midnight."""
@@ -63,6 +98,8 @@ class Window(_Model):
     end: str  # "HH:MM"
     months: list[Annotated[int, Field(ge=1, le=12)]] = []  # empty: every month
 
+    _hhmm = field_validator("start", "end")(classmethod(lambda cls, v: _check_hhmm(v)))
+
 
 class OneOff(_Model):
     """A one-off event, e.g. a 4CP peak hour: ISO 8601 times with an offset."""
@@ -70,6 +107,8 @@ class OneOff(_Model):
     start: str
     end: str
     note: str = ""
+
+    _iso = field_validator("start", "end")(classmethod(lambda cls, v: _check_iso(v)))
 
 
 class ScheduleRule(_Model):
@@ -81,6 +120,8 @@ class ScheduleRule(_Model):
     windows: list[Window] = []
     events: list[OneOff] = []
 
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
+
 
 class PowerCapRule(_Model):
     kind: Literal["power_cap"]
@@ -91,6 +132,8 @@ class PowerCapRule(_Model):
     windows: list[Window] = []  # when set, the config target applies only inside these windows
     prefer_power_limit: bool = True  # limit instead of sleep where it loses less hashrate per kW shed
     margin_kw: float = Field(0.0, ge=0)  # keep this much below the target
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
 
 
 Rule = Annotated[EconomicRule | PriceStrikeRule | ScheduleRule | PowerCapRule, Field(discriminator="kind")]
@@ -143,6 +186,14 @@ class CurtailmentConfig(_Model):
     dwell: DwellConfig = DwellConfig()
     retry: RetryConfig = RetryConfig()
     mqtt_dr: DemandResponseMqtt | None = None
+
+    @model_validator(mode="after")
+    def _unique_rule_names(self) -> CurtailmentConfig:
+        names = [r.name for r in self.rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rule names must be unique (give each a name = ...): {', '.join(dupes)}")
+        return self
 
 
 def parse_curtailment(section: dict[str, Any]) -> CurtailmentConfig:

@@ -1,0 +1,375 @@
+"""decide(): one deterministic curtailment pass over the fleet. Pure: no I/O, no clock of its own.
+
+Arbitration per miner: an active pin wins; then a miner out of contact keeps its target (the fail-safe
+target once it has been silent for `control_lost_s`); then any stop (price strike, schedule sleep, the
+stale-price fail-safe in "curtail" mode, then the power cap); then the stale-price fail-safe "hold"/"run";
+then schedule run windows; then economics; otherwise run. Miners are decided in id order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from types import MappingProxyType
+
+from fleetd.curtail.config import (
+    CurtailmentConfig,
+    EconomicRule,
+    PowerCapRule,
+    PriceStrikeRule,
+    ScheduleRule,
+    Scope,
+)
+from fleetd.curtail.model import (
+    RUN,
+    SLEEP,
+    Action,
+    Controls,
+    Decision,
+    FleetMemory,
+    MinerMemory,
+    MinerView,
+    Pin,
+    PinAction,
+    Plan,
+    PriceView,
+    Reason,
+    RuleKind,
+    Target,
+)
+from fleetd.curtail.rules import economic, overrides, power_cap, strike
+from fleetd.curtail.rules.overrides import HANDS_OFF, ActivePins
+from fleetd.curtail.rules.schedule import Calendar
+from fleetd.curtail.rules.scope import (
+    MAX_POWER_W,
+    Matcher,
+    efficiency,
+    number,
+    running_power_w,
+    sleep_power_w,
+)
+
+DOWN_SINCE = "failsafe.down_since"  # streak key: unix time (s) a miner was first seen not answering
+FAILSAFE = "failsafe"
+_PRICE_KINDS = frozenset({RuleKind.ECONOMIC, RuleKind.PRICE_STRIKE, RuleKind.FAILSAFE})
+_EMPTY_MEMORY = MinerMemory()
+_DEFAULT_REASON = Reason(RuleKind.DEFAULT, "default", "no rule stops this miner: run")
+_NO_STREAKS: Mapping[str, int] = MappingProxyType({})
+_IMPLICIT_DR = PowerCapRule(kind="power_cap", name="demand_response")
+
+
+def is_hands_off(decision: Decision) -> bool:
+    """True when an exclude/maintenance pin holds the miner: the executor must send it nothing."""
+    r = decision.reason
+    return r.kind is RuleKind.OVERRIDE and r.values.get("pin") in HANDS_OFF
+
+
+def _matcher(scope: Scope) -> Matcher:
+    return Matcher(scope.sites, scope.models, scope.racks, scope.miners)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    economic: tuple[tuple[EconomicRule, Matcher], ...]
+    strikes: tuple[tuple[PriceStrikeRule, Matcher], ...]
+    schedules: tuple[tuple[ScheduleRule, Matcher, Calendar], ...]
+    caps: tuple[tuple[PowerCapRule, Matcher, Calendar | None], ...]
+    config_pins: tuple[Pin, ...]
+    scopes: tuple[Matcher, ...]  # every rule's scope: the fail-safe's "rules' scope"
+
+
+_cache: list[tuple[CurtailmentConfig, _Compiled]] = []
+
+
+def _compile(config: CurtailmentConfig) -> _Compiled:
+    if _cache and _cache[0][0] is config:
+        return _cache[0][1]
+    econ, strikes, schedules, caps = [], [], [], []
+    for rule in config.rules:
+        if isinstance(rule, EconomicRule):
+            econ.append((rule, _matcher(rule.scope)))
+        elif isinstance(rule, PriceStrikeRule):
+            strikes.append((rule, _matcher(rule.scope)))
+        elif isinstance(rule, ScheduleRule):
+            schedules.append(
+                (rule, _matcher(rule.scope), Calendar.of(rule.timezone, rule.windows, rule.events))
+            )
+        else:
+            cal = Calendar.of(rule.timezone, rule.windows) if rule.windows else None
+            caps.append((rule, _matcher(rule.scope), cal))
+    if not caps:  # demand-response events from the API/MQTT still apply, fleet-wide
+        caps.append((_IMPLICIT_DR, _matcher(_IMPLICIT_DR.scope), None))
+    scopes = tuple(m for group in (econ, strikes, schedules, caps) for _, m, *_ in group)
+    compiled = _Compiled(
+        tuple(econ), tuple(strikes), tuple(schedules), tuple(caps), overrides.from_config(config.pins), scopes
+    )
+    _cache[:] = [(config, compiled)]
+    return compiled
+
+
+def _stop_target(m: MinerView) -> Target:
+    """Sleep; a miner that can only take a power limit goes to its minimum limit instead."""
+    if not m.can_sleep and m.can_limit:
+        lo = number(m.min_power_limit_w, 1.0, MAX_POWER_W)
+        if lo is not None:
+            return Target(Action.LIMIT, int(lo))
+    return SLEEP
+
+
+def _in_rules_scope(m: MinerView, scopes: tuple[Matcher, ...]) -> bool:
+    return any(s(m) for s in scopes)
+
+
+def decide(
+    miners: Sequence[MinerView],
+    prices: PriceView,
+    config: CurtailmentConfig,
+    controls: Controls,
+    memory: Mapping[str, MinerMemory],
+    fleet: FleetMemory,
+    now: float,
+) -> Plan:
+    comp = _compile(config)
+    failsafe_notes: list[str] = []
+    active: list[str] = []
+
+    # Fleet-level inputs, once per pass.
+    price = number(prices.now_usd_per_mwh, -1e7, 1e7)
+    age = now - prices.at
+    stale = prices.stale or price is None or not age <= config.price_stale_s
+    fs_mode = config.failsafe
+    fs_reason = _DEFAULT_REASON
+    if stale:
+        why = "marked stale" if prices.stale else "missing" if price is None else f"{age:,.0f} s old"
+        fs_reason = Reason(
+            RuleKind.FAILSAFE,
+            FAILSAFE,
+            f"electricity price {why} (limit {config.price_stale_s:,.0f} s): fail-safe {fs_mode}",
+            {"price_age_s": age, "price_stale_s": config.price_stale_s, "mode": fs_mode},
+        )
+        failsafe_notes.append(fs_reason.text)
+    stops: list[tuple[Matcher, Reason]] = []
+    runs: list[tuple[Matcher, Reason]] = []
+    if not stale and comp.strikes:
+        seq = strike.intervals(prices)
+        for rule, matcher in comp.strikes:
+            st = strike.evaluate(rule, seq, rule.name in fleet.active)
+            if st.active:
+                stops.append((matcher, st.reason))
+                active.append(rule.name)
+    for srule, matcher, cal in comp.schedules:
+        what = cal.active(now)
+        if what is not None:
+            verb = "sleep" if srule.action == "sleep" else "run"
+            reason = Reason(
+                RuleKind.SCHEDULE,
+                srule.name,
+                f"schedule {srule.name}: {what} ({srule.timezone}): {verb}",
+                {"action": srule.action, "active": what, "timezone": srule.timezone},
+            )
+            (stops if srule.action == "sleep" else runs).append((matcher, reason))
+            active.append(srule.name)
+    if stale and fs_mode == "curtail":
+        stops.append((Matcher(), fs_reason))  # applied below only to miners in the rules' scope
+    pins = ActivePins.of(comp.config_pins + controls.pins, now)
+
+    ordered = sorted(miners, key=attrgetter("id"))
+    n = len(ordered)
+    targets: list[Target] = [RUN] * n
+    reasons: list[Reason] = [_DEFAULT_REASON] * n
+    streaks_out: list[Mapping[str, int]] = [_NO_STREAKS] * n
+    mems: list[MinerMemory] = [_EMPTY_MEMORY] * n
+    cap_ok = [False] * n  # running by its own rules, up, unpinned: the power cap may shed it
+    keep = [True] * n  # False: a duplicate id, dropped
+    seen: set[str] = set()
+    lost = 0
+    econ_rules = comp.economic
+    scopes = comp.scopes
+    for i, m in enumerate(ordered):
+        if m.id in seen:
+            keep[i] = False
+            continue
+        seen.add(m.id)
+        mem = memory.get(m.id, _EMPTY_MEMORY)
+        mems[i] = mem
+        streaks = mem.streaks
+        new_streaks: dict[str, int] | None = None
+        if not m.up and DOWN_SINCE not in streaks:
+            new_streaks = dict(streaks)
+            new_streaks[DOWN_SINCE] = int(now)
+        elif m.up and DOWN_SINCE in streaks:
+            new_streaks = dict(streaks)
+            del new_streaks[DOWN_SINCE]
+
+        pin = pins.match(m) if pins.pins else None
+        if pin is not None:
+            targets[i], reasons[i] = _pinned(pin, m, mem)
+        elif not m.up:
+            down_for = now - (new_streaks or streaks)[DOWN_SINCE]
+            if down_for >= config.control_lost_s:
+                lost += 1
+                if fs_mode == "run":
+                    t = RUN
+                elif fs_mode == "curtail" and m.controllable and _in_rules_scope(m, scopes):
+                    t = _stop_target(m)
+                else:
+                    t = mem.target
+                text = (
+                    f"not answering for {down_for:,.0f} s (limit {config.control_lost_s:,.0f} s):"
+                    f" fail-safe {fs_mode}, {t}"
+                )
+            else:
+                t = mem.target
+                text = f"not answering for {down_for:,.0f} s: keeping target {t}"
+            targets[i] = t
+            reasons[i] = Reason(
+                RuleKind.FAILSAFE,
+                FAILSAFE,
+                text,
+                {"down_s": down_for, "control_lost_s": config.control_lost_s, "mode": fs_mode},
+            )
+        else:
+            verdict: economic.Verdict | None = None
+            if econ_rules and not stale:
+                for rule, matcher in econ_rules:
+                    if not matcher(m):
+                        continue
+                    v = economic.evaluate(rule, m, streaks)
+                    old_off = streaks.get(rule.name + ".off", 0)
+                    if v.count != streaks.get(rule.name, 0) or v.off_flag != old_off:
+                        if new_streaks is None:
+                            new_streaks = dict(streaks)
+                        new_streaks[rule.name] = v.count
+                        new_streaks[rule.name + ".off"] = v.off_flag
+                    if verdict is None or (v.off and not verdict.off):
+                        verdict = v
+            decided = False
+            for matcher, reason in stops:
+                if matcher(m) and (reason is not fs_reason or _in_rules_scope(m, scopes)):
+                    targets[i], reasons[i] = _stop_target(m), reason
+                    decided = True
+                    break
+            if not decided:
+                if stale and fs_mode != "curtail" and _in_rules_scope(m, scopes):
+                    if fs_mode == "hold" and mem.reason is not None and mem.reason.kind in _PRICE_KINDS:
+                        targets[i] = mem.target
+                    reasons[i] = fs_reason
+                else:
+                    for matcher, reason in runs:
+                        if matcher(m):
+                            reasons[i] = reason
+                            break
+                    else:
+                        if verdict is not None:
+                            reasons[i] = verdict.reason
+                            if verdict.off or (
+                                verdict.off is None and streaks.get(verdict.reason.rule + ".off")
+                            ):
+                                targets[i] = _stop_target(m)
+                cap_ok[i] = targets[i] is RUN
+        if new_streaks is not None:
+            streaks_out[i] = MappingProxyType(new_streaks)
+        else:
+            streaks_out[i] = streaks
+
+    # Power caps, over what the other rules decided.
+    target_kw = _apply_caps(comp, controls, ordered, keep, targets, reasons, cap_ok, mems, active, now)
+
+    decisions: list[Decision] = []
+    new_memory: dict[str, MinerMemory] = {}
+    load_w = 0.0
+    load_known = False
+    for i, m in enumerate(ordered):
+        if not keep[i]:
+            continue
+        t, r, mem, st = targets[i], reasons[i], mems[i], streaks_out[i]
+        changed = t != mem.target
+        decisions.append(Decision(m.id, t, r, changed, m.controllable))
+        if not changed and r is mem.reason and st is mem.streaks:
+            new_memory[m.id] = mem
+        else:
+            new_memory[m.id] = MinerMemory(t, now if changed or mem is _EMPTY_MEMORY else mem.since, r, st)
+        run_w = running_power_w(m)
+        if run_w is not None:
+            load_known = True
+            load_w += power_cap.estimate_w(t, run_w, sleep_power_w(m, run_w))
+    if lost:
+        failsafe_notes.append(
+            f"{lost} miner(s) out of contact for {config.control_lost_s:,.0f} s or more: fail-safe {fs_mode}"
+        )
+    if failsafe_notes:
+        active.append(FAILSAFE)
+    since = {name: fleet.active.get(name, now) for name in active}
+    return Plan(
+        decisions=tuple(decisions),
+        memory=new_memory,
+        fleet=FleetMemory(MappingProxyType(since)),
+        active_rules=tuple(active),
+        failsafe="; ".join(failsafe_notes),
+        load_kw=load_w / 1000.0 if load_known else None,
+        target_kw=target_kw,
+    )
+
+
+def _pinned(pin: Pin, m: MinerView, mem: MinerMemory) -> tuple[Target, Reason]:
+    values: dict[str, float | str | None] = {"pin": pin.action.value, "source": pin.source, "id": pin.id}
+    if pin.until is not None:
+        values["until"] = pin.until
+    note = f" ({pin.note})" if pin.note else ""
+    if pin.action is PinAction.RUN:
+        return RUN, Reason(RuleKind.OVERRIDE, "pin", f"pinned to run by {pin.source}{note}", values)
+    if pin.action is PinAction.SLEEP:
+        return _stop_target(m), Reason(
+            RuleKind.OVERRIDE, "pin", f"pinned to sleep by {pin.source}{note}", values
+        )
+    verb = "in maintenance" if pin.action is PinAction.MAINTENANCE else "excluded from curtailment"
+    return mem.target, Reason(RuleKind.OVERRIDE, "pin", f"{verb} by {pin.source}{note}: sent nothing", values)
+
+
+def _apply_caps(
+    comp: _Compiled,
+    controls: Controls,
+    ordered: list[MinerView],
+    keep: list[bool],
+    targets: list[Target],
+    reasons: list[Reason],
+    cap_ok: list[bool],
+    mems: list[MinerMemory],
+    active: list[str],
+    now: float,
+) -> float | None:
+    tightest: float | None = None
+    for rule, matcher, cal in comp.caps:
+        found = power_cap.effective_target(rule, cal, controls.events, matcher.sites, now)
+        if found is None:
+            continue
+        kw, source, ev_sites = found
+        fixed_w = 0.0
+        candidates: list[power_cap.Candidate] = []
+        for i, m in enumerate(ordered):
+            if not keep[i] or not matcher(m) or (ev_sites and m.site not in ev_sites):
+                continue
+            run_w = running_power_w(m)
+            if run_w is None:
+                continue  # unknown power: neither counted nor shed (say so below)
+            sleep_w = sleep_power_w(m, run_w)
+            t = targets[i]
+            if not cap_ok[i] or not m.controllable or (not m.can_sleep and not m.can_limit):
+                fixed_w += power_cap.estimate_w(t, run_w, sleep_w)
+                continue
+            mem = mems[i]
+            r = mem.reason
+            current = RUN
+            if r is not None and r.kind is RuleKind.POWER_CAP and r.rule == rule.name and mem.target != RUN:
+                current = mem.target
+            candidates.append(
+                power_cap.Candidate(m, run_w, sleep_w if m.can_sleep else None, efficiency(m), current, i)
+            )
+        res = power_cap.allocate(rule, kw, source, fixed_w, candidates)
+        for i, (t, r) in res.changes.items():
+            targets[i], reasons[i] = t, r
+            cap_ok[i] = False
+        active.append(rule.name)
+        tightest = kw if tightest is None else min(tightest, kw)
+    return tightest
