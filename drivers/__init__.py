@@ -43,6 +43,8 @@ __all__ = [
 # speaks the API, so it comes last. Entries are "module:Class" under fleetd.drivers.
 _REGISTRY: tuple[str, ...] = (
     "antminer:AntminerDriver",
+    "luxos:LuxOSDriver",
+    "avalon:AvalonDriver",
     "whatsminer:WhatsminerDriver",
     "cgminer:CGMinerDriver",
 )

@@ -58,12 +58,29 @@ MODELS: dict[str, SimModel] = dict(
             ModelSpec("Whatsminer M60S_VK40", "MicroBT", 180.0, 3330.0, 25.0, 3, 225, 2, 6300, 1000, 3600),
             "fleetd.sim.whatsminer:WhatsminerM60S",
         ),
+        # S19k Pro on LuxOS: the captured "default" profile, 121.8 TH/s at 2794 W; profiles 784-4195 W.
+        _entry(
+            ModelSpec("Antminer S19k Pro", "Bitmain", 121.8, 2794.0, 20.0, 3, 77, 4, 5800, 784.0, 4195.0),
+            "fleetd.sim.luxos:LuxOSS19kPro",
+        ),
+        # Canaan A1566 (15-194): 194 TH/s at about 3700 W (captured WALLPOWER 3731); 3 boards x 160 chips.
+        _entry(
+            ModelSpec("AvalonMiner 15-194", "Canaan", 194.0, 3700.0, 30.0, 3, 160, 2, 4280),
+            "fleetd.sim.avalon:AvalonA1566",
+        ),
+        # Canaan Avalon Q: 90 TH/s at 1674 W (Canaan spec sheet); 1 board x 160 chips, 4 fans.
+        _entry(
+            ModelSpec("Avalon Q", "Canaan", 90.0, 1674.0, 20.0, 1, 160, 4, 3000),
+            "fleetd.sim.avalon:AvalonQ",
+        ),
     ]
 )
 
 
 # Other names a model goes by: the family name operators use (firmware reports the board variant).
 ALIASES: dict[str, str] = {
+    "LuxOS S19k Pro": "Antminer S19k Pro",
+    "Avalon A1566": "AvalonMiner 15-194",
     "Whatsminer M50S": "Whatsminer M50S_VH50",
     "Whatsminer M60S": "Whatsminer M60S_VK40",
 }

@@ -13,6 +13,7 @@ import pytest
 from fleetd.drivers import detect
 from fleetd.drivers.antminer import AntminerDriver
 from fleetd.drivers.antminer.parse import conf_mode
+from fleetd.drivers.avalon import AvalonDriver
 from fleetd.drivers.base import Credentials, Endpoint, Timeouts
 from fleetd.drivers.cgminer import CGMinerDriver
 
@@ -372,7 +373,7 @@ async def test_detect_shares_one_version_read_across_the_cgminer_family() -> Non
     assert log == ["version"]  # nothing else asked: the Antminer claims it from that one reply
     async with fake_bmminer(joins=True, folder="cgminer_avalon_a1566") as (host, log):
         found = await detect(Endpoint(host, timeouts=FAST))
-    assert found is not None and found[0] is CGMinerDriver
+    assert found is not None and found[0] is AvalonDriver
     assert found[1].model == "AvalonMiner 15-194"
     assert log.count("version") == 1
 

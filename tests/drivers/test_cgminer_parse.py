@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 from fleetd.drivers.cgminer import CGMinerDriver
-from test_fixture_folders import parse_folder
+from test_fixture_folders import load_folder
 
 AVALON = Path(__file__).resolve().parent.parent / "fixtures" / "devices" / "cgminer_avalon_a1566"
 
 
 def test_avalon_through_generic_driver() -> None:
-    _, reading = parse_folder(AVALON)
+    # The folder's driver is now `avalon`; the generic driver still reads such a miner read-only.
+    _, responses = load_folder(AVALON)
+    reading = CGMinerDriver.parse_responses(responses, host="192.0.2.1", polled_at=1.0)
     ident, snap = reading.identity, reading.snapshot
     assert ident.vendor == "generic" and ident.driver == "cgminer" and ident.api == "cgminer"
     assert ident.model == "AvalonMiner 15-194" and ident.firmware == "4.11.1" and ident.api_version == "3.7"

@@ -1,0 +1,160 @@
+"""Avalon driver: reads `version`, `estats` and `pools`; soft-off/soft-on and work modes through `ascset`.
+
+Avalon controllers handle one API connection at a time badly (a second one stalls or resets the first),
+so every command to one miner, reads included, goes through a per-miner lock. `ascset|0,softoff,1:<ts>`
+and `softon` take the time at which to act, on the miner's own clock (many Avalons run with an unset
+clock), so the driver takes it from the STATUS "When" of a fresh read. `softon` often closes the socket
+without a reply: that is no error, the re-read decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from fleetd.drivers import verify
+from fleetd.drivers.avalon.parse import WORKMODES, is_avalon, parse_identity, parse_snapshot, when
+from fleetd.drivers.base import Driver, Endpoint, SupportsSleep
+from fleetd.drivers.cgminer import VersionProbe, reply_content
+
+from fleetd.model import Identity, Mode, Reading, Snapshot
+from fleetd.transport.cgminer import CGMinerAPI
+from fleetd.transport.errors import (
+    CommandRejectedError,
+    DeviceTimeoutError,
+    MalformedReplyError,
+    NotCompliedError,
+)
+
+__all__ = ["SOFT_DELAY_S", "AvalonDriver"]
+
+SOFT_DELAY_S = 2  # seconds ahead (miner clock) at which softoff/softon are scheduled
+_LOCKS: dict[tuple[str, int], asyncio.Lock] = {}
+_WORKMODE_VALUES = {mode: value for value, mode in WORKMODES.items()}
+
+
+class AvalonDriver(VersionProbe, Driver, SupportsSleep):
+    """A Canaan Avalon (A13xx-A15xx, Avalon Q / Nano). A poll is one joined `version+estats+pools`."""
+
+    name = "avalon"
+    vendor = "avalon"
+    POLL = ("version", "estats", "pools")
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self.api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
+
+    @contextlib.asynccontextmanager
+    async def _serial(self) -> AsyncIterator[None]:
+        """Hold this miner's command lock (one exchange with an Avalon at a time)."""
+        key = (self.host, self.endpoint.api_port)
+        lock = _LOCKS.get(key)
+        if lock is None:
+            lock = _LOCKS[key] = asyncio.Lock()
+        async with lock:
+            yield
+
+    @classmethod
+    def from_version(cls, reply: Mapping[str, Any], *, host: str = "") -> Identity | None:
+        """Pure: the identity a `version` reply shows if it is an Avalon's, else None."""
+        if not is_avalon(reply):
+            return None
+        return parse_identity({"rpc_version": reply}, host=host)
+
+    async def raw_responses(self) -> dict[str, Any]:
+        async with self._serial():
+            replies = await self.api.commands(*self.POLL, optional=("pools",))
+        return {f"rpc_{cmd}": reply for cmd, reply in replies.items()}
+
+    async def read(self) -> Reading:
+        return self.parse_responses(await self.raw_responses(), host=self.host, polled_at=time.time())
+
+    async def identity(self) -> Identity:
+        async with self._serial():
+            reply = await self.api.command("version")
+        return parse_identity({"rpc_version": reply}, host=self.host)
+
+    async def snapshot(self) -> Snapshot:
+        return (await self.read()).snapshot
+
+    @classmethod
+    def parse_responses(
+        cls, responses: Mapping[str, Any], *, host: str = "", polled_at: float = 0.0
+    ) -> Reading:
+        with reply_content(host):
+            return Reading(
+                parse_identity(responses, host=host), parse_snapshot(responses, polled_at=polled_at)
+            )
+
+    # --- power ---------------------------------------------------------------------------------
+
+    async def _ascset(self, param: str, *, reply_optional: bool = False) -> None:
+        async with self._serial():
+            try:
+                await self.api.command("ascset", param)
+            except (MalformedReplyError, DeviceTimeoutError):
+                if not reply_optional:
+                    raise  # else closed without a reply, as softon does: the re-read decides
+
+    async def _miner_clock(self) -> tuple[int, float | None]:
+        """(the miner's clock now, its current hashrate) from one `estats` read."""
+        async with self._serial():
+            reply = await self.api.command("estats")
+        rate = parse_snapshot({"rpc_estats": reply}).hashrate_ths
+        return (when(reply) or int(time.time())), rate
+
+    async def sleep(self) -> Snapshot:
+        now, before = await self._miner_clock()
+        await self._ascset(f"0,softoff,1:{now + SOFT_DELAY_S}")
+
+        def off(snap: Snapshot) -> bool:
+            rate = snap.hashrate_ths
+            low = rate is not None and (rate <= 0.05 * before if before else rate <= 0.0)
+            return snap.mode is Mode.SLEEP and low
+
+        return await self._verify("softoff", off)
+
+    async def wake(self) -> Snapshot:
+        now, _ = await self._miner_clock()
+        await self._ascset(f"0,softon,1:{now + SOFT_DELAY_S}", reply_optional=True)
+        return await self._verify(
+            "softon", lambda s: s.mode is not Mode.SLEEP and bool(s.hashrate_ths and s.hashrate_ths > 0)
+        )
+
+    async def set_work_mode(self, mode: Mode) -> Snapshot:
+        """Switch the work mode (LOW = Eco, NORMAL = Standard, HIGH = Super) and verify it shows."""
+        value = _WORKMODE_VALUES.get(mode)
+        if value is None:
+            raise CommandRejectedError(
+                f"Avalon work modes are low, normal and high, not {mode.value}",
+                host=self.host,
+                command="workmode",
+            )
+        await self._ascset(f"0,workmode,set,{value}")
+        return await self._verify(f"workmode {mode.value}", lambda s: s.mode is mode)
+
+    async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
+        timeouts = self.endpoint.timeouts
+        end = await verify.until(
+            self.snapshot,
+            ok,
+            deadline=verify.deadline_in(timeouts.verify_s),
+            interval=timeouts.verify_interval_s,
+        )
+        if end.ok and end.last is not None:
+            return end.last
+        seen = "no reading"
+        if end.last is not None:
+            snap = end.last
+            rate = "unknown" if snap.hashrate_ths is None else f"{snap.hashrate_ths:.2f} TH/s"
+            seen = f"mode {snap.mode.value}, hashrate {rate}"
+        elif end.error is not None:
+            seen = f"last error: {end.error.message}"
+        raise NotCompliedError(
+            f"{action} acknowledged but not in effect after {timeouts.verify_s:g} s ({seen})",
+            host=self.host,
+            command=action,
+        )

@@ -1,0 +1,90 @@
+"""The Avalon driver against the Avalon emulators over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from fleetd.drivers import detect
+from fleetd.drivers.avalon import AvalonDriver
+
+from fleetd.model import Capability, Mode
+from fleetd.sim.base import Faults
+from fleetd.transport.errors import CommandRejectedError, NotCompliedError
+from tests.avalon.conftest import Start
+
+MODELS = ["AvalonMiner 15-194", "Avalon Q"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_detected_and_read(start: Start, model: str) -> None:
+    miner, endpoint = await start(model)
+    found = await detect(endpoint)
+    assert found is not None and found[0] is AvalonDriver and found[1].model == miner.prod
+    driver = AvalonDriver(endpoint)
+    assert driver.capabilities == {Capability.SLEEP}
+    snap = (await driver.read()).snapshot
+    assert snap.is_mining and snap.mode is Mode.NORMAL
+    assert snap.hashrate_ths == pytest.approx(miner.state.spec.hashrate_ths)
+    assert snap.power_w == pytest.approx(miner.state.spec.power_w, rel=0.01)
+    assert len(snap.hashboards) == miner.state.spec.boards and snap.pools
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_softoff_and_softon_verified(start: Start, model: str) -> None:
+    miner, endpoint = await start(model)  # softon closes the socket without a reply, as captured
+    driver = AvalonDriver(endpoint)
+    slept = await driver.sleep()
+    assert slept.mode is Mode.SLEEP and slept.hashrate_ths == 0.0 and miner.state.sleeping
+    woke = await driver.wake()
+    assert woke.mode is Mode.NORMAL and woke.hashrate_ths and not miner.state.sleeping
+
+
+async def test_timestamps_follow_the_miners_clock(start: Start) -> None:
+    # An Avalon whose clock was never set (the A1566 capture's "When" is 986): a wall-clock timestamp
+    # would schedule the softoff decades ahead.
+    miner, endpoint = await start("AvalonMiner 15-194", clock_offset_s=986 - time.time(), softon_reply=True)
+    driver = AvalonDriver(endpoint)
+    assert (await driver.sleep()).mode is Mode.SLEEP
+    assert miner.soft_off_at is not None and miner.soft_off_at < 10_000
+    assert (await driver.wake()).is_mining
+
+
+async def test_ignored_softoff_is_not_complied(start: Start) -> None:
+    miner, endpoint = await start("Avalon Q", faults=Faults(ignore_power_commands=True))
+    with pytest.raises(NotCompliedError, match="softoff acknowledged but not in effect"):
+        await AvalonDriver(endpoint).sleep()
+    assert not miner.state.sleeping
+
+
+async def test_work_modes(start: Start) -> None:
+    miner, endpoint = await start("AvalonMiner 15-194")
+    driver = AvalonDriver(endpoint)
+    snap = await driver.set_work_mode(Mode.LOW)
+    assert snap.mode is Mode.LOW and miner.state.mode == "low"
+    assert snap.power_limit_w is not None and snap.power_limit_w < miner.state.spec.power_w
+    assert (await driver.set_work_mode(Mode.HIGH)).mode is Mode.HIGH
+    with pytest.raises(CommandRejectedError, match="low, normal and high"):
+        await driver.set_work_mode(Mode.SLEEP)
+
+
+async def test_ignored_work_mode_is_not_complied(start: Start) -> None:
+    _, endpoint = await start("Avalon Q", faults=Faults(ignore_power_commands=True))
+    with pytest.raises(NotCompliedError, match="workmode low"):
+        await AvalonDriver(endpoint).set_work_mode(Mode.LOW)
+
+
+async def test_commands_to_one_miner_are_serialized(start: Start) -> None:
+    miner, endpoint = await start("AvalonMiner 15-194")
+    seen: list[int] = []
+    reply = miner.api_reply
+
+    def counting(request: bytes) -> tuple[bytes, bool]:
+        seen.append(len(miner.connections))
+        return reply(request)
+
+    miner.api_reply = counting
+    drivers = [AvalonDriver(endpoint) for _ in range(3)]  # even separate driver objects share the lock
+    await asyncio.gather(*(d.read() for d in drivers for _ in range(3)), drivers[0].identity())
+    assert len(seen) >= 10 and max(seen) == 1

@@ -1,0 +1,59 @@
+"""The LuxOS emulator: captured replies in the capture's shape, and the session rules."""
+
+from __future__ import annotations
+
+from tests.conftest import load_fixture
+from tests.luxos.conftest import Start
+from tests.sim.helpers import api
+from tests.sim.test_capture_fidelity import shape_diff
+
+MODEL = "Antminer S19k Pro"
+
+
+async def test_profiles_reply_is_the_capture(start: Start) -> None:
+    _, endpoint = await start(MODEL)
+    reply = await api(endpoint.host, "profiles")
+    captured = load_fixture("luxos_s19kpro_profiles.json")
+    assert shape_diff(reply, captured) == []
+    assert reply["PROFILES"] == captured["PROFILES"]
+    ours, theirs = reply["STATUS"][0], captured["STATUS"][0]
+    assert list(ours) == list(theirs)  # field order as captured
+    assert (ours["STATUS"], ours["Code"], ours["Msg"]) == (theirs["STATUS"], theirs["Code"], theirs["Msg"])
+    assert ours["Description"].startswith("LUXminer ")
+
+
+async def test_every_reply_names_luxminer(start: Start) -> None:
+    _, endpoint = await start(MODEL)
+    for command in ("version", "summary", "stats", "pools", "power", "config", "tempctrl", "atm"):
+        reply = await api(endpoint.host, command)
+        assert reply["STATUS"][0]["STATUS"] == "S", command
+        assert reply["STATUS"][0]["Description"].startswith("LUXminer "), command
+    assert "LUXminer" in (await api(endpoint.host, "version"))["VERSION"][0]
+
+
+async def test_one_session_at_a_time(start: Start) -> None:
+    miner, endpoint = await start(MODEL)
+    host = endpoint.host
+    sid = (await api(host, "logon"))["SESSION"][0]["SessionID"]
+    assert (await api(host, "logon"))["STATUS"][0]["STATUS"] == "E"
+    assert (await api(host, "curtail", "wrong,sleep"))["STATUS"][0]["Msg"] == "Invalid session id"
+    assert (await api(host, "curtail", "sleep"))["STATUS"][0]["STATUS"] == "E"
+    assert not miner.state.sleeping
+    assert (await api(host, "curtail", f"{sid},sleep"))["STATUS"][0]["STATUS"] == "S"
+    assert miner.state.sleeping
+    assert (await api(host, "logoff", sid))["STATUS"][0]["STATUS"] == "S"
+    assert (await api(host, "session"))["SESSION"][0]["SessionID"] == ""
+    assert (await api(host, "logon"))["STATUS"][0]["STATUS"] == "S"
+
+
+async def test_a_session_lapses_when_unused(start: Start) -> None:
+    _, endpoint = await start(MODEL, session_ttl_s=-1.0)  # lapses at once
+    assert (await api(endpoint.host, "logon"))["STATUS"][0]["STATUS"] == "S"
+    assert (await api(endpoint.host, "logon"))["STATUS"][0]["STATUS"] == "S"
+
+
+async def test_unknown_profile_refused(start: Start) -> None:
+    miner, endpoint = await start(MODEL)
+    sid = (await api(endpoint.host, "logon"))["SESSION"][0]["SessionID"]
+    reply = await api(endpoint.host, "profileset", f"{sid},999MHz")
+    assert reply["STATUS"][0]["STATUS"] == "E" and miner.profile == "default"
