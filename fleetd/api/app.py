@@ -27,6 +27,7 @@ LAG_KEY = web.AppKey("fleetd_loop_lag", list)
 PROGRESS_KEY = web.AppKey("fleetd_progressing", object)
 POWER_KEY = web.AppKey("fleetd_power_of", object)
 PRICES_KEY = web.AppKey("fleetd_prices", object)
+HEALTH_KEY = web.AppKey("fleetd_health", object)
 
 _LAG_TICK_S = 1.0
 
@@ -115,6 +116,31 @@ async def miner(request: web.Request) -> web.Response:
     return _json(views.miner_detail(rec, request.app[POWER_KEY]))  # type: ignore[arg-type]
 
 
+def _monitor(request: web.Request) -> Any:
+    return request.app[HEALTH_KEY]()  # type: ignore[operator]
+
+
+async def miner_health(request: web.Request) -> web.Response:
+    from fleetd.health.monitor import MinerHealth
+
+    miner_id = request.match_info["id"]
+    if miner_id not in _state(request).miners:
+        return _error(404, f"no miner with id {miner_id!r}")
+    mon = _monitor(request)
+    health = mon.miner(miner_id) if mon is not None else MinerHealth(miner_id, (), ())
+    return _json(health.to_dict())
+
+
+async def fleet_health(request: web.Request) -> web.Response:
+    from fleetd.health.monitor import HealthMonitor
+
+    raw = request.query.get("worst", "20")
+    if not raw.isdigit() or not 0 <= int(raw) <= 10_000:
+        return _error(400, f"worst must be a whole number 0..10000, not {raw!r}")
+    mon = _monitor(request) or HealthMonitor(None)
+    return _json(mon.summary(int(raw)))
+
+
 async def openapi(request: web.Request) -> web.Response:
     return _json(openapi_document(__version__))
 
@@ -156,18 +182,21 @@ def create_app(
     clock: Callable[[], float] = time.time,
     power_of: views.PowerOf | None = None,
     economics: Callable[[], Any] | None = None,
+    health: Callable[[], Any] | None = None,
 ) -> web.Application:
     """The API over `state` (a FleetState, or a callable returning the current one).
 
     `progressing`, when given (e.g. `Daemon.progressing`), decides /healthz; otherwise the age of the
     last cycle does. `power_of` estimates the power of up miners (default: measured, else configured
-    nominal while mining); `economics` returns the current EconomicsService (or None) for /api/prices.
+    nominal while mining); `economics` returns the current EconomicsService (or None) for /api/prices;
+    `health` the current fleetd.health HealthMonitor (or None) for /api/health.
     """
     app = web.Application(middlewares=[_json_errors])
     app[STATE_KEY] = state
     app[PROGRESS_KEY] = progressing
     app[POWER_KEY] = power_of or configured_power
     app[PRICES_KEY] = economics or (lambda: None)
+    app[HEALTH_KEY] = health or (lambda: None)
     app[INTERVAL_KEY] = float(poll_interval_s)
     app[CLOCK_KEY] = clock
     app[LAG_KEY] = []
@@ -176,6 +205,8 @@ def create_app(
     app.router.add_get("/api/fleet", fleet)
     app.router.add_get("/api/miners", miners)
     app.router.add_get("/api/miners/{id}", miner)
+    app.router.add_get("/api/miners/{id}/health", miner_health)
+    app.router.add_get("/api/health", fleet_health)
     app.router.add_get("/api/prices", prices)
     app.router.add_get("/api/openapi.json", openapi)
     prometheus.install(app, state)  # GET /metrics
@@ -227,6 +258,7 @@ class ApiServer:
         progressing: Callable[[], bool] | None = None,
         power_of: views.PowerOf | None = None,
         economics: Callable[[], Any] | None = None,
+        health: Callable[[], Any] | None = None,
     ) -> None:
         self.host, self.port = parse_listen(listen)
         self.app = create_app(
@@ -235,6 +267,7 @@ class ApiServer:
             progressing=progressing,
             power_of=power_of,
             economics=economics,
+            health=health,
         )
         self._runner: web.AppRunner | None = None
 
@@ -248,6 +281,7 @@ class ApiServer:
             progressing=daemon.progressing,
             power_of=daemon_power_of(daemon),
             economics=lambda: daemon.economics,
+            health=lambda: getattr(daemon, "health", None),
         )
         prometheus.bind_daemon(server.app, daemon)
         return server

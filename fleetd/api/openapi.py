@@ -161,9 +161,72 @@ def _filter_param(name: str, description: str, enum: list[str] | None = None) ->
     }
 
 
+_SEVERITY = {"type": "string", "enum": ["info", "warning", "critical"]}
+_FINDING_PROPS: dict[str, Any] = {
+    "code": {"type": "string", "description": "Stable name, e.g. board_dead, fan_failed, overheating"},
+    "severity": _SEVERITY,
+    "component": _STR,
+    "subject": {"type": "string", "description": "Which part (board 1, fan 0, code 110); empty: the miner"},
+    "cause": _STR,
+    "action": _STR,
+    "values": {"type": "object", "additionalProperties": {"type": ["number", "string"]}},
+}
+
+
 def openapi_document(version: str) -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Error": _obj({"error": _STR}),
+        "Finding": _obj(_FINDING_PROPS),
+        "MinerHealth": _obj(
+            {
+                "miner": _STR,
+                "status": {"type": "string", "enum": ["ok", "info", "warning", "critical"]},
+                "active": {
+                    "type": "array",
+                    "description": "Findings that held long enough to be reported (minimum duration)",
+                    "items": _obj({**_FINDING_PROPS, "since": {"type": "number"}}),
+                },
+                "current": {
+                    "type": "array",
+                    "description": "The latest poll's diagnosis",
+                    "items": _ref("Finding"),
+                },
+            }
+        ),
+        "FleetHealth": _obj(
+            {
+                "miners_with_findings": {"type": "integer"},
+                "by_severity": _obj(
+                    {
+                        "info": {"type": "integer"},
+                        "warning": {"type": "integer"},
+                        "critical": {"type": "integer"},
+                    }
+                ),
+                "by_kind": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "code": _STR,
+                            "component": _STR,
+                            "severity": _SEVERITY,
+                            "findings": {"type": "integer"},
+                        }
+                    ),
+                },
+                "worst": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "miner": _STR,
+                            "info": {"type": "integer"},
+                            "warning": {"type": "integer"},
+                            "critical": {"type": "integer"},
+                        }
+                    ),
+                },
+            }
+        ),
         "Health": _obj(
             {
                 "status": {"type": "string", "enum": ["ok", "starting", "stalled"]},
@@ -314,6 +377,32 @@ def openapi_document(version: str) -> dict[str, Any]:
                         {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
                     ],
                     "responses": {"200": _json(_ref("MinerDetail"), "The miner"), "404": _ERROR},
+                }
+            },
+            "/api/miners/{id}/health": {
+                "get": {
+                    "operationId": "getMinerHealth",
+                    "summary": "One miner's health findings: active (reported) and from the latest poll",
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": _json(_ref("MinerHealth"), "The miner's health"), "404": _ERROR},
+                }
+            },
+            "/api/health": {
+                "get": {
+                    "operationId": "fleetHealth",
+                    "summary": "Fleet health: active findings by kind and severity, and the worst miners",
+                    "parameters": [
+                        {
+                            "name": "worst",
+                            "in": "query",
+                            "required": False,
+                            "description": "How many of the worst miners to list (20)",
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 10000},
+                        }
+                    ],
+                    "responses": {"200": _json(_ref("FleetHealth"), "Fleet health"), "400": _ERROR},
                 }
             },
             "/api/prices": {

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from fleetd.config import Config
 from fleetd.daemon.economics_hooks import PRICES_RECORD_S, PRICES_RETRY_S, PRICES_VALID_S, EconomicsHooks
 from fleetd.daemon.events import Event, EventKind
+from fleetd.daemon.health_hooks import HealthHooks
 from fleetd.daemon.jobs import ROLLUP_FLUSH_S, PeriodicJobs
 from fleetd.daemon.poller import Poller
 from fleetd.daemon.recording import Recording
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from fleetd.economics.catalog import Catalog
     from fleetd.economics.service import EconomicsService
     from fleetd.exporters.mqtt import MqttPublisher
+    from fleetd.health.monitor import HealthMonitor
     from fleetd.storage.store import InventoryRow, Storage
 
 __all__ = [  # the tunables moved with their parts stay importable from here
@@ -81,7 +83,7 @@ def next_cycle_delay(
     return rest + (rng or random).uniform(0.0, jitter_s)
 
 
-class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, PeriodicJobs):
+class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, PeriodicJobs):
     """One fleet: poller, state, storage and scheduler, started and stopped together."""
 
     def __init__(
@@ -110,6 +112,7 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, PeriodicJobs):
         self.economics: EconomicsService | None = None  # when the config has an [economics] section
         self.catalog: Catalog | None = None  # the economics catalog (nominal power by model and mode)
         self.mqtt: MqttPublisher | None = None  # when the config has an [mqtt] section
+        self.health: HealthMonitor | None = None  # miner health findings (after the first cycle)
         self.on_cycle: list[Callable[[CycleStats], None]] = []  # called after every poll cycle
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -210,6 +213,10 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, PeriodicJobs):
                     self._after_cycle(stats.ended_at)
                 except Exception:  # economics must never stop polling
                     log.exception("economics after the poll cycle failed")
+                try:
+                    self._health_cycle(stats.ended_at)
+                except Exception:  # nor must diagnosis
+                    log.exception("health diagnosis after the poll cycle failed")
                 for hook in self.on_cycle:
                     try:
                         hook(stats)

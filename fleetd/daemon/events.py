@@ -20,6 +20,8 @@ class EventKind(StrEnum):
     CONFIG_RELOADED = "config_reloaded"
     CONFIG_REJECTED = "config_rejected"
     STORAGE_ERROR = "storage_error"
+    FINDING_STARTED = "finding_started"  # a health finding held long enough (fleetd.health.tracker)
+    FINDING_CLEARED = "finding_cleared"
 
 
 @dataclass(frozen=True, slots=True)

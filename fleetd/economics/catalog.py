@@ -1,4 +1,8 @@
-"""The model catalog (config/models.toml): nominal hashrate and power per model and mode, with sources."""
+"""The model catalog (config/models.toml): nominal hashrate and power per model and mode, with sources.
+
+An optional [models.<key>.limits] table holds health limits (chip/board/inlet temperature, fan RPM,
+boards and chips per board) that fleetd.health compares readings against.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,15 @@ DEFAULT_CATALOG = Path(str(files("fleetd.defaults") / "models.toml"))
 _VENDOR_WORDS = re.compile(r"^(antminer|bitmain|whatsminer|microbt|avalonminer|avalon|canaan)\s*", re.I)
 _NOISE = re.compile(r"[\s_\-]+")
 SLEEP = "sleep"  # idle draw while asleep; hashrate 0, and never replaced by the normal figures
+LIMITS = "limits"  # not a mode: health limits of the model
+LIMIT_KEYS = (
+    "chip_temp_max_c",
+    "board_temp_max_c",
+    "inlet_temp_max_c",
+    "fan_max_rpm",
+    "boards",
+    "chips_per_board",
+)
 
 
 class CatalogError(ValueError):
@@ -37,6 +50,7 @@ class CatalogModel:
     name: str
     modes: tuple[tuple[str, Nominal], ...]
     aliases: tuple[str, ...] = ()
+    limits: tuple[tuple[str, float], ...] = ()  # (key in LIMIT_KEYS, value)
 
     @property
     def mode_names(self) -> tuple[str, ...]:
@@ -59,6 +73,22 @@ def normalize(model: str) -> str:
             break
         text = stripped
     return _NOISE.sub("", text).lower()
+
+
+def _limits(key: str, table: Any) -> tuple[tuple[str, float], ...]:
+    if table is None:
+        return ()
+    if not isinstance(table, dict):
+        raise CatalogError(f"catalog {key}.limits is not a table")
+    out = []
+    for name, value in table.items():
+        if name not in LIMIT_KEYS:
+            known = ", ".join(LIMIT_KEYS)
+            raise CatalogError(f"catalog {key}.limits: unknown limit {name!r} (known: {known})")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 100_000:
+            raise CatalogError(f"catalog {key}.limits.{name}: must be a number in (0, 100000)")
+        out.append((name, float(value)))
+    return tuple(out)
 
 
 class Catalog:
@@ -96,7 +126,7 @@ class Catalog:
                 raise CatalogError(f"catalog entry {key!r} is not a table")
             modes = []
             for mode, spec in entry.items():
-                if not isinstance(spec, dict):
+                if not isinstance(spec, dict) or mode == LIMITS:
                     continue
                 try:
                     ths, watts = float(spec["hashrate_ths"]), float(spec["power_w"])
@@ -115,9 +145,8 @@ class Catalog:
                 modes.append((mode, Nominal(ths, watts, source)))
             if not modes:
                 raise CatalogError(f"catalog entry {key!r} has no modes")
-            models.append(
-                CatalogModel(key, str(entry.get("name", key)), tuple(modes), tuple(entry.get("aliases", ())))
-            )
+            name, aliases = str(entry.get("name", key)), tuple(entry.get("aliases", ()))
+            models.append(CatalogModel(key, name, tuple(modes), aliases, _limits(key, entry.get(LIMITS))))
         return cls(models)
 
     @classmethod

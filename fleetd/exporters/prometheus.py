@@ -69,6 +69,16 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "fleetd_mqtt_published_messages_total": ("counter", "MQTT messages handed to the broker connection"),
     "fleetd_mqtt_dropped_messages_total": ("counter", "MQTT messages dropped (queue full, not connected)"),
     "fleetd_metrics_render_seconds": ("gauge", "Time the previous rendering of this output took"),
+    "fleetd_health_findings": ("gauge", "Active health findings by code, component and severity"),
+    "fleetd_health_miners_with_findings": ("gauge", "Miners with at least one active finding of a severity"),
+    "fleetd_health_miner_findings": (
+        "gauge",
+        "Active findings of a miner by severity (miners with findings)",
+    ),
+    "fleetd_health_miner_finding": (
+        "gauge",
+        "One active finding of a miner (value 1): code, subject, severity",
+    ),
     "fleetd_miner_info": ("gauge", "Miner identity (value 1): firmware, driver"),
     "fleetd_miner_up": ("gauge", "1 when the miner answered its last polls"),
     "fleetd_miner_poll_failures": ("gauge", "Consecutive failed polls"),
@@ -126,6 +136,8 @@ class Extras:
     mqtt: tuple[bool, int, int, int] | None = None  # connected, queue depth, published, dropped
     currency: str = ""
     prices: list[tuple[str, float | None, float | None, bool]] = field(default_factory=list)
+    # (code, component, severity) -> count; miner -> [(code, subject, severity)]
+    health: tuple[dict[tuple[str, str, str], int], dict[str, list[tuple[str, str, str]]]] | None = None
 
 
 class _Out:
@@ -344,6 +356,8 @@ def chunks(
         add("fleetd_mqtt_published_messages_total", "", published)
         add("fleetd_mqtt_dropped_messages_total", "", dropped)
     add("fleetd_metrics_render_seconds", "", render_s)
+    if ex.health is not None:
+        _health_lines(add, *ex.health)
 
     for name, (kind, help_) in FAMILIES.items():
         if name.startswith("fleetd_miner_"):
@@ -355,6 +369,29 @@ def chunks(
 
 
 PRICE_FAMILY = "fleetd_electricity_price_per_megawatt_hour"
+SEVERITIES = ("info", "warning", "critical")
+
+
+def _health_lines(
+    add: Callable[[str, str, float | int | bool | None], None],
+    kinds: dict[tuple[str, str, str], int],
+    per_miner: dict[str, list[tuple[str, str, str]]],
+) -> None:
+    for (code, component, severity), n in sorted(kinds.items()):
+        add("fleetd_health_findings", f'code="{code}",component="{component}",severity="{severity}"', n)
+    with_sev = dict.fromkeys(SEVERITIES, 0)
+    for miner, found in per_miner.items():
+        m = escape(miner)
+        counts = dict.fromkeys(SEVERITIES, 0)
+        for code, subject, severity in found:
+            counts[severity] = counts.get(severity, 0) + 1
+            labels = f'miner="{m}",code="{code}",subject="{escape(subject)}",severity="{severity}"'
+            add("fleetd_health_miner_finding", labels, 1)
+        for severity, n in counts.items():
+            with_sev[severity] = with_sev.get(severity, 0) + (n > 0)
+            add("fleetd_health_miner_findings", f'miner="{m}",severity="{severity}"', n)
+    for severity, n in with_sev.items():
+        add("fleetd_health_miners_with_findings", f'severity="{severity}"', n)
 
 
 def render(state: FleetState, miners: Iterable[MinerRecord] | None = None, **options: Any) -> str:
@@ -408,6 +445,9 @@ class Exporter:
         mqtt = getattr(d, "mqtt", None)
         if mqtt is not None:
             ex.mqtt = (mqtt.connected, mqtt.queue_depth, mqtt.published, mqtt.dropped)
+        mon = getattr(d, "health", None)
+        if mon is not None:
+            ex.health = mon.export()
         eco = d.economics
         if eco is not None:
             ex.currency = eco.config.currency
