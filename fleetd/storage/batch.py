@@ -10,7 +10,17 @@ from sqlalchemy import Engine, Table, case, func, insert
 from fleetd.daemon.rollups import MIXED, RollupRow
 from fleetd.daemon.state import Health
 from fleetd.model import Snapshot
-from fleetd.storage.schema import _EVENTS, _IDENTITY, _LATEST, _MINERS, _PRICES, _ROLLUPS, _dt
+from fleetd.storage.schema import (
+    _CURTAIL_LOG,
+    _CURTAIL_STATE,
+    _EVENTS,
+    _IDENTITY,
+    _LATEST,
+    _MINERS,
+    _PRICES,
+    _ROLLUPS,
+    _dt,
+)
 
 _PRICE_KEY = ("kind", "source", "location", "start")
 _MINER_DEFAULTS: dict[str, Any] = {
@@ -34,7 +44,18 @@ _MINER_DEFAULTS: dict[str, Any] = {
 class _Batch:
     """Writes merged while waiting for the database."""
 
-    __slots__ = ("events", "identities", "items", "latest", "miners", "prices", "rollups", "tries")
+    __slots__ = (
+        "curtail_log",
+        "curtail_state",
+        "events",
+        "identities",
+        "items",
+        "latest",
+        "miners",
+        "prices",
+        "rollups",
+        "tries",
+    )
 
     def __init__(self) -> None:
         self.miners: dict[str, dict[str, Any]] = {}
@@ -43,6 +64,8 @@ class _Batch:
         self.rollups: dict[tuple[str, float], list[Any]] = {}
         self.latest: dict[str, tuple[Any, ...]] = {}
         self.prices: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.curtail_state: dict[str, dict[str, Any]] = {}  # newest row per miner
+        self.curtail_log: list[dict[str, Any]] = []
         self.items = 0
         self.tries = 0
 
@@ -51,7 +74,14 @@ class _Batch:
 
     def has_rows(self) -> bool:
         return bool(
-            self.miners or self.identities or self.events or self.rollups or self.latest or self.prices
+            self.miners
+            or self.identities
+            or self.events
+            or self.rollups
+            or self.latest
+            or self.prices
+            or self.curtail_state
+            or self.curtail_log
         )
 
     @staticmethod
@@ -68,6 +98,10 @@ class _Batch:
             self.identities.append(payload)
         elif kind == "event":
             self.events.append(payload)
+        elif kind == "curtail_state":
+            self.curtail_state[payload["miner_id"]] = payload
+        elif kind == "curtail_log":
+            self.curtail_log.append(payload)
         elif kind == "price":
             self.prices.setdefault(tuple(payload[k] for k in _PRICE_KEY), payload)
         elif kind == "rollup":
@@ -123,6 +157,10 @@ def write_batch(engine: Engine, b: _Batch) -> None:
         if b.prices:
             stmt = _insert_for(conn)(_PRICES).on_conflict_do_nothing(index_elements=list(_PRICE_KEY))
             conn.execute(stmt, list(b.prices.values()))
+        if b.curtail_state:
+            _upsert(conn, _CURTAIL_STATE, list(b.curtail_state.values()), ["miner_id"])
+        if b.curtail_log:
+            conn.execute(insert(_CURTAIL_LOG), b.curtail_log)
         latest = list(b.latest.values())
         for i in range(0, len(latest), 1000):  # chunks keep the transient row dicts small
             _upsert(conn, _LATEST, [_latest_row(r) for r in latest[i : i + 1000]], ["miner_id"])

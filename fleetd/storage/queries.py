@@ -9,7 +9,17 @@ from typing import Any
 from sqlalchemy import Engine, Table, select
 
 from fleetd.model import Identity
-from fleetd.storage.schema import _EVENTS, _IDENTITY, _LATEST, _MINERS, _PRICES, _ROLLUPS, _dt
+from fleetd.storage.schema import (
+    _CURTAIL_LOG,
+    _CURTAIL_STATE,
+    _EVENTS,
+    _IDENTITY,
+    _LATEST,
+    _MINERS,
+    _PRICES,
+    _ROLLUPS,
+    _dt,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +116,18 @@ class StorageQueries:
         t = _ROLLUPS
         stmt = select(t).order_by(t.c.hour_start, t.c.miner_id)
         return self._rows(_filtered(stmt, t, miner_id=miner_id, since=("hour_start", since)))
+
+    def curtail_states(self) -> list[dict[str, Any]]:
+        """Every miner's stored curtailment state (times as unix seconds)."""
+        return self._rows(select(_CURTAIL_STATE).order_by(_CURTAIL_STATE.c.miner_id))
+
+    def curtail_log(
+        self, *, limit: int = 100, miner_id: str | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first."""
+        t = _CURTAIL_LOG
+        stmt = select(t).order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)
+        return self._rows(_filtered(stmt, t, miner_id=miner_id, kind=kind))
 
 
 def _filtered(stmt: Any, table: Table, since: tuple[str, float | None] = ("", None), **equal: Any) -> Any:

@@ -14,7 +14,16 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 
-from fleetd.storage.tables import EventRecord, HourlyRollup, IdentityRecord, LatestState, Miner, PriceRecord
+from fleetd.storage.tables import (
+    CurtailLogRecord,
+    CurtailState,
+    EventRecord,
+    HourlyRollup,
+    IdentityRecord,
+    LatestState,
+    Miner,
+    PriceRecord,
+)
 
 log = logging.getLogger("fleetd.storage")
 
@@ -25,6 +34,8 @@ _LATEST: Table = LatestState.__table__  # type: ignore[attr-defined]
 _ROLLUPS: Table = HourlyRollup.__table__  # type: ignore[attr-defined]
 _EVENTS: Table = EventRecord.__table__  # type: ignore[attr-defined]
 _PRICES: Table = PriceRecord.__table__  # type: ignore[attr-defined]
+_CURTAIL_STATE: Table = CurtailState.__table__  # type: ignore[attr-defined]
+_CURTAIL_LOG: Table = CurtailLogRecord.__table__  # type: ignore[attr-defined]
 
 
 def _dt(ts: float | None) -> datetime | None:

@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, exc
@@ -167,6 +168,16 @@ class Storage(StorageQueries):
         }
         self._put(("price", row))
 
+    def set_curtail_state(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Per-miner curtailment rows (CurtailState columns, times as unix seconds); newest wins."""
+        for r in rows:
+            self._put(("curtail_state", _with_datetimes(r) | {"updated_at": _dt(time.time())}))
+
+    def add_curtail_log(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Curtailment log rows (CurtailLogRecord columns, `at` as unix seconds)."""
+        for r in rows:
+            self._put(("curtail_log", _with_datetimes(r)))
+
     def add_rollups(self, rows: Iterable[RollupRow]) -> None:
         for r in rows:
             self._put(("rollup", r))
@@ -254,6 +265,8 @@ class Storage(StorageQueries):
             ("events", _Batch.only(b, "events")),
             ("rollups", _Batch.only(b, "rollups")),
             ("prices", _Batch.only(b, "prices")),
+            ("curtailment state", _Batch.only(b, "curtail_state")),
+            ("curtailment log", _Batch.only(b, "curtail_log")),
             ("latest state", _Batch.only(b, "latest")),
         ]
         for name, part in parts:
@@ -310,3 +323,12 @@ class Storage(StorageQueries):
         if self.engine is not None:
             self.engine.dispose()
             self.engine = None
+
+
+_TIME_COLUMNS = frozenset({"at", "since", "verified_at", "changed_at", "next_attempt_at"})
+
+
+def _with_datetimes(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: _dt(v or None) if k in _TIME_COLUMNS and not isinstance(v, datetime) else v for k, v in row.items()
+    }

@@ -126,3 +126,40 @@ class EventRecord(SQLModel, table=True):
     level: str = Field(default="info")
     miner_id: str | None = Field(default=None, index=True)
     message: str = ""
+
+
+class CurtailState(SQLModel, table=True):
+    """Curtailment per miner: the desired target and why, and the executor's last verified state."""
+
+    __tablename__ = "curtail_state"
+
+    miner_id: str = Field(primary_key=True)
+    target: str  # run / sleep / limit
+    power_limit_w: int | None = None  # with target "limit"
+    since: datetime | None = Field(default=None, sa_column=_ts(nullable=True))  # when the target was decided
+    reason: str = "{}"  # JSON: kind, rule, text, values
+    streaks: str = "{}"  # JSON: confirmations per rule name
+    actual: str = "unknown"
+    commanded: str = ""  # last target commanded or verified in place ("", run, sleep, limit)
+    commanded_limit_w: int | None = None
+    verified_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    changed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))  # for dwell
+    failures: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_error: str = ""
+    updated_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class CurtailLogRecord(SQLModel, table=True):
+    """The curtailment event log: every decision that changed a target and every command and its outcome."""
+
+    __tablename__ = "curtail_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_ts(nullable=False, index=True))
+    miner_id: str = Field(index=True)
+    kind: str = Field(index=True)  # decision / command / verified / failed / unresponsive / dry_run
+    target: str = ""
+    rule: str = ""
+    attempt: int = 0
+    message: str = ""
