@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from fleetd import __version__
-from fleetd.api import views
+from fleetd.api import curtail_routes, views
 from fleetd.api.openapi import openapi_document
 from fleetd.daemon.rollups import configured_power
 from fleetd.daemon.state import FleetState
@@ -43,6 +43,10 @@ def _error(status: int, message: str) -> web.Response:
 def _state(request: web.Request) -> FleetState:
     source = request.app[STATE_KEY]
     return source() if callable(source) else source  # type: ignore[return-value]
+
+
+def _state_of(source: StateSource) -> FleetState:
+    return source() if callable(source) else source
 
 
 def _now(request: web.Request) -> float:
@@ -156,12 +160,16 @@ def create_app(
     clock: Callable[[], float] = time.time,
     power_of: views.PowerOf | None = None,
     economics: Callable[[], Any] | None = None,
+    daemon: Any = None,
+    token: curtail_routes.Token | None = None,
 ) -> web.Application:
     """The API over `state` (a FleetState, or a callable returning the current one).
 
     `progressing`, when given (e.g. `Daemon.progressing`), decides /healthz; otherwise the age of the
     last cycle does. `power_of` estimates the power of up miners (default: measured, else configured
     nominal while mining); `economics` returns the current EconomicsService (or None) for /api/prices.
+    `daemon` (a Daemon, or any object with its curtail_status, curtail_controls, events and config)
+    backs the curtailment routes and /api/events; `token` enables their write endpoints.
     """
     app = web.Application(middlewares=[_json_errors])
     app[STATE_KEY] = state
@@ -178,6 +186,12 @@ def create_app(
     app.router.add_get("/api/miners/{id}", miner)
     app.router.add_get("/api/prices", prices)
     app.router.add_get("/api/openapi.json", openapi)
+    curtail_routes.install(
+        app,
+        daemon if daemon is not None else object(),
+        lambda: _state_of(state),
+        token or curtail_routes.Token(None),
+    )
     prometheus.install(app, state)  # GET /metrics
     return app
 
@@ -227,6 +241,8 @@ class ApiServer:
         progressing: Callable[[], bool] | None = None,
         power_of: views.PowerOf | None = None,
         economics: Callable[[], Any] | None = None,
+        daemon: Any = None,
+        token: curtail_routes.Token | None = None,
     ) -> None:
         self.host, self.port = parse_listen(listen)
         self.app = create_app(
@@ -235,6 +251,8 @@ class ApiServer:
             progressing=progressing,
             power_of=power_of,
             economics=economics,
+            daemon=daemon,
+            token=token,
         )
         self._runner: web.AppRunner | None = None
 
@@ -248,6 +266,8 @@ class ApiServer:
             progressing=daemon.progressing,
             power_of=daemon_power_of(daemon),
             economics=lambda: daemon.economics,
+            daemon=daemon,
+            token=curtail_routes.load_token(daemon.config.api.token),
         )
         prometheus.bind_daemon(server.app, daemon)
         return server
