@@ -263,7 +263,7 @@ async def start_dr(request: web.Request) -> web.Response:
         ev = store.start_event(**cv.parse_dr(await _body(request), now), source="api")
     except ValueError as exc:
         return _error(400, str(exc))
-    return _json(cv.dr_dict(ev, now), 201)
+    return _json(cv.dr_dict(ev, max(now, ev.start)), 201)
 
 
 async def stop_dr(request: web.Request) -> web.Response:
