@@ -176,6 +176,7 @@ class CredentialsConfig(_Model):
 # --- sections ---------------------------------------------------------------------------------------------
 class ApiConfig(_Model):
     listen: str = DEFAULT_LISTEN
+    token: Secret | None = None  # bearer token of the write endpoints; without one they are off
 
     @field_validator("listen")
     @classmethod
@@ -419,18 +420,22 @@ def _check(cfg: Config) -> list[str]:
                 ref.resolve()
             except ValueError as exc:
                 errors.append(f"credentials.{name}.{where}: {exc}")
-    if cfg.mqtt is not None and cfg.mqtt.password is not None:
-        ref = cfg.mqtt.password
+    for where, ref in (
+        ("mqtt.password", cfg.mqtt.password if cfg.mqtt is not None else None),
+        ("api.token", cfg.api.token),
+    ):
+        if ref is None:
+            continue
         if ref.inline is not None and not cfg.allow_inline_secrets:
             errors.append(
-                'mqtt.password: inline secrets are refused; use { env = "VAR" }, { file = "path" } or '
+                f'{where}: inline secrets are refused; use {{ env = "VAR" }}, {{ file = "path" }} or '
                 '{ credential = "name" } (or set allow_inline_secrets = true)'
             )
         else:
             try:
                 ref.resolve()
             except ValueError as exc:
-                errors.append(f"mqtt.password: {exc}")
+                errors.append(f"{where}: {exc}")
     if cfg.economics is not None:
         errors += _check_economics(cfg.economics)
     if cfg.curtailment is not None:

@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from fleetd import __version__
-from fleetd.api import views
+from fleetd.api import curtail_routes, views
 from fleetd.api.openapi import openapi_document
 from fleetd.daemon.rollups import configured_power
 from fleetd.daemon.state import FleetState
@@ -44,6 +44,10 @@ def _error(status: int, message: str) -> web.Response:
 def _state(request: web.Request) -> FleetState:
     source = request.app[STATE_KEY]
     return source() if callable(source) else source  # type: ignore[return-value]
+
+
+def _state_of(source: StateSource) -> FleetState:
+    return source() if callable(source) else source
 
 
 def _now(request: web.Request) -> float:
@@ -183,6 +187,8 @@ def create_app(
     power_of: views.PowerOf | None = None,
     economics: Callable[[], Any] | None = None,
     health: Callable[[], Any] | None = None,
+    daemon: Any = None,
+    token: curtail_routes.Token | None = None,
 ) -> web.Application:
     """The API over `state` (a FleetState, or a callable returning the current one).
 
@@ -190,6 +196,8 @@ def create_app(
     last cycle does. `power_of` estimates the power of up miners (default: measured, else configured
     nominal while mining); `economics` returns the current EconomicsService (or None) for /api/prices;
     `health` the current fleetd.health HealthMonitor (or None) for /api/health.
+    `daemon` (a Daemon, or any object with its curtail_status, curtail_controls, events and config)
+    backs the curtailment routes and /api/events; `token` enables their write endpoints.
     """
     app = web.Application(middlewares=[_json_errors])
     app[STATE_KEY] = state
@@ -209,6 +217,12 @@ def create_app(
     app.router.add_get("/api/health", fleet_health)
     app.router.add_get("/api/prices", prices)
     app.router.add_get("/api/openapi.json", openapi)
+    curtail_routes.install(
+        app,
+        daemon if daemon is not None else object(),
+        lambda: _state_of(state),
+        token or curtail_routes.Token(None),
+    )
     prometheus.install(app, state)  # GET /metrics
     return app
 
@@ -259,6 +273,8 @@ class ApiServer:
         power_of: views.PowerOf | None = None,
         economics: Callable[[], Any] | None = None,
         health: Callable[[], Any] | None = None,
+        daemon: Any = None,
+        token: curtail_routes.Token | None = None,
     ) -> None:
         self.host, self.port = parse_listen(listen)
         self.app = create_app(
@@ -268,6 +284,8 @@ class ApiServer:
             power_of=power_of,
             economics=economics,
             health=health,
+            daemon=daemon,
+            token=token,
         )
         self._runner: web.AppRunner | None = None
 
@@ -282,6 +300,8 @@ class ApiServer:
             power_of=daemon_power_of(daemon),
             economics=lambda: daemon.economics,
             health=lambda: getattr(daemon, "health", None),
+            daemon=daemon,
+            token=curtail_routes.load_token(daemon.config.api.token),
         )
         prometheus.bind_daemon(server.app, daemon)
         return server

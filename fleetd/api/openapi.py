@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleetd.api import openapi_curtail as oc
 from fleetd.api.views import HEALTH_VALUES, POWER_SOURCES
 
 _NUM = {"type": ["number", "null"]}
@@ -317,7 +318,8 @@ def openapi_document(version: str) -> dict[str, Any]:
         "info": {
             "title": "fleetd",
             "version": version,
-            "description": "Read-only view of the fleet the daemon polls. Units are in the field names.",
+            "description": "The fleet the daemon polls, and its curtailment controls (writes need the [api] "
+            "token as a bearer token). Units are in the field names.",
         },
         "paths": {
             "/healthz": {
@@ -432,6 +434,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                 }
             },
+            **oc.PATHS,
         },
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas | oc.SCHEMAS, "securitySchemes": oc.SECURITY_SCHEMES},
     }

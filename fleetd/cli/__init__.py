@@ -29,6 +29,8 @@ COMMANDS: tuple[str, ...] = (
     "profit",
     "whatif",
     "bench",
+    "curtail",  # status, pin, unpin, event, enforce (through the API)
+    "events",
 )
 
 

@@ -33,6 +33,7 @@ from fleetd.daemon.targets import Targets
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+    from fleetd.daemon.curtail_controls import ControlsStore
     from fleetd.economics.catalog import Catalog
     from fleetd.economics.service import EconomicsService
     from fleetd.exporters.mqtt import MqttPublisher
@@ -113,6 +114,7 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         self.catalog: Catalog | None = None  # the economics catalog (nominal power by model and mode)
         self.mqtt: MqttPublisher | None = None  # when the config has an [mqtt] section
         self.health: HealthMonitor | None = None  # miner health findings (after the first cycle)
+        self.curtail_controls: ControlsStore | None = None  # when the config has a [curtailment] section
         self.on_cycle: list[Callable[[CycleStats], None]] = []  # called after every poll cycle
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -144,6 +146,10 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         self._restore(inventory)
         self.economics = self._build_economics(self.config)
         self.catalog = self._load_catalog()
+        if self.config.curtailment is not None and self.curtail_controls is None:
+            from fleetd.daemon.curtail_controls import CONTROLS_FILE, ControlsStore
+
+            self.curtail_controls = ControlsStore(self.state_dir / CONTROLS_FILE, on_event=self.emit)
         self._start_scheduler()
         self._start_mqtt()
         self._task = asyncio.create_task(self._poll_loop(), name="fleetd-poll")

@@ -22,6 +22,14 @@ class EventKind(StrEnum):
     STORAGE_ERROR = "storage_error"
     FINDING_STARTED = "finding_started"  # a health finding held long enough (fleetd.health.tracker)
     FINDING_CLEARED = "finding_cleared"
+    # operator controls of curtailment (fleetd.daemon.curtail_controls)
+    CURTAIL_PIN_SET = "curtail_pin_set"
+    CURTAIL_PIN_REMOVED = "curtail_pin_removed"  # unpinned, or its expiry passed
+    CURTAIL_DR_STARTED = "curtail_dr_started"
+    CURTAIL_DR_STOPPED = "curtail_dr_stopped"  # stopped, or its end passed
+    CURTAIL_DR_IGNORED = "curtail_dr_ignored"  # an inbound DR message that was stale, expired or malformed
+    CURTAIL_ENFORCE_CHANGED = "curtail_enforce_changed"
+    CURTAIL_CONTROLS_REJECTED = "curtail_controls_rejected"  # the saved controls file could not be read
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,9 +90,9 @@ def test_limit_only_miner_is_limited_and_sleep_only_is_slept() -> None:
 
 
 def test_uncontrollable_and_unknown_power_miners() -> None:
-    ms = fleet() + [miner("z", power_w=3000.0, efficiency_j_per_th=50.0, can_sleep=False)]
+    ms = [*fleet(), miner("z", power_w=3000.0, efficiency_j_per_th=50.0, can_sleep=False)]
     r = Runner(config(CAP))
-    d = r.step(ms + [miner("w", power_w=float("nan"), efficiency_j_per_th=99.0)])
+    d = r.step([*ms, miner("w", power_w=float("nan"), efficiency_j_per_th=99.0)])
     assert d["z"].target.action is Action.RUN and d["z"].controllable is False  # counted, not shed
     assert actions(d)["d"] == "sleep" and actions(d)["c"] == "sleep"  # 15 kW -> 9
     assert d["w"].target.action is Action.RUN  # unknown power: never shed by the cap
@@ -116,7 +116,7 @@ def test_demand_response_event_tightest_wins_and_expires() -> None:
 
 def test_demand_response_without_a_power_cap_rule_and_by_site() -> None:
     ev = DemandEvent(3.0, T0 - 1, T0 + 600, "api", ("tx1",), "dr")
-    ms = fleet() + [miner("e", site="ok1", power_w=3000.0, efficiency_j_per_th=60.0)]
+    ms = [*fleet(), miner("e", site="ok1", power_w=3000.0, efficiency_j_per_th=60.0)]
     r = Runner(config(), controls=Controls(events=(ev,)))
     d = r.step(ms)
     assert actions(d) == {"a": "run", "b": "sleep", "c": "sleep", "d": "sleep", "e": "run"}
