@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "check_config",
     "profit",
     "whatif",
+    "backtest",
     "bench",
     "curtail",  # status, pin, unpin, event, enforce (through the API)
     "events",

@@ -1,0 +1,1 @@
+"""`fleetd backtest`: replay a price history through the curtailment policy over a simulated fleet."""
