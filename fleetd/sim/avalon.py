@@ -9,6 +9,8 @@ shifts, as on Avalons whose clock was never set) and answer like the captured so
 code 118); softon closes the socket without a reply unless `softon_reply`. `ascset|0,workmode,set,N`
 switches Eco/Standard/Super. The Q has no capture of `version` or `devs`: the A1566's shapes are used.
 
+The wrong_password fault (the API has no password) refuses `ascset` as access denied.
+
 Options: clock_offset_s, softon_reply. Quirks: none.
 """
 
@@ -288,6 +290,8 @@ class AvalonMiner(EmulatedMiner):
     def _rpc_ascset(self, param: str, now: float) -> dict:
         parts = [p.strip() for p in param.split(",")]
         what = parts[1] if len(parts) > 1 else ""
+        if self.state.faults.wrong_password:  # no API password on Avalons: modelled as write access denied
+            return {"STATUS": self._status(45, "Access denied to 'ascset' command", now, "E"), "id": 1}
         if what in ("softoff", "softon") and len(parts) > 2:
             _, _, ts = parts[2].partition(":")
             action = self.state.sleep if what == "softoff" else self.state.wake

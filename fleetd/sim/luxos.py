@@ -8,6 +8,8 @@ which also lapses after `session_ttl_s` without use. `profiles` is the captured 
 sleeps and wakes. STATUS blocks carry the LUXminer description as the capture does. The replies to
 version, power, config, tempctrl and atm are modelled on LuxOS's documented fields (no capture here).
 
+The wrong_password fault (the API has no password) refuses `logon` as access denied.
+
 Options: session_ttl_s. Quirks: none beyond the Antminer emulator's (QUIRKS).
 """
 
@@ -86,6 +88,8 @@ class LuxOSMiner(AntminerS19Pro):
         return arg.strip(), None
 
     def _rpc_logon(self, _param: str, now: float) -> dict:
+        if self.state.faults.wrong_password:  # LuxOS's API has no password: modelled as write access denied
+            return self._refuse(45, "Access denied to 'logon' command", now)
         if self._live_session(now) is not None:
             return self._refuse(310, "Another session is already active", now)
         self.session_id = secrets.token_hex(4)
