@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 from collections.abc import Callable
@@ -126,6 +127,14 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 async def tcp_exchange(
     host: str,
     port: int,
@@ -146,10 +155,22 @@ async def tcp_exchange(
     loop = asyncio.get_running_loop()
     done: asyncio.Future[bytes] = loop.create_future()
     proto = _Exchange(payload, done, max_bytes, complete, terminator, host, command)
+    resolving = not _is_ip_literal(host)
     try:
         async with asyncio.timeout(timeouts.connect_s):
-            transport, _ = await loop.create_connection(lambda: proto, host, port)
+            addr = host
+            if resolving:  # resolved apart, so that a dead resolver reads as a name problem, not a dead miner
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                addr = infos[0][4][0]
+                resolving = False
+            transport, _ = await loop.create_connection(lambda: proto, addr, port)
     except TimeoutError:
+        if resolving:
+            raise UnreachableError(
+                f"cannot resolve the host name (no answer from the resolver within {timeouts.connect_s:g} s)",
+                host=host,
+                command=command,
+            ) from None
         raise DeviceTimeoutError(
             f"connect to port {port} timed out after {timeouts.connect_s:g} s", host=host, command=command
         ) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import threading
 from collections.abc import Iterator
@@ -34,12 +35,12 @@ def running(
     base = loopback_host(BLOCK)
     for _ in models[1:]:
         loopback_host(BLOCK)
-    a, b, c, d = (int(x) for x in base.split("."))
+    first = ipaddress.IPv4Address(base)
     groups = [
         Group(
             m,
             1,
-            f"{a}.{b}.{c}.{d + i}",
+            str(first + i),
             ports={"web": web_port()} if m.startswith("Antminer") else {},
             jitter=0.0,
             ramp_s=0.2,
