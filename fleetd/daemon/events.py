@@ -30,6 +30,14 @@ class EventKind(StrEnum):
     CURTAIL_DR_IGNORED = "curtail_dr_ignored"  # an inbound DR message that was stale, expired or malformed
     CURTAIL_ENFORCE_CHANGED = "curtail_enforce_changed"
     CURTAIL_CONTROLS_REJECTED = "curtail_controls_rejected"  # the saved controls file could not be read
+    # the curtailment loop (fleetd.daemon.curtailment)
+    CURTAIL_DECISION = "curtail_decision"  # a miner's target changed, with the reason
+    CURTAIL_COMMAND = "curtail_command"  # a command sent (or, in dry run, that would have been sent)
+    CURTAIL_VERIFIED = "curtail_verified"  # a command's effect verified by re-reading the miner
+    CURTAIL_FAILED = "curtail_failed"  # a command not verified; retried with backoff
+    CURTAIL_UNRESPONSIVE = "curtail_unresponsive"  # retries exhausted: flagged, retried less often
+    CURTAIL_FAILSAFE = "curtail_failsafe"  # the fail-safe started or ended (stale prices, lost control)
+    CURTAIL_NOT_CONTROLLABLE = "curtail_not_controllable"  # a decision the miner's driver cannot carry out
 
 
 @dataclass(frozen=True, slots=True)
