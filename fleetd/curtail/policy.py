@@ -136,7 +136,7 @@ def decide(
 
     # Fleet-level inputs, once per pass.
     price = number(prices.now_usd_per_mwh, -1e7, 1e7)
-    age = now - prices.at
+    age = prices.age_s if prices.age_s is not None else now - prices.at
     stale = prices.stale or price is None or not age <= config.price_stale_s
     fs_mode = config.failsafe
     fs_reason = _DEFAULT_REASON

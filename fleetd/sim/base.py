@@ -83,6 +83,7 @@ class MinerState:
     rng: random.Random = field(default_factory=random.Random)
     accepted: int = 0
     rejected: int = 0
+    power_commands: int = 0  # sleep/wake/power-limit commands received, obeyed or not (tests count them)
 
     # --- physics ---------------------------------------------------------------------------
     def ramp_fraction(self, now: float | None = None) -> float:
@@ -158,6 +159,7 @@ class MinerState:
 
     # --- commands --------------------------------------------------------------------------
     def sleep(self) -> None:
+        self.power_commands += 1
         if self.faults.ignore_power_commands:
             return
         if not self.sleeping:
@@ -166,6 +168,7 @@ class MinerState:
         self.woke_at = None
 
     def wake(self) -> None:
+        self.power_commands += 1
         if self.faults.ignore_power_commands:
             return
         if self.sleeping:
@@ -174,6 +177,7 @@ class MinerState:
             self.woke_at = time.time()
 
     def set_power_limit(self, watts: float | None) -> None:
+        self.power_commands += 1
         if self.faults.ignore_power_commands:
             return
         self.power_limit_w = watts
