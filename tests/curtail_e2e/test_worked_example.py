@@ -98,3 +98,17 @@ async def test_the_worked_example_sleeps_the_loss_makers(tmp_path: Path) -> None
             assert all(sent[i + 2] - sent[i] >= 0.45 for i in range(len(sent) - 2))  # 2 per 0.5 s step
         finally:
             await d.stop()
+
+
+def test_the_reference_config_curtailment_block_parses_when_uncommented() -> None:
+    import re
+
+    text = (EXAMPLE.parent / "fleetd.example.toml").read_text()
+    block = text[text.index("# [curtailment]\n") :]
+    lines = [ln[2:] for ln in block.splitlines() if re.match(r"# (\[|[a-z_]+ = )", ln)]
+    cfg = parse_config(tomllib.loads("\n".join(lines)))
+    from fleetd.curtail.config import parse_curtailment
+
+    c = parse_curtailment(cfg.curtailment or {})
+    assert [r.kind for r in c.rules] == ["economic", "price_strike", "schedule", "power_cap"]
+    assert c.mqtt_dr is not None and c.pins and c.ramp.max_kw == 500.0
