@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 from fleetd.curtail.model import Action, Actual, MinerView, PricePoint, PriceView
 from fleetd.curtail.ramp import ControlState
 from fleetd.daemon.state import Health, MinerRecord
-from fleetd.economics.unit import catalog_model, economics, is_asleep, unit_hashrate_ths
+from fleetd.economics.hashprice import fee_factor
+from fleetd.economics.unit import catalog_model, is_asleep, unit_hashrate_ths
 from fleetd.model import Capability, Mode
 
 if TYPE_CHECKING:
-    from fleetd.economics.catalog import Catalog
+    from fleetd.economics.catalog import Catalog, Nominal
     from fleetd.economics.service import EconomicsService
 
 HISTORY_S = 36 * 3600.0  # price history handed to the policy (strike windows look back this far at most)
@@ -86,22 +87,26 @@ def miner_views(
     """One MinerView per miner: running figures measured, else remembered, else the catalog's."""
     views = []
     hp, el = money.hashprice_per_ph_day, money.electricity_per_mwh
+    per_ths_day = hp * fee_factor(money.pool_fee, money.dev_fee) / 1000.0 if hp is not None else None
+    per_w_day = el * 24.0 / 1e6 if el is not None else None
+    models: dict[tuple[str, str], tuple[str, Nominal | None, float]] = {}
     for rec in records:
-        model = catalog_model(rec.identity, catalog, rec.model) or rec.model
+        key = (rec.identity.model if rec.identity is not None else "", rec.model)
+        known = models.get(key)
+        if known is None:
+            known = models[key] = _model_figures(rec, catalog)
+        model, nominal, asleep_w = known
         run = running.get(rec.id)
         hashrate, power = (run.hashrate_ths, run.power_w) if run is not None else (None, None)
-        asleep_w = 0.0
-        if catalog is not None and model:
-            nominal = catalog.nominal(model)
-            if nominal is not None:
-                hashrate = hashrate if hashrate is not None else nominal.hashrate_ths
-                power = power if power is not None else nominal.power_w
-            sleeping = catalog.nominal(model, "sleep", fallback=False)
-            asleep_w = sleeping.power_w if sleeping is not None else 0.0
+        if nominal is not None:
+            hashrate = hashrate if hashrate is not None else nominal.hashrate_ths
+            power = power if power is not None else nominal.power_w
         if power is None and rec.nominal_power_w:
             power = rec.nominal_power_w
-        eco = economics(hashrate, power, hp, el, pool_fee=money.pool_fee, dev_fee=money.dev_fee)
-        c = caps.get(rec.id, frozenset())
+        profit = None
+        if per_ths_day is not None and per_w_day is not None and hashrate is not None and power is not None:
+            profit = hashrate * per_ths_day - power * per_w_day
+        c = caps.get(rec.id, _NO_CAPS)
         views.append(
             MinerView(
                 id=rec.id,
@@ -112,14 +117,26 @@ def miner_views(
                 hashrate_ths=hashrate,
                 power_w=power,
                 sleep_power_w=asleep_w,
-                profit_per_day=eco.profit_per_day,
-                efficiency_j_per_th=eco.efficiency_j_per_th,
+                profit_per_day=profit,
+                efficiency_j_per_th=power / hashrate if power is not None and hashrate else None,
                 can_sleep=Capability.SLEEP in c,
                 can_limit=Capability.POWER_LIMIT in c,
                 stale_economics=money.stale,
             )
         )
     return views
+
+
+_NO_CAPS: frozenset[Capability] = frozenset()
+
+
+def _model_figures(rec: MinerRecord, catalog: Catalog | None) -> tuple[str, Nominal | None, float]:
+    """The catalog model of a record, its normal-mode figures and its sleep power (0 when unknown)."""
+    model = catalog_model(rec.identity, catalog, rec.model) or rec.model
+    if catalog is None or not model:
+        return model, None, 0.0
+    sleeping = catalog.nominal(model, "sleep", fallback=False)
+    return model, catalog.nominal(model), sleeping.power_w if sleeping is not None else 0.0
 
 
 def money_of(eco: EconomicsService | None, now: float) -> Money:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fleetd.curtail")
 
 FLEET_FILE = "curtail-fleet.json"  # fleet-level policy memory (rules in force since when)
+MIN_TICK_S = 0.25  # passes at most this often: command completions in a large ramp coalesce
 STOP_GRACE_S = 5.0  # commands still verifying at shutdown get this long, then are re-checked on start
 
 
@@ -83,6 +84,8 @@ class CurtailmentLoop:
         self._failsafe = ""
         self._why: dict[str, str] = {}  # the reason each miner's current target was decided for
         self._stored: dict[str, dict[str, Any]] = {}
+        self._built: dict[str, tuple[Any, ...]] = {}  # what each published miner status was built from
+        self._shed: dict[str, float] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -162,6 +165,7 @@ class CurtailmentLoop:
             except Exception:  # curtailment must never stop, nor stop polling
                 log.exception("curtailment pass failed")
                 self._next_decide = time.time() + 10.0
+            await asyncio.sleep(MIN_TICK_S)
 
     # --- one pass ------------------------------------------------------------------------------------------
     def tick(self, now: float) -> None:
@@ -365,6 +369,9 @@ class CurtailmentLoop:
         enforce = self.enforce(cfg)
         miners: dict[str, MinerCurtailStatus] = {}
         shed = 0.0
+        prev = self.d.curtail_status.miners if self.d.curtail_status is not None else {}
+        built = self._built
+        fresh: dict[str, tuple[Any, ...]] = {}
         for dec in plan.decisions:
             mid = dec.miner_id
             st = self.states.get(mid) or ControlState()
@@ -372,6 +379,16 @@ class CurtailmentLoop:
             waiting = self._waiting.get(mid, "")
             if not enforce and not satisfied(st, dec.target) and not waiting:
                 waiting = "dry run"
+            view = self.views.get(mid)
+            key = (dec, st, mem, waiting, view)
+            fresh[mid] = key
+            old = built.get(mid)
+            if old is not None and all(a is b for a, b in zip(old, key, strict=True)) and mid in prev:
+                miners[mid] = prev[mid]  # nothing changed since the last pass: reuse it
+                shed += self._shed.get(mid, 0.0)
+                continue
+            kw = self._shed[mid] = _shed_kw(view, st)
+            shed += kw
             miners[mid] = MinerCurtailStatus(
                 miner_id=mid,
                 target=dec.target,
@@ -385,7 +402,7 @@ class CurtailmentLoop:
                 last_error=st.last_error,
                 waiting=waiting,
             )
-            shed += _shed_kw(self.views.get(mid), st)
+        self._built = fresh
         store = self.d.curtail_controls
         self.d.curtail_status = CurtailStatus(
             enforce=enforce,
