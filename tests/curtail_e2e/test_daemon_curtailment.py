@@ -252,3 +252,25 @@ async def test_writes_without_the_token_are_refused_and_change_nothing(tmp_path:
         finally:
             await api.stop()
             await d.stop()
+
+
+async def test_a_miner_without_sleep_is_reported_not_controllable_never_skipped(tmp_path: Path) -> None:
+    async with farm(old=2, new=0) as (fleet, hosts, prices):
+        readonly = hosts[1]
+        cfg = _config(hosts, prices.base_url)
+        miners = [m.model_copy(update={"driver": "cgminer"}) if m.host == readonly else m for m in cfg.miners]
+        cfg = cfg.model_copy(update={"miners": miners})
+        d = Daemon(cfg, state_dir=tmp_path)
+        await d.start()
+        try:
+            await until(lambda: d.curtail_status is not None and actual(d, hosts[0]) is Actual.RUNNING)
+            prices.scenario.price_now = 70.0
+            await until(lambda: actual(d, hosts[0]) is Actual.SLEEPING, what="the controllable one asleep")
+            said = lambda: events(d, EventKind.CURTAIL_NOT_CONTROLLABLE, readonly)  # noqa: E731
+            await until(lambda: bool(said()), what="reported")
+            m = d.curtail_status.miners[readonly]
+            assert not m.controllable and m.target.action.value == "sleep" and m.waiting == "not controllable"
+            assert fleet.state(readonly).power_commands == 0 and not fleet.state(readonly).sleeping
+            assert len(said()) == 1
+        finally:
+            await d.stop()
