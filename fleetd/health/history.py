@@ -44,6 +44,12 @@ class HealthHour:
     sums: tuple[float, ...]  # in SUMS order
     board_worst: int | None = None  # index of the board furthest behind (newest sample)
 
+    def merged(self, other: HealthHour) -> HealthHour:
+        """Both parts' sums; the newer part's worst board where it has one."""
+        sums = tuple(a + b for a, b in zip(self.sums, other.sums, strict=True))
+        worst = other.board_worst if other.board_worst is not None else self.board_worst
+        return HealthHour(self.miner_id, self.hour_start, sums, worst)
+
     def to_row(self) -> dict[str, Any]:
         return {"miner_id": self.miner_id, "hour_start": self.hour_start, "board_worst": self.board_worst} | {
             k: v for k, v in zip(SUMS, self.sums, strict=True)
