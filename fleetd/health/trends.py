@@ -31,7 +31,7 @@ class TrendRules:
     min_group: int = 3  # miners of a model needed before the fleet's median slope is subtracted
     chip_temp_c_per_day: float = 1.5  # over ambient
     fan_share_per_day: float = 0.03  # of the miner's mean rpm
-    hw_errors_ratio: float = 2.0  # rate at the window's end vs its start
+    hw_errors_ratio: float = 2.0  # rate at the window's end vs its start and vs the fleet's median
     hw_errors_min_per_h: float = 10.0
     efficiency_share_per_day: float = 0.02  # of the miner's mean J/TH
     board_ratio_per_day: float = 0.02  # drop of the slowest board's share of the median board
@@ -292,7 +292,7 @@ def _warnings(
     hw = excess("hw_errors_per_h")
     if hw is not None and hw[1] > 0:
         f, _ = hw
-        floor = max(f.start, 1.0)
+        floor = max(f.start, stats["hw_errors_per_h"][0], 1.0)  # its own start, and the fleet now
         if f.end >= rules.hw_errors_min_per_h and f.end >= rules.hw_errors_ratio * floor:
             out.append(
                 warning(
