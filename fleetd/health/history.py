@@ -71,12 +71,7 @@ class Point:
     restarts: int = 0
 
 
-def _mining_temp(snap: Snapshot) -> float | None:
-    temps = [t for b in snap.hashboards if (t := num(b.chip_temp_c)) is not None and t < 200]
-    if temps:
-        return max(temps)
-    t = num(snap.temp_c)
-    return t if t is not None and t < 200 else None
+_REAL = (float, int)
 
 
 def _env_temp(snap: Snapshot) -> float | None:
@@ -124,30 +119,51 @@ class HealthSampler:
             acc[14] += 1  # restarted since the previous poll
         if not snap.is_mining or snap.mode is Mode.SLEEP:
             return
-        if (t := _mining_temp(snap)) is not None:
-            acc[1] += t
+        # One pass over boards and fans with plain type checks: this runs for every miner every cycle.
+        hottest = -1.0
+        rates: list[tuple[float, int]] = []
+        for b in snap.hashboards:
+            t = b.chip_temp_c
+            if type(t) in _REAL and hottest < t < 200:  # NaN fails every comparison
+                hottest = t
+            r = b.hashrate_ths
+            if type(r) in _REAL and 0 <= r < 1e9:
+                rates.append((r, b.index))
+        if hottest < 0:
+            t = snap.temp_c
+            hottest = t if type(t) in _REAL and 0 <= t < 200 else -1.0
+        if hottest >= 0:
+            acc[1] += hottest
             acc[2] += 1
         if (t := _env_temp(snap)) is not None:
             acc[3] += t
             acc[4] += 1
-        rpms = [r for f in snap.fans if (r := num(f.rpm)) is not None and r > 0]
-        if rpms:
-            acc[5] += sum(rpms) / len(rpms)
+        total, running = 0.0, 0
+        for f in snap.fans:
+            r = f.rpm
+            if type(r) in _REAL and 0 < r < 1e6:
+                total += r
+                running += 1
+        if running:
+            acc[5] += total / running
             acc[6] += 1
         gap = now - prev[0] if prev is not None else 0.0
         if prev is not None and hw is not None and prev[2] is not None and 0 < gap <= self.max_gap_s:
             acc[7] += hw - prev[2] if hw >= prev[2] else hw  # a reset counter counts from zero
             acc[8] += gap
-        power, rate = num(snap.power_w), num(snap.hashrate_ths)
-        if power and rate:
+        power, rate = snap.power_w, snap.hashrate_ths
+        if type(power) in _REAL and type(rate) in _REAL and 0 < power < 1e9 and 0 < rate < 1e9:
             acc[9] += power
             acc[10] += rate
             acc[11] += 1
-        ratio = board_ratio(snap)
-        if ratio is not None:
-            acc[12] += ratio[0]
-            acc[13] += 1
-            acc[15] = ratio[1]
+        if len(rates) >= 2:
+            rates.sort()
+            half = len(rates) // 2
+            mid = rates[half][0] if len(rates) % 2 else (rates[half - 1][0] + rates[half][0]) / 2
+            if mid > 0:
+                acc[12] += rates[0][0] / mid
+                acc[13] += 1
+                acc[15] = rates[0][1]
 
     def forget(self, miner_id: str) -> None:
         self._prev.pop(miner_id, None)
