@@ -3,9 +3,14 @@ miners, and only them, in the API and in Prometheus."""
 
 from __future__ import annotations
 
-import aiohttp
+from pathlib import Path
 
+import aiohttp
+from openapi_schema_validator import OAS31Validator
+
+from fleetd import __version__
 from fleetd.api import ApiServer
+from fleetd.api.openapi import openapi_document
 from fleetd.config import parse_config
 from fleetd.daemon.core import Daemon
 from fleetd.health.history import HealthSampler
@@ -16,6 +21,11 @@ from tests.daemon.conftest import until
 BLOCK = 60
 SCALE = 3600.0  # one real second is one emulated hour
 BUCKETS = 10  # emulated hours to collect (the detector needs 6)
+
+
+def _check(name: str, body: object) -> None:
+    doc = openapi_document(__version__)
+    OAS31Validator({**doc["components"]["schemas"][name], "components": doc["components"]}).validate(body)
 
 
 def _group(host: str, port: int, fault: str | None = None) -> Group:
@@ -76,10 +86,13 @@ async def test_degrading_board_and_fan_are_flagged_and_healthy_miners_are_not() 
                 async with s.get(f"/api/miners/{board}/health") as r:
                     body = await r.json()
                 assert [w["code"] for w in body["warnings"]] == ["board_lagging"]
+                _check("MinerHealth", body)
                 async with s.get(f"/api/miners/{healthy[0]}/health") as r:
                     assert (await r.json())["warnings"] == []
                 async with s.get("/api/health") as r:
-                    fleet = (await r.json())["warnings"]
+                    summary = await r.json()
+                _check("FleetHealth", summary)
+                fleet = summary["warnings"]
                 assert fleet["miners"] == 2 and fleet["computed_at"] == now
                 assert {w["miner"] for w in fleet["most_urgent"]} == {board, fan}
                 async with s.get("/metrics") as r:
@@ -92,3 +105,28 @@ async def test_degrading_board_and_fan_are_flagged_and_healthy_miners_are_not() 
         finally:
             await daemon.stop()
             await api.stop()
+
+
+async def test_health_history_is_stored_and_read_back_by_the_trend_job(tmp_path: Path) -> None:
+    port = web_port()
+    hosts = [loopback_host(BLOCK) for _ in range(2)]
+    async with Fleet([_group(h, port) for h in hosts]):
+        config = parse_config(
+            {
+                "polling": {"interval_s": 0.2, "jitter_s": 0, "timeout_s": 2.0, "connect_timeout_s": 1.0},
+                "miners": [{"host": h, "web_port": port} for h in hosts],
+            }
+        )
+        daemon = Daemon(config, state_dir=tmp_path)
+        await daemon.start()
+        try:
+            await until(lambda: daemon.state.up() == 2, within=20, what="2 miners up")
+            await until(lambda: daemon.state.last_cycle is not None, within=20, what="a cycle")
+            found = await daemon.run_trends()  # flushes the sampler and reads the database
+            assert found == {} and daemon.health is not None and daemon.health.trends_at is not None
+            assert daemon.storage is not None
+            rows = daemon.storage.health_hours()
+            assert {r["miner_id"] for r in rows} == set(hosts) and all(r["samples"] > 0 for r in rows)
+            assert all(r["chip_temp_n"] > 0 and r["fan_n"] > 0 for r in rows)
+        finally:
+            await daemon.stop()
