@@ -48,6 +48,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="keep Python's default garbage-collector thresholds (fleetd run tunes them), to compare",
     )
+    p.add_argument(
+        "--trends",
+        action="store_true",
+        help="instead: time the health trend job over --hours of stored history for --miners miners",
+    )
+    p.add_argument("--hours", type=int, default=24, metavar="H", help="history for --trends (default 24)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     p.set_defaults(func=run)
 
@@ -61,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.miners < 1:
         raise CLIError("--miners must be at least 1")
+    if args.trends:
+        return _trends(args)
     if args.cycles < 1:
         raise CLIError("--cycles must be at least 1")
     if args.processes is not None and args.processes < 1:
@@ -101,4 +109,19 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict()))
     else:
         print(bench.report(result))
+    return 0
+
+
+def _trends(args: argparse.Namespace) -> int:
+    from fleetd.cli import CLIError
+    from fleetd.health import bench as health_bench
+
+    if not 6 <= args.hours <= 24 * 30:
+        raise CLIError("--hours must be within 6..720")
+    result = health_bench.run(
+        args.miners,
+        hours=args.hours,
+        progress=lambda msg: print(f"fleetd bench: {msg}", file=sys.stderr, flush=True),
+    )
+    print(json.dumps(result.to_dict()) if args.json else health_bench.report(result))
     return 0

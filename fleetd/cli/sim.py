@@ -19,6 +19,16 @@ DEFAULT_BASE = "127.1.0.1"
 _seconds = argtypes.seconds(at_most=86400, zero=True)
 
 
+def _time_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1e6:
+        raise argparse.ArgumentTypeError(f"time scale must be a number in (0, 1000000], not {text!r}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "sim",
@@ -50,7 +60,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_fault,
         metavar="NAME=FRACTION",
         help="give a fault to this fraction of every group (repeatable): slow, dead, malformed, "
-        "wrong_password, board_down, fan_failed, overheat, ignore_power_commands",
+        "wrong_password, board_down, fan_failed, overheat, ignore_power_commands, "
+        "board_degrading, fan_degrading (slow degradation, see --time-scale)",
+    )
+    add(
+        "--time-scale",
+        type=_time_scale,
+        default=1.0,
+        metavar="X",
+        help="emulated seconds per real second for board_degrading/fan_degrading (1; 3600: an hour a second)",
     )
     add("--ramp-s", type=_seconds, default=30.0, metavar="S", help="wake-up ramp to full hashrate (30)")
     add(
@@ -184,6 +202,7 @@ def build_groups(args: argparse.Namespace) -> list:
                 conf_delay_s=args.conf_delay_s,
                 seed=args.seed,
                 options=options,
+                time_scale=args.time_scale,
             )
         )
         base = hosts[-1]
