@@ -26,7 +26,12 @@ async def start() -> AsyncIterator[Start]:
     miners: list[EmulatedMiner] = []
 
     async def _start(
-        model: str, *, faults: Faults | None = None, timeouts: Timeouts = FAST, block: int = BLOCK, **options: Any
+        model: str,
+        *,
+        faults: Faults | None = None,
+        timeouts: Timeouts = FAST,
+        block: int = BLOCK,
+        **options: Any,
     ) -> tuple[Any, Endpoint]:
         host = loopback_host(block)
         sim = lookup(model)
