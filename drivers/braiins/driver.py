@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from fleetd.drivers import verify
 from fleetd.drivers.base import Driver, Endpoint, Login, SupportsPowerLimit, SupportsSleep
@@ -61,9 +61,11 @@ class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
 
     name = "braiins"
     vendor = "braiins"
-    firmware: ClassVar[str] = "Braiins OS / BOS+"
-    models: ClassVar[tuple[str, ...]] = ("Antminer S19 family", "Antminer S21 family", "Antminer T21")
-    reads: ClassVar[str] = "`version+summary+devs+pools` (4028) + REST `miner/stats`; details, config cached"
+    hardware = "Bitmain"
+    firmware = "Braiins OS / BOS+ (BOSer CGMiner API on 4028 + public REST API on 80, token login)"
+    models = ("Antminer S19 family", "Antminer S21 family", "Antminer T21")
+    reads = "`version+summary+devs+pools` (4028) + REST `miner/stats`; details, config cached"
+    controls = "sleep/wake: REST `actions/pause`/`resume`; power limit: REST `performance/power-target`"
     POLL = ("version", "summary", "devs", "pools")
     OPTIONAL = ("devs", "pools")
 

@@ -66,10 +66,12 @@ class VNishDriver(Driver, SupportsSleep, SupportsPowerLimit):
 
     name = "vnish"
     vendor = "vnish"
-    firmware: ClassVar[str] = "VNish"
-    models: ClassVar[tuple[str, ...]] = ("Antminer S19 family", "Antminer S21 family", "Antminer T21")
+    hardware = "Bitmain"
+    firmware = "VNish (web API on 80, unlocked with the web password)"
+    models = ("Antminer S19 family", "Antminer S21 family", "Antminer T21")
+    controls = "sleep/wake: `mining/pause`/`resume`; power limit: autotune presets (`settings`)"
     web_probe: ClassVar[bool] = True  # detection must check the web port: there is no CGMiner API to ask
-    reads: ClassVar[str] = "web API `summary` per poll; `info`, `perf-summary`, `autotune/presets` cached"
+    reads = "web API `summary` per poll; `info`, `perf-summary`, `autotune/presets` cached"
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
