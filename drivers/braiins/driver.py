@@ -1,11 +1,13 @@
-"""Braiins OS driver: telemetry over BOSer's CGMiner-compatible API plus the REST stats, control over
-the public REST API (the gRPC `braiins.bos.v1` services' REST form, Braiins OS 23.03 and later).
+"""Braiins OS driver: telemetry over BOSer's CGMiner-compatible API, control over the public REST API
+(the gRPC `braiins.bos.v1` services' REST form, Braiins OS 23.03 and later).
 
-A poll is one joined CGMiner request (`version+summary+devs+pools`) and `GET /api/v1/miner/stats`
-(GetMinerStats: hashrate windows, nominal hashrate, approximated consumption). Miner details and the
-configuration (the tuner's power target) change rarely and are re-read every DETAILS_REFRESH_S, and
-right after a power command. REST calls carry the token of `POST /api/v1/auth/login` in the
-`Authorization` header; the token lives `timeout_s` after its last use, and a 401 logs in once more.
+A poll is one joined CGMiner request, `version+summary+devs+pools+tunerstatus` (hashrate, boards,
+pools, the tuner's approximated consumption and power limit). Miner details (model, serial, MAC,
+hostname) come from `GET /api/v1/miner/details`, re-read every DETAILS_REFRESH_S. Reads after a
+command add `GET /api/v1/miner/stats` (GetMinerStats) and `GET /api/v1/configuration/miner` (the
+tuner's power target), so a command is verified by the same REST API that took it. REST calls carry
+the token of `POST /api/v1/auth/login` in the `Authorization` header; the token lives `timeout_s`
+after its last use, and a 401 logs in once more.
 
 Commands: `PUT /api/v1/actions/pause` / `resume` (sleep/wake) and `PUT /api/v1/performance/power-target`
 `{"watt": N}` (power limit), each verified by re-reading telemetry and configuration.
@@ -50,8 +52,8 @@ PAUSE = "/api/v1/actions/pause"
 RESUME = "/api/v1/actions/resume"
 POWER_TARGET = "/api/v1/performance/power-target"
 
-# Per (host, web port): the REST token and when (time.monotonic) it lapses; details+config and when
-# to read them again. Module-level so that a driver rebuilt by the daemon keeps them.
+# Per (host, web port): the REST token and when (time.monotonic) it lapses; the details and when to
+# read them again. Module-level so that a driver rebuilt by the daemon keeps them.
 _TOKENS: dict[tuple[str, int], tuple[str, float]] = {}
 _SLOW: dict[tuple[str, int], tuple[dict[str, Any], float]] = {}
 
@@ -64,10 +66,10 @@ class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
     hardware = "Bitmain"
     firmware = "Braiins OS / BOS+ (BOSer CGMiner API on 4028 + public REST API on 80, token login)"
     models = ("Antminer S19 family", "Antminer S21 family", "Antminer T21")
-    reads = "`version+summary+devs+pools` (4028) + REST `miner/stats`; details, config cached"
+    reads = "one joined `version+summary+devs+pools+tunerstatus` request per poll; REST details (cached)"
     controls = "sleep/wake: REST `actions/pause`/`resume`; power limit: REST `performance/power-target`"
-    POLL = ("version", "summary", "devs", "pools")
-    OPTIONAL = ("devs", "pools")
+    POLL = ("version", "summary", "devs", "pools", "tunerstatus")
+    OPTIONAL = ("devs", "pools", "tunerstatus")
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
@@ -139,12 +141,11 @@ class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
             return loads_tolerant(body, host=self.host, command=path) if body.strip() else None
         raise AssertionError("unreachable")
 
-    async def _slow(self, *, fresh: bool = False) -> dict[str, Any]:
+    async def _details(self, *, fresh: bool = False) -> dict[str, Any]:
         cached = _SLOW.get(self._key)
         if not fresh and cached is not None and time.monotonic() < cached[1]:
             return cached[0]
-        details, config = await asyncio.gather(self.rest("GET", DETAILS_PATH), self.rest("GET", CONFIG_PATH))
-        out = {DETAILS: details or {}, MINER_CONFIG: config or {}}
+        out = {DETAILS: await self.rest("GET", DETAILS_PATH) or {}}
         _SLOW[self._key] = (out, time.monotonic() + DETAILS_REFRESH_S)
         return out
 
@@ -158,14 +159,18 @@ class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
         return parse_identity({"rpc_version": reply}, host=host)
 
     async def _responses(self, *, fresh: bool = False) -> dict[str, Any]:
-        rpc, stats, slow = await asyncio.gather(
-            self.api.commands(*self.POLL, optional=self.OPTIONAL),
-            self.rest("GET", STATS),
-            self._slow(fresh=fresh),
+        """The poll's replies; `fresh` adds the REST stats and configuration and re-reads the details."""
+        rpc_task = self.api.commands(*self.POLL, optional=self.OPTIONAL)
+        if not fresh:
+            rpc, details = await asyncio.gather(rpc_task, self._details())
+            return {**{f"rpc_{cmd}": reply for cmd, reply in rpc.items()}, **details}
+        rpc, details, stats, config = await asyncio.gather(
+            rpc_task, self._details(fresh=True), self.rest("GET", STATS), self.rest("GET", CONFIG_PATH)
         )
         out: dict[str, Any] = {f"rpc_{cmd}": reply for cmd, reply in rpc.items()}
+        out.update(details)
         out[MINER_STATS] = stats or {}
-        out.update(slow)
+        out[MINER_CONFIG] = config or {}
         return out
 
     async def read(self) -> Reading:
@@ -180,9 +185,9 @@ class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
         return (await self.read()).snapshot
 
     async def identity(self) -> Identity:
-        version, slow = await asyncio.gather(self.api.command("version"), self._slow())
+        version, details = await asyncio.gather(self.api.command("version"), self._details())
         with reply_content(self.host):
-            return parse_identity({"rpc_version": version, **slow}, host=self.host)
+            return parse_identity({"rpc_version": version, **details}, host=self.host)
 
     async def raw_responses(self) -> dict[str, Any]:
         return await self._responses(fresh=True)

@@ -1,9 +1,10 @@
 """Pure parsers: Braiins OS replies in, normalized model out.
 
-Two sources: BOSer's CGMiner-compatible API (`version`, `summary`, `devs`, `pools`) and the public
-REST API (`/api/v1/miner/stats`, `/api/v1/miner/details`, `/api/v1/configuration/miner`), whose JSON
-is the gRPC `braiins.bos.v1` messages with their snake_case field names (a GetMinerStats reply is
-the same message over gRPC and REST).
+Two sources: BOSer's CGMiner-compatible API (`version`, `summary`, `devs`, `pools`, and
+`tunerstatus` with the approximated consumption and the power limit) and the public REST API
+(`/api/v1/miner/stats`, `/api/v1/miner/details`, `/api/v1/configuration/miner`), whose JSON is the
+gRPC `braiins.bos.v1` messages with their snake_case field names (a GetMinerStats reply is the same
+message over gRPC and REST).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "parse_miner_stats",
     "parse_power_target",
     "parse_snapshot",
+    "parse_tuner",
 ]
 
 # Keys of the REST replies in a responses mapping (and the files `fleetd dump-device` writes).
@@ -118,6 +120,17 @@ def parse_power_target(config: Mapping[str, Any] | None) -> float | None:
     return _watt(tuner.get("power_target"))
 
 
+def parse_tuner(reply: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
+    """(approximated consumption W, power limit W) from a `tunerstatus` reply; None where absent."""
+    tuner = first(reply, "TUNERSTATUS")
+    watts = num(tuner.get("ApproximateMinerPowerConsumption"))
+    limit = num(tuner.get("PowerLimit"))
+    return (
+        watts if watts is not None and 0 <= watts <= MAX_WATTS else None,
+        limit if limit is not None and 1 <= limit <= MAX_WATTS else None,
+    )
+
+
 def parse_identity(responses: Mapping[str, Any], *, host: str = "") -> Identity:
     version = first(responses.get("rpc_version"), "VERSION")
     details = responses.get(DETAILS) or {}
@@ -164,17 +177,19 @@ def _boards(devs_reply: Mapping[str, Any] | None, mining: bool) -> tuple[Hashboa
 
 
 def parse_snapshot(responses: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
-    """The snapshot from the CGMiner replies plus the REST stats (and configuration when present)."""
+    """The snapshot from the CGMiner replies; the REST stats and configuration, when present, take over
+    hashrate, consumption and power target (they are what a fresh read after a command looks at)."""
     summary = first(responses.get("rpc_summary"), "SUMMARY")
     stats = MinerStats(responses.get(MINER_STATS))
+    tuner_watts, tuner_limit = parse_tuner(responses.get("rpc_tunerstatus"))
     rate = stats.hashrate_ths
     if rate is None:
         rate = current_hashrate_ths(summary)
     avg = stats.hashrate_avg_ths if stats.hashrate_avg_ths is not None else hashrate_ths(summary, "av")
     mining = bool(rate and rate > 0)
     boards = _boards(responses.get("rpc_devs"), mining)
-    limit = parse_power_target(responses.get(MINER_CONFIG))
-    watts = stats.power_w
+    limit = parse_power_target(responses.get(MINER_CONFIG)) if MINER_CONFIG in responses else tuner_limit
+    watts = stats.power_w if stats.power_w is not None else tuner_watts
     if mining:
         mode = Mode.NORMAL
     elif watts is not None and watts <= IDLE_MAX_W:

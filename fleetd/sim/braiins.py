@@ -1,15 +1,18 @@
 """Braiins OS emulator: an Antminer S21 Pro on BOS 26.04, BOSer's CGMiner API (4028) and the REST API (80).
 
 CGMiner API: `version` names the miner `BOSer` (how detection tells BOS from stock cgminer),
-`summary` and `devs` carry MHS figures, one DEVS entry per hashboard; `pools` is the Antminer
-emulator's. REST API (the paths and JSON of Braiins' published Public REST API): `POST
-/api/v1/auth/login` gives a token (`timeout_s` 3600) that every other call must carry in its
-`Authorization` header; `GET /api/v1/miner/stats` is the captured GetMinerStats message
-(captures/braiins_s21pro_grpc-GetMinerStats.json) with live values, including its quirk that
-`last_24h` averages over a whole day even when the miner has been up for less; `GET
-/api/v1/miner/details`, `GET /api/v1/configuration/miner`, `PUT /api/v1/actions/pause|resume`
-(answering whether the miner already was paused/mining) and `PUT /api/v1/performance/power-target`
-`{"watt": N}` follow the published schemas (no capture here).
+`summary` and `devs` carry MHS figures, one DEVS entry per hashboard; `tunerstatus` carries the
+tuner's `PowerLimit` and `ApproximateMinerPowerConsumption` (field names as BOSer's API has them;
+no capture here); `pools` is the Antminer emulator's.
+
+REST API (the paths and JSON of Braiins' published Public REST API): `POST /api/v1/auth/login`
+gives a token (`timeout_s` 3600) that every other call must carry in its `Authorization` header.
+`GET /api/v1/miner/stats` is the captured GetMinerStats message
+(captures/braiins_s21pro_grpc-GetMinerStats.json) with live values, quirk included: `last_24h`
+averages over a whole day even on a miner up for less. `GET /api/v1/miner/details`,
+`GET /api/v1/configuration/miner`, `PUT /api/v1/actions/pause|resume` (answering whether the miner
+already was paused/mining) and `PUT /api/v1/performance/power-target` `{"watt": N}` follow the
+published schemas (no capture here).
 
 Faults as the other emulators: wrong_password refuses the login (401); ignore_power_commands
 acknowledges pause/resume/power target and changes nothing.
@@ -149,10 +152,38 @@ class BraiinsMiner(AntminerS19Pro):
         msg = f"{len(items)} ASC(s)"
         return {"STATUS": self._bos_status(9, msg, now), "DEVS": items, "id": 1}
 
+    def _rpc_tunerstatus(self, _param: str, now: float) -> dict:
+        watts = round(self.state.power_w(now))
+        limit = int(self._power_target_w())
+        boards = len(self.state.board_fractions())
+        chains = [
+            {
+                "HashchainIndex": i,
+                "Iteration": 0,
+                "LoadedProfile": True,
+                "PowerLimitWatt": limit // max(1, boards),
+                "ApproximatePowerConsumptionWatt": watts // max(1, boards),
+                "Status": "Tuning complete" if not self.state.sleeping else "Paused",
+                "StageProgress": 100,
+                "TunerRunning": False,
+            }
+            for i in range(boards)
+        ]
+        item = {
+            "ApproximateChainPowerConsumption": max(0, watts - 40),
+            "ApproximateMinerPowerConsumption": watts,
+            "DynamicPowerScaling": "Disabled",
+            "PowerLimit": limit,
+            "TunerChainStatus": chains,
+            "TunerMode": "PowerTarget",
+        }
+        return {"STATUS": self._bos_status(0, "Tuner Status", now), "TUNERSTATUS": [item], "id": 1}
+
     _BOS_RPC: ClassVar[dict[str, Any]] = {
         "version": _rpc_version,
         "summary": _rpc_summary,
         "devs": _rpc_devs,
+        "tunerstatus": _rpc_tunerstatus,
     }
 
     # --- REST API ------------------------------------------------------------------------------

@@ -119,14 +119,27 @@ async def test_expired_token_logs_in_again(start: Start) -> None:
     miner, endpoint = await start(MODEL, token_ttl_s=0.05)
     driver = BraiinsDriver(endpoint)
     try:
-        await driver.read()
+        assert await driver.current_power_target_w() == 3480.0
         first = set(miner.tokens)
         await asyncio.sleep(0.1)  # the emulator's token lapses; the driver still holds it
-        assert (await driver.read()).snapshot.is_mining
+        assert await driver.current_power_target_w() == 3480.0
         assert set(miner.tokens) - first  # a second login happened
     finally:
         await driver.close()
     braiins_driver._TOKENS.clear()
+
+
+async def test_poll_is_one_cgminer_request_plus_cached_details(start: Start) -> None:
+    miner, endpoint = await start(MODEL)
+    driver = BraiinsDriver(endpoint)
+    try:
+        await driver.read()
+        logins = len(miner.tokens)
+        snap = (await driver.read()).snapshot  # details cached: no REST call at all
+        assert len(miner.tokens) == logins
+        assert snap.power_w == 3480.0 and snap.power_limit_w == 3480.0  # from tunerstatus
+    finally:
+        await driver.close()
 
 
 async def test_rest_calls_need_the_token(start: Start) -> None:

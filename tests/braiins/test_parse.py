@@ -13,6 +13,7 @@ from fleetd.drivers.braiins.parse import (
     parse_miner_stats,
     parse_power_target,
     parse_snapshot,
+    parse_tuner,
 )
 
 from fleetd.model import Mode
@@ -112,3 +113,26 @@ def test_identity_from_the_miner_details() -> None:
         "JYZZ1234",
         "10.0.0.5",
     )
+
+
+def test_tunerstatus_gives_consumption_and_limit_when_rest_is_absent() -> None:
+    tuner = {"TUNERSTATUS": [{"ApproximateMinerPowerConsumption": 3300, "PowerLimit": 3400}]}
+    assert parse_tuner(tuner) == (3300.0, 3400.0)
+    assert parse_tuner({"TUNERSTATUS": [{"PowerLimit": 0, "ApproximateMinerPowerConsumption": "x"}]}) == (
+        None,
+        None,
+    )
+    summary = {"SUMMARY": [{"MHS 5s": 200_000_000.0}]}
+    snap = parse_snapshot({"rpc_summary": summary, "rpc_tunerstatus": tuner})
+    assert snap.power_w == 3300.0 and snap.power_limit_w == 3400.0
+    # A fresh read's REST replies take over.
+    config = {"tuner": {"enabled": True, "power_target": {"watt": 2500}}}
+    fresh = parse_snapshot(
+        {
+            "rpc_summary": summary,
+            "rpc_tunerstatus": tuner,
+            MINER_STATS: load_fixture(CAPTURE),
+            MINER_CONFIG: config,
+        }
+    )
+    assert fresh.power_w == 3480.0 and fresh.power_limit_w == 2500.0
