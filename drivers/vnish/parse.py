@@ -27,6 +27,7 @@ __all__ = [
     "parse_presets",
     "parse_snapshot",
     "pick_preset",
+    "preset_watts",
 ]
 
 INFO = "web_api-v1-info"
@@ -108,6 +109,19 @@ def pick_preset(presets: Sequence[Preset], watts: float) -> Preset | None:
     """The preset with the most power within `watts`; None when even the lowest exceeds it."""
     fitting = [p for p in presets if p.watts is not None and p.watts <= watts]
     return max(fitting, key=lambda p: (p.watts, p.hashrate_ths or 0.0), default=None)
+
+
+def preset_watts(responses: Mapping[str, Any]) -> float | None:
+    """The running preset's watts: from its entry in the preset list, else from a numeric name."""
+    name = current_preset(responses)
+    if not name:
+        return None
+    listed = responses.get(PRESETS)
+    if isinstance(listed, list):
+        entry = next((p for p in listed if isinstance(p, Mapping) and p.get("name") == name), None)
+        if entry is not None:  # parse only the running one: the list is long and changes rarely
+            return next(iter(parse_presets([entry])), Preset(name, None, None)).watts
+    return _watts(name) if name.isdigit() else None
 
 
 def current_preset(responses: Mapping[str, Any]) -> str:
@@ -193,10 +207,7 @@ def parse_snapshot(responses: Mapping[str, Any], *, polled_at: float = 0.0) -> S
             for f in fans
             if f.rpm == 0
         ]
-    preset = current_preset(responses)
-    limit = next((p.watts for p in parse_presets(responses.get(PRESETS)) if p.name == preset), None)
-    if limit is None and preset.isdigit():
-        limit = _watts(preset)
+    limit = preset_watts(responses)
     temps = [
         t for t in (_max_temp(miner.get("chip_temp")), _max_temp(miner.get("pcb_temp"))) if t is not None
     ]
