@@ -37,8 +37,8 @@ from fleetd.drivers.cgminer import VersionProbe, reply_content
 from fleetd.model import Identity, Mode, Reading, Snapshot
 from fleetd.transport.cgminer import CGMinerAPI
 from fleetd.transport.errors import AuthError, CommandRejectedError, MalformedReplyError, NotCompliedError
-from fleetd.transport.http import WebClient
 from fleetd.transport.jsonfix import loads_tolerant
+from fleetd.transport.keepalive import KeepAliveHTTP
 
 __all__ = ["BraiinsDriver"]
 
@@ -74,23 +74,16 @@ class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self.api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
-        self._web: WebClient | None = None
+        self._web: KeepAliveHTTP | None = None
 
     @property
     def _key(self) -> tuple[str, int]:
         return (self.host, self.endpoint.web_port)
 
     @property
-    def web(self) -> WebClient:
+    def web(self) -> KeepAliveHTTP:
         if self._web is None:
-            self._web = WebClient(
-                self.host,
-                self.endpoint.web_port,
-                username="",
-                password="",
-                timeouts=self.endpoint.timeouts,
-                digest=False,
-            )
+            self._web = KeepAliveHTTP(self.host, self.endpoint.web_port, timeouts=self.endpoint.timeouts)
         return self._web
 
     async def close(self) -> None:

@@ -40,8 +40,8 @@ from fleetd.transport.errors import (
     MalformedReplyError,
     NotCompliedError,
 )
-from fleetd.transport.http import WebClient
 from fleetd.transport.jsonfix import loads_tolerant
+from fleetd.transport.keepalive import KeepAliveHTTP
 
 __all__ = ["VNishDriver"]
 
@@ -75,14 +75,14 @@ class VNishDriver(Driver, SupportsSleep, SupportsPowerLimit):
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
-        self._web: WebClient | None = None
+        self._web: KeepAliveHTTP | None = None
 
     @property
     def _key(self) -> tuple[str, int]:
         return (self.host, self.endpoint.web_port)
 
     @property
-    def web(self) -> WebClient:
+    def web(self) -> KeepAliveHTTP:
         if self._web is None:
             self._web = _client(self.endpoint)
         return self._web
@@ -257,7 +257,5 @@ class VNishDriver(Driver, SupportsSleep, SupportsPowerLimit):
         )
 
 
-def _client(endpoint: Endpoint) -> WebClient:
-    return WebClient(
-        endpoint.host, endpoint.web_port, username="", password="", timeouts=endpoint.timeouts, digest=False
-    )
+def _client(endpoint: Endpoint) -> KeepAliveHTTP:
+    return KeepAliveHTTP(endpoint.host, endpoint.web_port, timeouts=endpoint.timeouts)

@@ -35,7 +35,6 @@ class WebClient:
         password: str,
         timeouts: Timeouts,
         max_bytes: int = 1 << 20,
-        digest: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -43,7 +42,6 @@ class WebClient:
         self._password = password
         self.timeouts = timeouts
         self.max_bytes = max_bytes
-        self.digest = digest  # False: token APIs (the caller sends its own Authorization header)
         self._session: aiohttp.ClientSession | None = None
         self._base = f"http://{host}:{port}" if port != 80 else f"http://{host}"
 
@@ -52,9 +50,8 @@ class WebClient:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            auth = (aiohttp.DigestAuthMiddleware(self.username, self._password),) if self.digest else ()
             self._session = aiohttp.ClientSession(
-                middlewares=auth,
+                middlewares=(aiohttp.DigestAuthMiddleware(self.username, self._password),),
                 connector=aiohttp.TCPConnector(limit=2, use_dns_cache=False),
                 auto_decompress=True,
             )
@@ -66,13 +63,7 @@ class WebClient:
             self._session = None
 
     async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        timeout_s: float | None = None,
-        headers: dict[str, str] | None = None,
+        self, method: str, path: str, *, json_body: Any = None, timeout_s: float | None = None
     ) -> bytes:
         """Send one request and return the body of a 2xx reply; map every failure to a DeviceError."""
         timeout = aiohttp.ClientTimeout(
@@ -80,16 +71,11 @@ class WebClient:
             sock_connect=self.timeouts.connect_s,
         )
         data = None if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
-        headers = {**(headers or {}), **({"Content-Type": "application/json"} if data is not None else {})}
+        headers = {"Content-Type": "application/json"} if data is not None else None
         where = {"host": self.host, "command": path}
         try:
             async with self._get_session().request(
-                method,
-                self._base + path,
-                data=data,
-                headers=headers or None,
-                timeout=timeout,
-                allow_redirects=False,
+                method, self._base + path, data=data, headers=headers, timeout=timeout, allow_redirects=False
             ) as resp:
                 if resp.status == 401:
                     raise AuthError(f"authentication failed for user {self.username!r} (HTTP 401)", **where)
