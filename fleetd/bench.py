@@ -222,13 +222,14 @@ def run(
     base: str = DEFAULT_BASE,
     event_loop: str | None = None,
     tuned_gc: bool = True,
+    models: list[str] | None = None,
     progress: Progress = lambda s: None,
 ) -> BenchResult:
-    """Start the emulated fleet, run the daemon against it, return the figures."""
+    """Start the emulated fleet (`models`, default every emulated one), run the daemon, return the figures."""
     if miners < 1 or cycles < 1:
         raise ValueError("need at least one miner and one measured cycle")
     runtime.raise_nofile(4 * concurrency + 256)
-    groups = fleet_groups(miners, base)
+    groups = fleet_groups(miners, base, models=models)
     n_proc = processes or max(1, -(-miners // PER_PROCESS))
     models = {g.model: g.count for g in groups}
     progress(
@@ -282,6 +283,75 @@ def run(
         python=f"{platform.python_implementation()} {sys.version.split()[0]}",
         health_cpu_ms_per_poll=round(health_cpu * 1000 / polls, 4) if polls else 0.0,
     )
+
+
+# One emulated model per driver for the per-driver comparison; "antminer" is the reference.
+PER_DRIVER_MODELS: dict[str, str] = {
+    "antminer": "Antminer S19 Pro",
+    "luxos": "Antminer S19k Pro",
+    "avalon": "AvalonMiner 15-194",
+    "braiins": "Antminer S21 Pro",
+    "vnish": "Antminer S19",
+}
+REFERENCE_DRIVER = "antminer"
+
+
+@dataclass(frozen=True, slots=True)
+class DriverFigure:
+    """One driver's run of the per-driver comparison."""
+
+    driver: str
+    model: str
+    cpu_ms_per_poll: float
+    vs_reference: float  # cpu_ms_per_poll / the reference driver's
+    cycle_s: float
+    polls: int
+    failed: int
+
+
+def run_per_driver(
+    miners: int,
+    *,
+    drivers: list[str] | None = None,
+    progress: Progress = lambda s: None,
+    **kwargs: Any,
+) -> list[DriverFigure]:
+    """`run` once per driver, each over a fleet of that driver's emulated model only; reference first."""
+    names = drivers or list(PER_DRIVER_MODELS)
+    unknown = [n for n in names if n not in PER_DRIVER_MODELS]
+    if unknown:
+        raise ValueError(
+            f"no emulated model for driver {unknown[0]!r} (known: {', '.join(PER_DRIVER_MODELS)})"
+        )
+    order = [REFERENCE_DRIVER] + [n for n in names if n != REFERENCE_DRIVER]
+    results = []
+    for name in order:
+        progress(f"driver {name}: {miners} x {PER_DRIVER_MODELS[name]}")
+        results.append((name, run(miners, models=[PER_DRIVER_MODELS[name]], progress=progress, **kwargs)))
+    ref = results[0][1].cpu_ms_per_poll
+    return [
+        DriverFigure(
+            driver=name,
+            model=PER_DRIVER_MODELS[name],
+            cpu_ms_per_poll=r.cpu_ms_per_poll,
+            vs_reference=round(r.cpu_ms_per_poll / ref, 2) if ref else 0.0,
+            cycle_s=r.cycle_s,
+            polls=r.polls,
+            failed=r.failed,
+        )
+        for name, r in results
+    ]
+
+
+def report_per_driver(figures: list[DriverFigure]) -> str:
+    """Human-readable per-driver comparison."""
+    lines = [f"{'driver':<10} {'model':<20} {'CPU/poll':>10} {'vs antminer':>12} {'cycle':>8} {'failed':>7}"]
+    for f in figures:
+        lines.append(
+            f"{f.driver:<10} {f.model:<20} {f.cpu_ms_per_poll:>7.3f} ms {f.vs_reference:>11.2f}x "
+            f"{f.cycle_s:>6.2f} s {f.failed:>7}"
+        )
+    return "\n".join(lines)
 
 
 def report(r: BenchResult) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from typing import Any
 
 
@@ -54,6 +55,22 @@ def register(sub: Any) -> None:
         help="instead: time the health trend job over --hours of stored history for --miners miners",
     )
     p.add_argument("--hours", type=int, default=24, metavar="H", help="history for --trends (default 24)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="emulate only this model (repeatable; default: an even mix of every emulated model)",
+    )
+    p.add_argument(
+        "--per-driver",
+        nargs="?",
+        const="all",
+        default=None,
+        metavar="D1,D2",
+        help="run once per driver (antminer, luxos, avalon, braiins, vnish; default all) over that "
+        "driver's emulated model only, and compare CPU per poll with antminer's",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     p.set_defaults(func=run)
 
@@ -89,9 +106,19 @@ def run(args: argparse.Namespace) -> int:
     def progress(msg: str) -> None:
         print(f"fleetd bench: {msg}", file=sys.stderr, flush=True)
 
+    if args.model:
+        from fleetd.sim.models import lookup
+
+        try:
+            args.model = [lookup(m).spec.name for m in args.model]
+        except KeyError as exc:
+            raise CLIError(str(exc.args[0])) from None
+    if args.per_driver is not None:
+        return _per_driver(args, base, progress)
     try:
         result = bench.run(
             args.miners,
+            models=args.model,
             cycles=args.cycles,
             processes=args.processes,
             interval_s=args.interval,
@@ -124,4 +151,38 @@ def _trends(args: argparse.Namespace) -> int:
         progress=lambda msg: print(f"fleetd bench: {msg}", file=sys.stderr, flush=True),
     )
     print(json.dumps(result.to_dict()) if args.json else health_bench.report(result))
+    return 0
+
+
+def _per_driver(args: argparse.Namespace, base: str, progress: Any) -> int:
+    from fleetd import bench
+    from fleetd.cli import CLIError
+    from fleetd.sim.fleet import BindError
+
+    drivers = (
+        None if args.per_driver == "all" else [d.strip() for d in args.per_driver.split(",") if d.strip()]
+    )
+    try:
+        figures = bench.run_per_driver(
+            args.miners,
+            drivers=drivers,
+            cycles=args.cycles,
+            processes=args.processes,
+            interval_s=args.interval,
+            concurrency=args.concurrency,
+            base=base,
+            event_loop=args.loop,
+            tuned_gc=not args.default_gc,
+            progress=progress,
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    except BindError as exc:
+        raise CLIError(str(exc)) from None
+    except (TimeoutError, RuntimeError) as exc:
+        raise CLIError(str(exc), exit_code=1) from None
+    if args.json:
+        print(json.dumps([asdict(f) for f in figures]))
+    else:
+        print(bench.report_per_driver(figures))
     return 0
