@@ -333,8 +333,9 @@ def decide(
             continue
         mid = m.id
         t, r, mem, st = targets[i], reasons[i], mems[i], streaks_out[i]
-        changed = t != mem.target
-        ctrl = m.controllable
+        old = mem.target
+        changed = False if t is old else t != old
+        ctrl = m.can_sleep or m.can_limit  # m.controllable, without the property call
         d = last.get(mid)
         if (
             d is None

@@ -44,6 +44,7 @@ class StepPlan:
 
 _MATCHES = {Action.RUN: Actual.RUNNING, Action.SLEEP: Actual.SLEEPING, Action.LIMIT: Actual.LIMITED}
 EXCLUDED_PINS = frozenset({PinAction.EXCLUDE.value, PinAction.MAINTENANCE.value})
+_NEVER_COMMANDED = ControlState()
 
 
 def satisfied(state: ControlState, target: Target) -> bool:
@@ -98,22 +99,27 @@ def plan_step(
     sheds: list[Command] = []
     restores: list[Command] = []
     wake_at: list[float] = []
+    get_state, get_view = states.get, views.get
+    override, excluded_pins, limit = RuleKind.OVERRIDE, EXCLUDED_PINS, Action.LIMIT
     for d in decisions:
-        state = states.get(d.miner_id) or ControlState()
-        view = views.get(d.miner_id)
-        if excluded(d):
-            waiting.append((d.miner_id, "excluded"))
+        mid, target = d.miner_id, d.target
+        state = get_state(mid) or _NEVER_COMMANDED
+        view = get_view(mid)
+        reason = d.reason
+        if reason.kind is override and reason.values.get("pin") in excluded_pins:  # excluded(d)
+            waiting.append((mid, "excluded"))
             continue
         if not d.controllable or (view is not None and not view.controllable):
-            waiting.append((d.miner_id, "not controllable"))
+            waiting.append((mid, "not controllable"))
             continue
-        if satisfied(state, d.target):
+        # satisfied(state, target), inlined: most miners are already where the policy wants them
+        if state.actual is _MATCHES[target.action] and (target.action is not limit or state.target == target):
             continue
         if state.in_flight:
-            waiting.append((d.miner_id, "in flight"))
+            waiting.append((mid, "in flight"))
             continue
         if view is not None and not view.up:
-            waiting.append((d.miner_id, "control lost"))  # nothing is sent until it answers again
+            waiting.append((mid, "control lost"))  # nothing is sent until it answers again
             continue
         retrying = state.failures > 0 and state.target == d.target
         if retrying and now < state.next_attempt_at:
