@@ -1,4 +1,4 @@
-"""Price histories: ERCOT settlement point CSVs (real-time, day-ahead, zipped) and plain timestamp,price CSVs."""
+"""Price histories: ERCOT settlement point CSVs (real-time, day-ahead, zipped) and plain CSVs."""
 
 from __future__ import annotations
 
