@@ -141,6 +141,8 @@ class DecideResult:
     decide_ms_min: float
     decide_ms_max: float
     decide_cpu_ms_median: float  # this process's CPU time per pass (less affected by other load)
+    steady_ms_median: float  # passes where few targets change
+    switch_ms_median: float  # passes where the strike sets in or lifts: most targets change
     plan_step_ms_median: float
     sleeping: int  # miners the last pass put to sleep or limited
     commands: int  # commands the last plan_step sent
@@ -160,6 +162,8 @@ def measure_decide(n: int, *, passes: int = 15, progress: Progress = lambda s: N
     states = {m.id: ControlState(Actual.RUNNING) for m in miners}
     decide_ms: list[float] = []
     decide_cpu_ms: list[float] = []
+    steady_ms: list[float] = []
+    switch_ms: list[float] = []
     step_ms: list[float] = []
     plan = step = None
     for k in range(passes + 1):  # the first pass warms the compiled-config cache; not counted
@@ -175,6 +179,8 @@ def measure_decide(n: int, *, passes: int = 15, progress: Progress = lambda s: N
         if k:
             decide_ms.append((t1 - t) * 1000)
             decide_cpu_ms.append((c1 - c) * 1000)
+            changed = sum(1 for d in plan.decisions if d.changed)
+            (switch_ms if changed > n // 4 else steady_ms).append(decide_ms[-1])
             step_ms.append((t2 - t1) * 1000)
             progress(f"pass {k}/{passes}: decide {decide_ms[-1]:.1f} ms, plan_step {step_ms[-1]:.1f} ms")
     assert plan is not None and step is not None
@@ -185,6 +191,8 @@ def measure_decide(n: int, *, passes: int = 15, progress: Progress = lambda s: N
         decide_ms_min=round(min(decide_ms), 2),
         decide_ms_max=round(max(decide_ms), 2),
         decide_cpu_ms_median=round(statistics.median(decide_cpu_ms), 2),
+        steady_ms_median=round(statistics.median(steady_ms), 2) if steady_ms else 0.0,
+        switch_ms_median=round(statistics.median(switch_ms), 2) if switch_ms else 0.0,
         plan_step_ms_median=round(statistics.median(step_ms), 2),
         sleeping=sum(1 for d in plan.decisions if d.target.action.value != "run"),
         commands=len(step.commands),
@@ -371,6 +379,8 @@ def report(decide_r: DecideResult | None, spike_r: SpikeResult | None) -> str:
             f"  decide            {d.decide_ms_median:.1f} ms per pass for {d.miners:,} miners (median of "
             f"{d.passes}; min {d.decide_ms_min:.1f}, max {d.decide_ms_max:.1f}; "
             f"CPU {d.decide_cpu_ms_median:.1f} ms); target <= 50 ms",
+            f"                    {d.steady_ms_median:.1f} ms on steady passes, "
+            f"{d.switch_ms_median:.1f} ms on passes where most targets change",
             f"  plan_step         {d.plan_step_ms_median:.1f} ms per step ({d.sleeping:,} miners curtailed, "
             f"{d.commands:,} commands in the last step)",
         ]

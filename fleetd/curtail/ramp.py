@@ -70,8 +70,12 @@ def kw_delta(view: MinerView | None, state: ControlState, target: Target) -> flo
     if state.actual in (Actual.UNKNOWN, Actual.UNRESPONSIVE):
         # Unverified: assume the opposite of the target, so the ramp budgets the worst case.
         now_w = running if target.action is Action.SLEEP else asleep
-    want = {Action.RUN: running, Action.SLEEP: asleep}.get(target.action)
-    if want is None:
+    action = target.action
+    if action is Action.RUN:
+        want = running
+    elif action is Action.SLEEP:
+        want = asleep
+    else:
         want = min(running, float(target.power_limit_w or running))
     return (want - now_w) / 1000.0
 
@@ -132,7 +136,7 @@ def plan_step(
             wake_at.append(dwell)
             continue
         delta = kw_delta(view, state, d.target)
-        cmd = Command(d.miner_id, d.target, state.failures + 1 if retrying else 1, delta)
+        cmd = _new_command(d.miner_id, d.target, state.failures + 1 if retrying else 1, delta)
         (sheds if d.target.action is not Action.RUN else restores).append(cmd)
     chosen: list[Command] = []
     kw = 0.0
@@ -148,6 +152,21 @@ def plan_step(
     if any(why == "ramp" for _, why in waiting):
         wake_at.append(now + r.step_s)
     return StepPlan(tuple(chosen), tuple(waiting), min(wake_at) if wake_at else None)
+
+
+# A frozen dataclass's __init__ sets each field through object.__setattr__: a third of a 10,000-command step.
+_COMMAND_SLOTS = tuple(Command.__dict__[f].__set__ for f in ("miner_id", "target", "attempt", "kw_delta"))
+
+
+def _new_command(mid: str, target: Target, attempt: int, kw: float) -> Command:
+    """Command(mid, target, attempt, kw), built through the slot descriptors."""
+    c = object.__new__(Command)
+    s_id, s_target, s_attempt, s_kw = _COMMAND_SLOTS
+    s_id(c, mid)
+    s_target(c, target)
+    s_attempt(c, attempt)
+    s_kw(c, kw)
+    return c
 
 
 # --- results ----------------------------------------------------------------------------------------------
