@@ -11,6 +11,7 @@ client at most 32 of them in that time.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -88,9 +89,15 @@ class TokenRefusedError(AuthError):
 
 
 # --- pure crypto ---------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=65536)
+def _password_key(password: str, salt: str) -> str:
+    # The salt is that of the miner's stored password hash: fixed per miner, so worth remembering.
+    return md5_crypt_hash(password, salt)
+
+
 def derive_token(password: str, salt: str, newsalt: str, when: str) -> tuple[str, str]:
     """(key, sign) from a get_token reply: md5crypt(password, salt), md5crypt(key + time, newsalt)."""
-    key = md5_crypt_hash(password, salt)
+    key = _password_key(password, salt)
     sign = md5_crypt_hash(key + when, newsalt)
     return key, sign
 
