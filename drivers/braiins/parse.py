@@ -176,6 +176,16 @@ def _boards(devs_reply: Mapping[str, Any] | None, mining: bool) -> tuple[Hashboa
     return tuple(out)
 
 
+def _user_paused(responses: Mapping[str, Any]) -> bool:
+    """Whether fresh details (read together with the REST stats) say the user paused the miner."""
+    if MINER_STATS not in responses:
+        return False  # the poll's details are cached: too old to tell the state
+    status = ((responses.get(DETAILS) or {}).get("detailed_status") or {}).get("status") or {}
+    stopped = status.get("stopped") if isinstance(status, Mapping) else None
+    reason = (stopped or {}).get("reason") if isinstance(stopped, Mapping) else None
+    return isinstance(reason, Mapping) and "user_pause" in reason
+
+
 def parse_snapshot(responses: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
     """The snapshot from the CGMiner replies; the REST stats and configuration, when present, take over
     hashrate, consumption and power target (they are what a fresh read after a command looks at)."""
@@ -192,7 +202,7 @@ def parse_snapshot(responses: Mapping[str, Any], *, polled_at: float = 0.0) -> S
     watts = stats.power_w if stats.power_w is not None else tuner_watts
     if mining:
         mode = Mode.NORMAL
-    elif watts is not None and watts <= IDLE_MAX_W:
+    elif (watts is not None and watts <= IDLE_MAX_W) or _user_paused(responses):
         mode = Mode.SLEEP  # paused: BOS keeps only the control board and fans going
     else:
         mode = Mode.UNKNOWN

@@ -136,3 +136,15 @@ def test_tunerstatus_gives_consumption_and_limit_when_rest_is_absent() -> None:
         }
     )
     assert fresh.power_w == 3480.0 and fresh.power_limit_w == 2500.0
+
+
+def test_fresh_details_saying_user_pause_mean_asleep_without_a_power_figure() -> None:
+    stats = load_fixture(CAPTURE)
+    for window in stats["miner_stats"]["real_hashrate"].values():
+        window["gigahash_per_second"] = 0.0
+    stats["power_stats"] = None  # no consumption figure while paused
+    details = {"detailed_status": {"status": {"stopped": {"reason": {"user_pause": {}}}}}}
+    assert parse_snapshot({MINER_STATS: stats, DETAILS: details}).mode is Mode.SLEEP
+    assert parse_snapshot({MINER_STATS: stats, DETAILS: {}}).mode is Mode.UNKNOWN
+    cached = {"rpc_summary": {"SUMMARY": [{"MHS 5s": 0.0}]}, DETAILS: details}
+    assert parse_snapshot(cached).mode is Mode.UNKNOWN  # cached details alone do not decide
