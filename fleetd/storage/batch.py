@@ -7,9 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, case, func, insert
 
-from fleetd.daemon.rollups import MIXED, RollupRow
-from fleetd.daemon.state import Health
 from fleetd.model import Snapshot
+from fleetd.records import MIXED, Health, RollupRow
 from fleetd.storage.schema import (
     _CURTAIL_LOG,
     _CURTAIL_STATE,

@@ -21,9 +21,8 @@ from typing import Any
 from sqlalchemy import Engine, exc
 from sqlalchemy.engine import make_url
 
-from fleetd.daemon.events import Event
-from fleetd.daemon.rollups import RollupRow
 from fleetd.model import Identity
+from fleetd.records import EventRecord, RollupRow
 from fleetd.storage import schema
 from fleetd.storage.batch import _Batch, write_batch
 from fleetd.storage.queries import InventoryRow, StorageQueries
@@ -130,7 +129,7 @@ class Storage(StorageQueries):
         self._put(("identity", history | facts))
         self._put(("miner", {"id": miner_id, "host": host} | facts))
 
-    def add_event(self, ev: Event) -> None:
+    def add_event(self, ev: EventRecord) -> None:
         row = {
             "at": _dt(ev.at),
             "kind": str(ev.kind),
