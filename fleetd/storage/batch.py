@@ -83,6 +83,22 @@ class _Batch:
             or self.curtail_log
         )
 
+    def row_count(self) -> int:
+        """Rows this batch would write."""
+        return sum(
+            len(getattr(self, f))
+            for f in (
+                "miners",
+                "identities",
+                "events",
+                "rollups",
+                "latest",
+                "prices",
+                "curtail_state",
+                "curtail_log",
+            )
+        )
+
     @staticmethod
     def only(b: _Batch, field: str) -> _Batch:
         part = _Batch()

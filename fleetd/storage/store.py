@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, exc
+from sqlalchemy import Engine, create_engine, exc
 from sqlalchemy.engine import make_url
 
 from fleetd.model import Identity
@@ -68,7 +69,9 @@ class Storage(StorageQueries):
         self._closing = threading.Event()
         self._close_deadline = 0.0
         self._thread: threading.Thread | None = None
-        self.dropped = 0  # writes lost because the queue was full (database down for long)
+        # Writes lost: the queue full (database down for long), rows the database refuses, or not written
+        # by the close deadline.
+        self.dropped = 0
         self.failing_since: float | None = None
         self.last_error = ""
 
@@ -233,6 +236,7 @@ class Storage(StorageQueries):
                 if self._closing.is_set():
                     if time.monotonic() >= self._close_deadline:
                         log.error("storage: %d writes lost at shutdown: %s", batch.items, self.last_error)
+                        self.dropped += batch.items
                         self._committed_add(batch.items)
                         return
                     time.sleep(min(delay, 1.0))
@@ -274,6 +278,7 @@ class Storage(StorageQueries):
             try:
                 self._write(part)
             except Exception as e:
+                self.dropped += part.row_count()
                 log.error("storage: dropping %s rows the database refuses: %s", name, str(e).splitlines()[0])
 
     def _committed_add(self, n: int) -> None:
@@ -322,6 +327,28 @@ class Storage(StorageQueries):
         if self.engine is not None:
             self.engine.dispose()
             self.engine = None
+
+
+def load_inventory_readonly(url: str) -> list[InventoryRow]:
+    """The inventory of a SQLite database opened read-only and without locking (its folder may be
+    read-only or full); [] for other databases, or a file that is not there."""
+    from pathlib import Path
+
+    u = make_url(normalize_url(url))
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return []
+    path = Path(u.database)
+    if not path.is_file():
+        return []
+    reader = StorageQueries()
+    reader.engine = create_engine(
+        "sqlite://",
+        creator=lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True),
+    )
+    try:
+        return reader.load_inventory()
+    finally:
+        reader.engine.dispose()
 
 
 _TIME_COLUMNS = frozenset({"at", "since", "verified_at", "changed_at", "next_attempt_at"})
