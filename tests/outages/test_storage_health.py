@@ -99,3 +99,25 @@ async def test_a_row_the_database_refuses_is_counted_as_dropped(pg_role: PgRole,
         assert stored in ([], ["a good one"])  # the salvage keeps the good row, or drops the kind
         assert m["fleetd_storage_dropped_writes_total"] == before + 2 - len(stored)  # each lost row
         assert m["fleetd_storage_up"] == 1  # the database works; it refused a row
+
+
+async def test_read_only_sqlite_at_start_knows_the_fleet_and_announces_no_miner_again(
+    tiny_fs: TinyFs,
+) -> None:
+    from tests.conftest import web_port
+
+    state = tiny_fs.path / "state"
+    async with fleet(2) as (_f, hosts):
+        cfg = config([], discovery=[{"targets": hosts, "web_port": web_port(), "interval_s": 3600}])
+        async with daemon(cfg, state) as d:
+            await until(lambda: d.state.up() == 2, what="both discovered and up")
+            assert [e.kind for e in d.events].count(EventKind.MINER_ADDED) == 2
+        tiny_fs.umount()
+        tiny_fs.mount(ro=True)
+        async with daemon(cfg, state) as d:
+            assert sorted(d.state.miners) == sorted(hosts)  # known before any scan
+            assert await d.discover_now() == 0
+            await until(lambda: d.state.up() == 2, what="both up again")
+            assert EventKind.MINER_ADDED not in [e.kind for e in d.events]
+            m = await metrics(d)
+            assert m["fleetd_storage_up"] == 0 and m["fleetd_storage_unstored_items"] >= 1
