@@ -194,6 +194,7 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         self.emit(Event(EventKind.STOPPED, "fleetd stopped"))
         if self.storage is None:
             self._spool_at_stop()
+        await self._finish_replay()
         if self.storage is not None:
             await asyncio.to_thread(self.storage.close)
             self.storage = None

@@ -25,6 +25,7 @@ log = logging.getLogger("fleetd.daemon")
 STORAGE_RETRY_S = 30.0  # a database unavailable at start is tried again this often
 UNSTORED_MAX = 10_000  # events, identity changes and rollups spooled while storage is unavailable
 REPLAY_FLUSH_S = 60.0  # how long replaying the spool may wait for the database to commit it
+REPLAY_STEP_S = 2.0  # ... checking this often whether the daemon is stopping
 
 
 class StorageHandoff:
@@ -40,6 +41,7 @@ class StorageHandoff:
     _use_storage: bool
     _stop: asyncio.Event
     _spool_: Spool | None = None
+    started: bool
 
     @property
     def _spool(self) -> Spool:
@@ -47,6 +49,35 @@ class StorageHandoff:
         if self._spool_ is None:
             self._spool_ = Spool(self.state_dir / SPOOL_FILE, UNSTORED_MAX)
         return self._spool_
+
+    _replay_task: asyncio.Task[None] | None = None
+
+    def _writing(self) -> Storage | None:
+        """Storage while its writes go through; else None, and what would be written goes to the spool
+        (it survives a restart there, where storage's own queue would not)."""
+        store = self.storage
+        return store if store is not None and store.failing_since is None else None
+
+    def _replay_when_writing(self) -> None:
+        """Once storage writes again after failing, replay what was spooled meanwhile (in the background)."""
+        if (
+            self.started
+            and self._writing() is not None
+            and len(self._spool)
+            and (self._replay_task is None or self._replay_task.done())
+        ):
+            assert self.storage is not None
+            self._replay_task = asyncio.create_task(self._replay_spool(self.storage), name="fleetd-spool")
+
+    async def _finish_replay(self, timeout_s: float = 10.0) -> None:
+        """At stop: let a replay in progress finish (or give up on it: replayed again at the next start)."""
+        task, self._replay_task = self._replay_task, None
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(task, timeout_s)
+        except (TimeoutError, asyncio.CancelledError):
+            log.warning("storage: spool replay unfinished at stop; it is replayed at the next start")
 
     @property
     def unstored_dropped(self) -> int:
@@ -126,11 +157,14 @@ class StorageHandoff:
         if not items and not spool.dropped:
             return
         self._write_unstored(store, items)
-        if await asyncio.to_thread(store.flush, REPLAY_FLUSH_S):
-            spool.done()
-            log.warning("storage: wrote %d items spooled while it was unavailable", len(items))
-        else:  # still queued in storage, and kept on disk until a replay completes
-            log.error("storage: the spool was not committed in %g s; it is replayed again", REPLAY_FLUSH_S)
+        waited = 0.0
+        while not await asyncio.to_thread(store.flush, REPLAY_STEP_S):
+            waited += REPLAY_STEP_S
+            if waited >= REPLAY_FLUSH_S or self._stop.is_set():  # kept on disk: replayed at the next start
+                log.error("storage: the spool was not committed in %g s; it is replayed again", waited)
+                return
+        spool.done()
+        log.warning("storage: wrote %d items spooled while it was unavailable", len(items))
 
     async def _retry_storage(self) -> None:
         while not self._stop.is_set():
@@ -205,15 +239,17 @@ class StorageHandoff:
 
     def _write_rollups(self) -> None:
         rows = self.rollups.drain()
-        if self.storage is None:
+        store = self._writing()
+        if store is None:
             if self._use_storage:
                 for row in rows:
                     self._store_later(("rollup", row))
             return
         if rows:
-            self.storage.add_rollups(rows)
+            store.add_rollups(rows)
 
     def _write_latest(self, ids: list[str]) -> None:
+        self._replay_when_writing()
         if self.storage is None or not ids:
             return
         miners = self.state.miners

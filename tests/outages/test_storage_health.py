@@ -24,7 +24,12 @@ def _noise(d: object, n: int, size: int = 2000) -> None:
         d.emit(Event(EventKind.CONFIG_RELOADED, f"{i} " + "x" * size))  # type: ignore[attr-defined]
 
 
-async def test_sqlite_disk_full_sets_storage_down_and_counts_dropped_writes(tiny_fs: TinyFs) -> None:
+async def test_sqlite_disk_full_sets_storage_down_and_counts_dropped_writes(
+    tiny_fs: TinyFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleetd.daemon import storage_handoff
+
+    monkeypatch.setattr(storage_handoff, "UNSTORED_MAX", 100)
     async with fleet(2) as (_f, hosts):
         cfg = config(hosts, storage=FAST)
         async with daemon(cfg, tiny_fs.path / "state") as d:
@@ -34,18 +39,20 @@ async def test_sqlite_disk_full_sets_storage_down_and_counts_dropped_writes(tiny
             tiny_fs.fill()
             for _ in range(50):  # enough rows that the WAL has to grow
                 _noise(d, 20)
-                if d.storage.failing_since is not None:
+                if not _writing(d):
                     break
                 d.storage.flush(2)
             await until(lambda: not _writing(d), what="failing")
             m = await metrics(d)
             assert m["fleetd_storage_up"] == 0
-            _noise(d, 300, 10)  # the queue (100) overflows while the disk is full
+            _noise(d, 300, 10)  # the spool (100, in memory: the disk is full) overflows
             m = await metrics(d)
-            assert m["fleetd_storage_dropped_writes_total"] > 0 and m["fleetd_storage_queue_depth"] > 0
+            assert m["fleetd_storage_unstored_items"] == 100
+            assert m["fleetd_storage_dropped_writes_total"] >= 200
             tiny_fs.free()
-            await until(lambda: _writing(d), 40, "writing again")
-            assert (await metrics(d))["fleetd_storage_up"] == 1
+            await until(lambda: _writing(d) and len(d._spool) == 0, 40, "writing again, spool replayed")
+            m = await metrics(d)
+            assert m["fleetd_storage_up"] == 1 and m["fleetd_storage_dropped_writes_total"] >= 200
 
 
 @pytest.mark.postgres
@@ -62,10 +69,14 @@ async def test_postgresql_refusing_sets_storage_down_until_it_accepts_again(
             d.emit(Event(EventKind.CONFIG_RELOADED, "while refused"))
             await until(lambda: not _writing(d), what="failing")
             assert (await metrics(d))["fleetd_storage_up"] == 0
+            d.emit(Event(EventKind.CONFIG_RELOADED, "after the failure showed"))
+            assert b"after the failure showed" in (tmp_path / "unstored.jsonl").read_bytes()  # on disk
+            assert (await metrics(d))["fleetd_storage_unstored_items"] >= 1
             pg_role.accept()
-            await until(lambda: _writing(d), 40, "writing again")
+            await until(lambda: _writing(d) and len(d._spool) == 0, 40, "writing again, spool replayed")
             assert d.storage.flush(10)
-            assert [e["message"] for e in d.storage.events(kind="config_reloaded")] == ["while refused"]
+            messages = [e["message"] for e in d.storage.events(kind="config_reloaded")]
+            assert sorted(messages) == ["after the failure showed", "while refused"]
             assert (await metrics(d))["fleetd_storage_up"] == 1
 
 
