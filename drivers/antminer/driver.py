@@ -356,6 +356,7 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
             lambda snap: snap.mode is want and effect(snap),
             deadline=deadline,
             interval=self.endpoint.timeouts.verify_interval_s,
+            started=deadline - self.endpoint.timeouts.verify_s,
         )
         snap = end.last
         if end.ok and snap is not None:
@@ -369,7 +370,7 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
         if end.error is not None and (snap is None or mode is None):
             seen.append(f"last error: {end.error.message}")
         raise NotCompliedError(
-            f"{action} acknowledged but not in effect after {self.endpoint.timeouts.verify_s:g} s"
+            f"{action} acknowledged but not in effect after {end.waited(self.endpoint.timeouts.verify_s)}"
             f" ({'; '.join(seen) or 'no reading'})",
             host=self.host,
             command=action,

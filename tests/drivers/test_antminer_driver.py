@@ -237,9 +237,24 @@ async def test_ack_without_effect_is_not_complied() -> None:
             await driver.sleep()
         assert loop.time() - t0 < 2.5
     assert err.value.host == driver.host and err.value.command == "sleep"
-    assert "not in effect after 1 s" in str(err.value)
+    assert "not in effect after 1." in str(err.value) and "(limit 1 s)" in str(err.value)
     # Both re-reads are reported: the configuration (get_miner_conf.cgi) and the telemetry.
     assert re.search(r"configuration says \w+; hashrate [\d.]+ TH/s\)", str(err.value)), str(err.value)
+
+
+async def test_not_complied_says_how_long_it_really_waited() -> None:
+    # An interval that does not divide the limit: the last read is at the limit, not an interval before.
+    timeouts = Timeouts(connect_s=1.0, read_s=1.0, verify_s=1.0, verify_interval_s=0.4)
+    async with emulated(faults=["ignore_power_commands"], timeouts=timeouts) as (driver, _):
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(NotCompliedError) as err:
+            await driver.sleep()
+        took = loop.time() - t0
+    m = re.search(r"not in effect after ([\d.]+) s \(limit 1 s\) \((.+)\)", str(err.value))
+    assert m is not None, str(err.value)
+    assert 1.0 <= float(m.group(1)) <= took + 0.05  # all the time allowed was used, and no more is claimed
+    assert "configuration says sleep" in m.group(2) and "110.00 TH/s" in m.group(2)  # still hashing
 
 
 async def test_wrong_password_is_auth_error() -> None:
