@@ -374,7 +374,7 @@ class Config(_Model):
 
 
 # --- loading ----------------------------------------------------------------------------------------------
-def _check(cfg: Config) -> list[str]:
+def _check(cfg: Config, *, secrets: bool = True) -> list[str]:
     """Checks that span sections: references, duplicates, secrets."""
     errors: list[str] = []
     site_names = [s.name for s in cfg.sites]
@@ -417,7 +417,8 @@ def _check(cfg: Config) -> list[str]:
                 )
                 continue
             try:
-                ref.resolve()
+                if secrets:
+                    ref.resolve()
             except ValueError as exc:
                 errors.append(f"credentials.{name}.{where}: {exc}")
     for where, ref in (
@@ -431,13 +432,13 @@ def _check(cfg: Config) -> list[str]:
                 f'{where}: inline secrets are refused; use {{ env = "VAR" }}, {{ file = "path" }} or '
                 '{ credential = "name" } (or set allow_inline_secrets = true)'
             )
-        else:
+        elif secrets:
             try:
                 ref.resolve()
             except ValueError as exc:
                 errors.append(f"{where}: {exc}")
     if cfg.economics is not None:
-        errors += _check_economics(cfg.economics)
+        errors += _check_economics(cfg.economics, secrets=secrets)
     if cfg.curtailment is not None:
         errors += _check_curtailment(cfg.curtailment)
     return errors
@@ -464,7 +465,7 @@ def _vendor_names() -> list[str]:
         return []
 
 
-def _check_economics(section: dict[str, Any]) -> list[str]:
+def _check_economics(section: dict[str, Any], *, secrets: bool = True) -> list[str]:
     model = economics_model()
     if model is None:
         return []
@@ -472,6 +473,8 @@ def _check_economics(section: dict[str, Any]) -> list[str]:
         eco = model.model_validate(section)
     except ValidationError as exc:
         return [f"economics.{line}" for line in format_validation_error(exc, model)]
+    if not secrets:  # API keys left to the environment are not looked up
+        eco = _unchecked_keys(eco)
     try:  # builds the sources without any I/O: catches missing keys and unreadable tariff files
         from fleetd.economics.service import EconomicsService
 
@@ -481,6 +484,20 @@ def _check_economics(section: dict[str, Any]) -> list[str]:
     except Exception as exc:
         return [f"economics: {exc}"]
     return []
+
+
+def _unchecked_keys(eco: BaseModel) -> BaseModel:
+    """`eco` with a placeholder for every API key the file leaves empty (to the environment)."""
+
+    def keyed(m: Any) -> Any:
+        return m.model_copy(update={"api_key": "unchecked"}) if getattr(m, "api_key", None) == "" else m
+
+    update: dict[str, Any] = {}
+    if isinstance(getattr(eco, "hashprice", None), list):
+        update["hashprice"] = [keyed(h) for h in eco.hashprice]  # type: ignore[attr-defined]
+    if getattr(eco, "tariff", None) is not None:
+        update["tariff"] = keyed(eco.tariff)  # type: ignore[attr-defined]
+    return eco.model_copy(update=update)
 
 
 def _check_curtailment(section: dict[str, Any]) -> list[str]:
@@ -502,26 +519,29 @@ def economics_model() -> type[BaseModel] | None:
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-def parse_config(data: dict[str, Any], source: str = "") -> Config:
-    """Validate a decoded TOML document; ConfigError lists every problem."""
+def parse_config(data: dict[str, Any], source: str = "", *, secrets: bool = True) -> Config:
+    """Validate a decoded TOML document; ConfigError lists every problem.
+
+    `secrets=False` checks how secrets are referenced without reading them (unset variables, files and
+    API keys are not errors then)."""
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         errors = format_validation_error(exc, Config)
         section = data.get("economics") if isinstance(data, dict) else None
         if isinstance(section, dict):  # report [economics] problems in the same run as the rest
-            errors += _check_economics(section)
+            errors += _check_economics(section, secrets=secrets)
         section = data.get("curtailment") if isinstance(data, dict) else None
         if isinstance(section, dict):
             errors += _check_curtailment(section)
         raise ConfigError(errors, source) from None
-    errors = _check(cfg)
+    errors = _check(cfg, secrets=secrets)
     if errors:
         raise ConfigError(errors, source)
     return cfg
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *, secrets: bool = True) -> Config:
     path = Path(path)
     try:
         text = path.read_text()
@@ -531,4 +551,4 @@ def load_config(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"invalid TOML: {exc}"], str(path)) from None
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), secrets=secrets)

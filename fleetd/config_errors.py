@@ -121,7 +121,8 @@ def _message(err: dict[str, Any], parent: Any = None, key: Any = None, here: Any
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        allowed = [f for f in _fields(parent) if f != "kind"]
+        fields = _fields(parent)  # a union member's tag first: it is a key like the others
+        allowed = ["kind", *(f for f in fields if f != "kind")] if "kind" in fields else fields
         if not allowed:
             return "unknown key"
         close = _close_matches(str(key), allowed)
@@ -165,4 +166,28 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel] | None 
             path = f"{path}.{discriminator}" if path else discriminator
         msg = _message(err, parent if loc else model, loc[-1] if loc else None, here)
         lines.append(f"{path}: {msg}" if path else msg)
+        if err["type"] == "union_tag_not_found" and discriminator and isinstance(here, tuple):
+            lines += _unknown_untagged(path.rsplit(".", 1)[0] if "." in path else "", err.get("input"), here)
     return lines
+
+
+def _unknown_untagged(path: str, data: Any, members: tuple[Any, ...]) -> list[str]:
+    """Keys of a table without its `kind` that no kind has: a misspelled tag shows in the same run."""
+    if not isinstance(data, dict):
+        return []
+    known: list[str] = ["kind"]
+    for m in members:
+        known += [f for f in _fields(m) if f not in known]
+    tags = {str(_tag(m)) for m in members if _is_model(m)}
+    out = []
+    for key, value in data.items():
+        if key in known:
+            continue
+        if isinstance(value, str) and value in tags:
+            hint = "did you mean kind? "
+        else:
+            close = _close_matches(str(key), known)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+        where = f"{path}.{key}" if path else str(key)
+        out.append(f"{where}: unknown key; {hint}expected kind and the keys of that kind")
+    return out

@@ -30,7 +30,7 @@ from fleetd.drivers.antminer.parse import conf_mode, parse_identity, parse_snaps
 from fleetd.drivers.base import Driver, Endpoint, SupportsReboot, SupportsSleep
 from fleetd.drivers.cgminer import VersionProbe, first, reply_content
 
-from fleetd.model import Identity, Mode, Reading, Snapshot
+from fleetd.model import Component, Fault, Identity, Mode, Reading, Snapshot
 from fleetd.transport.cgminer import CGMinerAPI
 from fleetd.transport.errors import (
     AuthError,
@@ -64,6 +64,10 @@ MODES_FILE = modes.MODES_FILE
 # The configured mode last read per (host, web port), and when (time.monotonic) to read it again.
 _CONF_MODE: dict[tuple[str, int], tuple[Mode, float]] = {}
 MODE_REFRESH_S = 600.0
+# Hosts whose web interface refused our login at the last mode refresh: polls carry an auth fault until
+# a refresh logs in again (sleep/wake go through the web interface and would fail).
+_WEB_AUTH_FAILED: dict[tuple[str, int], str] = {}
+WEB_AUTH_FAULT = "web_auth_failed"
 MODE_FETCH_MAX_S = 2.0
 # Firmwares that report "Antminer ..." but are not stock and speak other control paths.
 _NOT_STOCK_KEYS = ("LUXminer", "BOSminer", "BOSminer+", "BOSer")
@@ -149,10 +153,15 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
     async def read(self) -> Reading:
         """One joined RPC poll; the mode comes from the configuration cache (see the module docstring)."""
         reading = await self._read_rpc()
-        mode = await self._cached_mode(reading.snapshot)
-        if mode is reading.snapshot.mode:
+        snap = reading.snapshot
+        mode = await self._cached_mode(snap)
+        refused = _WEB_AUTH_FAILED.get(self._key)
+        if mode is snap.mode and refused is None:
             return reading
-        return Reading(reading.identity, dataclasses.replace(reading.snapshot, mode=mode))
+        errors = snap.errors
+        if refused is not None:
+            errors = (*errors, Fault(WEB_AUTH_FAULT, refused, Component.CONTROL_BOARD))
+        return Reading(reading.identity, dataclasses.replace(snap, mode=mode, errors=errors))
 
     async def _read_rpc(self) -> Reading:
         return self.parse_responses(await self._rpc(), host=self.host, polled_at=time.time())
@@ -178,10 +187,18 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
         # Booked before asking: a poll cancelled meanwhile (its own deadline) does not retry at every poll.
         self._remember_mode(stale or Mode.UNKNOWN)
         mode = Mode.UNKNOWN
-        with contextlib.suppress(DeviceError, TimeoutError):
+        try:
             async with asyncio.timeout(min(MODE_FETCH_MAX_S, self.endpoint.timeouts.connect_s)):
                 async with self._web_session():
                     mode = conf_mode(await self._conf())
+            _WEB_AUTH_FAILED.pop(self._key, None)
+        except AuthError as exc:
+            _WEB_AUTH_FAILED[self._key] = (
+                f"web interface (port {self.endpoint.web_port}) refused the login: {exc}; "
+                "work mode unknown and sleep/wake will fail until the password is fixed"
+            )
+        except (DeviceError, TimeoutError):
+            pass
         self._remember_mode(mode)
         return mode
 
@@ -349,6 +366,7 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
             lambda snap: snap.mode is want and effect(snap),
             deadline=deadline,
             interval=self.endpoint.timeouts.verify_interval_s,
+            started=deadline - self.endpoint.timeouts.verify_s,
         )
         snap = end.last
         if end.ok and snap is not None:
@@ -362,7 +380,7 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
         if end.error is not None and (snap is None or mode is None):
             seen.append(f"last error: {end.error.message}")
         raise NotCompliedError(
-            f"{action} acknowledged but not in effect after {self.endpoint.timeouts.verify_s:g} s"
+            f"{action} acknowledged but not in effect after {end.waited(self.endpoint.timeouts.verify_s)}"
             f" ({'; '.join(seen) or 'no reading'})",
             host=self.host,
             command=action,

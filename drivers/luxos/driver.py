@@ -220,7 +220,7 @@ class LuxOSDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
         elif end.error is not None:
             seen = f"last error: {end.error.message}"
         raise NotCompliedError(
-            f"{action} acknowledged but not in effect after {timeouts.verify_s:g} s ({seen})",
+            f"{action} acknowledged but not in effect after {end.waited(timeouts.verify_s)} ({seen})",
             host=self.host,
             command=action,
         )

@@ -381,7 +381,9 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
         if last is None and end.error is not None:
             seen = f" (no reading: {end.error.message})"
         raise NotCompliedError(
-            f"acknowledged but {failure} within {t.verify_s:g} s{seen}", host=self.host, command=command
+            f"acknowledged but {failure} after {end.waited(t.verify_s)}{seen}",
+            host=self.host,
+            command=command,
         )
 
 

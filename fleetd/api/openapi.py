@@ -57,7 +57,8 @@ _PRICE = {
         "source": _STR,
         "timestamp": {
             **_NUM,
-            "description": "Unix time the value refers to (interval start for electricity)",
+            "description": "Unix time the value is known to hold at (timestamp + age_s = now); for "
+            "electricity, now while the price is in effect, else the end of its interval",
         },
         "age_s": _NUM,
         "stale": {"type": "boolean", "description": "Missing or older than its max age"},

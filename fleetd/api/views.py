@@ -343,7 +343,11 @@ def prices(service: Any, now: float) -> dict[str, Any]:
         "pool_fee": service.config.pool_fee,
         "dev_fee": service.config.dev_fee,
         "hashprice": _price(hp, hv.per_ph_day if hv else None, f"{cur}/PH/day", hv.timestamp if hv else None),
-        "electricity": _price(el, ev.per_mwh if ev else None, f"{cur}/MWh", ev.start if ev else None),
+        # The time the price is known to hold at, so that timestamp + age_s = now: now for a price in
+        # effect (a tariff's, or a market interval covering now), else the end of its interval.
+        "electricity": _price(
+            el, ev.per_mwh if ev else None, f"{cur}/MWh", now - (el.age_s or 0.0) if ev else None
+        ),
     }
 
 

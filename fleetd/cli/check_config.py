@@ -19,13 +19,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("file", type=Path, nargs="?", default=DEFAULT_CONFIG_PATH, metavar="FILE")
+    p.add_argument(
+        "--no-secrets",
+        action="store_true",
+        help="check how secrets are referenced without reading them (unset variables are not errors), "
+        "e.g. on a machine other than the one that runs fleetd",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing when the file is valid")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     try:
-        cfg = load_config(args.file)
+        cfg = load_config(args.file, secrets=not args.no_secrets)
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
     if not args.quiet:
@@ -35,5 +41,6 @@ def main(args: argparse.Namespace) -> int:
             f"{args.file}: OK: {len(cfg.miners)} miners, {len(cfg.discovery)} discovery ranges "
             f"({addresses} addresses), {len(cfg.sites)} sites; poll every {cfg.polling.interval_s:g} s; "
             f"storage {storage}; API on {cfg.api.listen}"
+            + ("; secrets not read (--no-secrets)" if args.no_secrets else "")
         )
     return 0

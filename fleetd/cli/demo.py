@@ -103,9 +103,26 @@ def run(args: argparse.Namespace) -> int:
 
         runtime.tune_gc()
         with runtime.runner()[1] as r:
-            return r.run(_serve(args, nominal, models, out, live))
+            return r.run(_serve(args, nominal, models, out, live, deliberate_faults(fleet.plans)))
     finally:
         fleet.stop()
+
+
+def deliberate_faults(plans: Any) -> str:
+    """The intro line naming the miners faulty on purpose (so a dead one is not taken for a bug)."""
+    dead = [p.host for p in plans if p.faults.dead]
+    boards = [p.host for p in plans if p.faults.board_down]
+    parts = []
+    if dead:
+        parts.append(f"dead, never answers, shown as down: {_hosts(dead)}")
+    if boards:
+        parts.append(f"a hashboard down: {_hosts(boards)}")
+    return f"  deliberate faults, to show what they look like: {'; '.join(parts)}" if parts else ""
+
+
+def _hosts(hosts: list[str], shown: int = 4) -> str:
+    more = f" (+{len(hosts) - shown} more)" if len(hosts) > shown else ""
+    return ", ".join(hosts[:shown]) + more
 
 
 def _config(hosts: list[str], nominal: dict[str, float]) -> Any:
@@ -151,7 +168,12 @@ def _quiet_logs(live: bool) -> None:
 
 
 async def _serve(
-    args: argparse.Namespace, nominal: dict[str, float], models: str, out: TextIO, live: bool
+    args: argparse.Namespace,
+    nominal: dict[str, float],
+    models: str,
+    out: TextIO,
+    live: bool,
+    faults_line: str = "",
 ) -> int:
     from fleetd.api import ApiServer
     from fleetd.api.app import daemon_power_of
@@ -186,6 +208,8 @@ async def _serve(
                 f"  API:     {api.url}/api/fleet   {api.url}/api/miners   {api.url}/api/prices",
                 f"  OpenAPI: {api.url}/api/openapi.json   health: {api.url}/healthz",
             ]
+            if faults_line:
+                intro.append(faults_line)
             print("\n".join(intro), file=out, flush=True)
             deadline = None if args.duration is None else time.monotonic() + args.duration
             header = "\n".join([*intro, "", "  Ctrl-C to stop."])

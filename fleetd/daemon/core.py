@@ -124,8 +124,6 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         self._task: asyncio.Task[None] | None = None
         self._storage_task: asyncio.Task[None] | None = None
         self._shared: dict[Any, Any] = {}
-        self._unstored: deque[tuple[Any, ...]] = deque()
-        self.unstored_dropped = 0
         self._prices_sent: set[tuple[Any, ...]] = set()
         self._prices_checked_at = 0.0
         self.started = False
@@ -144,6 +142,7 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
             opened = await self._open_storage(first=True)
             if opened is None:  # polling goes on without it; storage is retried in the background
                 self._storage_task = asyncio.create_task(self._retry_storage(), name="fleetd-storage-retry")
+                inventory = self._inventory_readonly()
             else:
                 inventory = opened
         self._apply_targets(self.config, self._targets(self.config), initial=True)
@@ -199,8 +198,9 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
             self.economics = None
         self._write_latest(list(self.state.miners))
         self.emit(Event(EventKind.STOPPED, "fleetd stopped"))
-        if self.storage is None and self._unstored:
-            log.error("%d events and identity changes not stored: storage unavailable", len(self._unstored))
+        if self.storage is None:
+            self._spool_at_stop()
+        await self._finish_replay()
         if self.storage is not None:
             await asyncio.to_thread(self.storage.close)
             self.storage = None

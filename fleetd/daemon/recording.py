@@ -26,8 +26,9 @@ class Recording:
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
-        if self.storage is not None:
-            self.storage.add_event(event)
+        store = self._writing()
+        if store is not None:
+            store.add_event(event)
         elif self._use_storage:
             self._store_later(("event", event))
 
@@ -44,7 +45,8 @@ class Recording:
         return self._task.get_loop() if self._task is not None else None
 
     def _identity_seen(self, rec: MinerRecord, old: Identity | None, new: Identity) -> None:
-        if self.storage is not None:
-            self.storage.add_identity(rec.id, rec.host, new, rec.driver)
+        store = self._writing()
+        if store is not None:
+            store.add_identity(rec.id, rec.host, new, rec.driver)
         elif self._use_storage:
             self._store_later(("identity", rec.id, rec.host, new, rec.driver, time.time()))

@@ -7,24 +7,9 @@ from dataclasses import dataclass
 
 from fleetd.daemon.state import MinerRecord
 from fleetd.model import Snapshot
+from fleetd.records import MIXED, RollupRow
 
-MIXED = "mixed"  # an hour whose energy came from more than one kind of power figure
-
-
-@dataclass(frozen=True, slots=True)
-class RollupRow:
-    """Additive totals of one miner over part of one hour (rows for the same key are summed)."""
-
-    miner_id: str
-    hour_start: float  # unix time of the hour's start (UTC)
-    energy_kwh: float
-    hashes_th: float  # terahashes done
-    uptime_s: float  # seconds spent mining
-    samples: int
-    revenue: float | None = None  # filled when economics prices are known
-    cost: float | None = None
-    currency: str = ""
-    power_source: str = ""  # measured | catalog | catalog-sleep | configured | asleep | unknown | mixed
+__all__ = ["MIXED", "PowerOf", "PricesAt", "Pricing", "RollupRow", "Rollups", "configured_power"]
 
 
 @dataclass(frozen=True, slots=True)

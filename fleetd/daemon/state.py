@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from fleetd.model import Identity, Snapshot
+from fleetd.records import Health
 
 if TYPE_CHECKING:
     from fleetd.economics.unit import Economics, FleetEconomics
-
-
-class Health(StrEnum):
-    UNKNOWN = "unknown"  # configured or discovered, not yet polled
-    UP = "up"
-    DOWN = "down"  # stopped answering; polled less often (backoff)
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,7 @@ def economics(
         share = cost / revenue if revenue > 0 else None
     if power_w is not None and hashrate_ths:
         eff = power_w / hashrate_ths
-    if revenue is not None and energy:
+    if revenue and energy:  # earning nothing (asleep), no electricity price breaks even: n/a, not $0
         be_price = revenue / energy
     if cost is not None and phs:
         be_hp = cost / (phs * net)

@@ -149,6 +149,7 @@ class MqttPublisher:
         self.connected = False
         self.published = 0
         self.dropped = 0
+        self.publish_errors = 0  # publishes the client raised on (counted in dropped too)
         self.cycles = 0
         self._pending: OrderedDict[str, tuple[bytes, bool]] = OrderedDict()
         self._lock = threading.Lock()
@@ -285,9 +286,15 @@ class MqttPublisher:
                     if not self._pending:
                         break
                     topic, (payload, retain) = self._pending.popitem(last=False)
-                info = client.publish(topic, payload, qos=qos, retain=retain)
+                try:
+                    ok = client.publish(topic, payload, qos=qos, retain=retain).rc == paho.MQTT_ERR_SUCCESS
+                except Exception as exc:  # a message the client refuses must not end publishing
+                    ok = False
+                    if not self.publish_errors:
+                        log.error("MQTT: publishing %s failed: %s: %s", topic, type(exc).__name__, exc)
+                    self.publish_errors += 1
                 with self._lock:  # the counters are also written on the event loop's thread
-                    if info.rc == paho.MQTT_ERR_SUCCESS:
+                    if ok:
                         self.published += 1
-                    else:  # the connection dropped between the check and the publish
+                    else:  # refused, or the connection dropped between the check and the publish
                         self.dropped += 1

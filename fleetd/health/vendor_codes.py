@@ -10,6 +10,8 @@ from fleetd.health.findings import Finding, Severity
 from fleetd.model import Component, Fault
 
 # component -> (severity, action) when nothing more specific is known
+WEB_AUTH_FAULT = "web_auth_failed"  # the driver could not log in to the web interface (a wrong password)
+
 _BY_COMPONENT: dict[Component, tuple[Severity, str]] = {
     Component.FAN: (Severity.CRITICAL, "Check the fan and its cable; replace the fan if it does not spin up"),
     Component.PSU: (Severity.CRITICAL, "Check the input voltage and the PSU; replace the PSU if it recurs"),
@@ -47,6 +49,15 @@ _ANTMINER: dict[str, tuple[Component, Severity, str]] = {
 
 def finding_for(fault: Fault, vendor: str = "") -> Finding:
     """The finding for one fault the miner reports about itself."""
+    if fault.code == WEB_AUTH_FAULT:
+        return Finding(
+            code=WEB_AUTH_FAULT,
+            severity=Severity.WARNING,
+            component=fault.component,
+            cause=f"fleetd cannot log in to the miner: {fault.message}",
+            action="Set the miner's web password in the configuration (or FLEETD_MINER_PASSWORD)",
+            subject="web login",
+        )
     component = fault.component
     severity, action = _BY_COMPONENT.get(component, _BY_COMPONENT[Component.OTHER])
     code = fault.code

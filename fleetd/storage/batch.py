@@ -7,10 +7,9 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, case, func, insert
 
-from fleetd.daemon.rollups import MIXED, RollupRow
-from fleetd.daemon.state import Health
 from fleetd.health.history import SUMS, HealthHour
 from fleetd.model import Snapshot
+from fleetd.records import MIXED, Health, RollupRow
 from fleetd.storage.schema import (
     _CURTAIL_LOG,
     _CURTAIL_STATE,
@@ -87,6 +86,23 @@ class _Batch:
             or self.curtail_state
             or self.curtail_log
             or self.health
+        )
+
+    def row_count(self) -> int:
+        """Rows this batch would write."""
+        return sum(
+            len(getattr(self, f))
+            for f in (
+                "miners",
+                "identities",
+                "events",
+                "rollups",
+                "latest",
+                "prices",
+                "curtail_state",
+                "curtail_log",
+                "health",
+            )
         )
 
     @staticmethod

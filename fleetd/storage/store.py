@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, exc
+from sqlalchemy import Engine, create_engine, exc
 from sqlalchemy.engine import make_url
 
-from fleetd.daemon.events import Event
-from fleetd.daemon.rollups import RollupRow
 from fleetd.health.history import HealthHour
 from fleetd.model import Identity
+from fleetd.records import EventRecord, RollupRow
 from fleetd.storage import schema
 from fleetd.storage.batch import _Batch, write_batch
 from fleetd.storage.queries import InventoryRow, StorageQueries
@@ -70,7 +70,9 @@ class Storage(StorageQueries):
         self._closing = threading.Event()
         self._close_deadline = 0.0
         self._thread: threading.Thread | None = None
-        self.dropped = 0  # writes lost because the queue was full (database down for long)
+        # Writes lost: the queue full (database down for long), rows the database refuses, or not written
+        # by the close deadline.
+        self.dropped = 0
         self.failing_since: float | None = None
         self.last_error = ""
 
@@ -131,7 +133,7 @@ class Storage(StorageQueries):
         self._put(("identity", history | facts))
         self._put(("miner", {"id": miner_id, "host": host} | facts))
 
-    def add_event(self, ev: Event) -> None:
+    def add_event(self, ev: EventRecord) -> None:
         row = {
             "at": _dt(ev.at),
             "kind": str(ev.kind),
@@ -240,6 +242,7 @@ class Storage(StorageQueries):
                 if self._closing.is_set():
                     if time.monotonic() >= self._close_deadline:
                         log.error("storage: %d writes lost at shutdown: %s", batch.items, self.last_error)
+                        self.dropped += batch.items
                         self._committed_add(batch.items)
                         return
                     time.sleep(min(delay, 1.0))
@@ -282,6 +285,7 @@ class Storage(StorageQueries):
             try:
                 self._write(part)
             except Exception as e:
+                self.dropped += part.row_count()
                 log.error("storage: dropping %s rows the database refuses: %s", name, str(e).splitlines()[0])
 
     def _committed_add(self, n: int) -> None:
@@ -330,6 +334,28 @@ class Storage(StorageQueries):
         if self.engine is not None:
             self.engine.dispose()
             self.engine = None
+
+
+def load_inventory_readonly(url: str) -> list[InventoryRow]:
+    """The inventory of a SQLite database opened read-only and without locking (its folder may be
+    read-only or full); [] for other databases, or a file that is not there."""
+    from pathlib import Path
+
+    u = make_url(normalize_url(url))
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return []
+    path = Path(u.database)
+    if not path.is_file():
+        return []
+    reader = StorageQueries()
+    reader.engine = create_engine(
+        "sqlite://",
+        creator=lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True),
+    )
+    try:
+        return reader.load_inventory()
+    finally:
+        reader.engine.dispose()
 
 
 _TIME_COLUMNS = frozenset({"at", "since", "verified_at", "changed_at", "next_attempt_at"})

@@ -159,7 +159,6 @@ def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
 
 
 def test_economics_section_is_validated_when_present() -> None:
-    pytest.importorskip("fleetd.economics")
     errors = _errors({"economics": {"pool_fee": "lots"}})
     assert errors and all(e.startswith("economics.") for e in errors), errors
 

@@ -10,8 +10,6 @@ import pytest
 
 from fleetd.config import ConfigError, parse_config
 
-pytest.importorskip("fleetd.economics")
-
 
 def _errors(data: dict) -> list[str]:
     with pytest.raises(ConfigError) as info:

@@ -138,7 +138,6 @@ async def test_no_miners_no_config_starts_sensibly(tmp_path: Path) -> None:
 
 
 async def test_economics_prices_the_rollups(ports: dict[str, int], tmp_path: Path) -> None:
-    pytest.importorskip("fleetd.economics.service")
     host = subnet() + "1"
     cfg = config([host], interval_s=0.2, miner={"nominal_power_w": 3250})
     economics = {

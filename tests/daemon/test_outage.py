@@ -94,7 +94,7 @@ async def test_events_and_identities_while_storage_is_down_are_written_later(
             await until(lambda: d.state.up() == 2, what="both up without storage")
             await fleet.emulators[b].stop()
             await until(lambda: d.state.down() == 1, what="one down without storage")
-            assert d.storage is None and any(item[0] == "identity" for item in d._unstored)
+            assert d.storage is None and any(item[0] == "identity" for item in d._spool.items())
             blocker.unlink()  # the database comes back
             await until(lambda: d.storage is not None, what="storage attached")
             assert d.storage is not None and d.storage.flush(10)
@@ -103,6 +103,6 @@ async def test_events_and_identities_while_storage_is_down_are_written_later(
             assert [e["miner_id"] for e in d.storage.events(kind="miner_down")] == [b]
             for h in (a, b):  # identity recorded once: from the buffer, not derived a second time
                 assert len(d.storage.identity_history(h)) == 1
-            assert not d._unstored
+            assert not d._spool.items() and len(d._spool) == 0
         finally:
             await d.stop()

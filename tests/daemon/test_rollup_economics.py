@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from pathlib import Path
@@ -187,15 +188,17 @@ def test_events_are_buffered_while_storage_is_away(tmp_path: Path, monkeypatch: 
     d._identity_seen(rec, None, S19)
     for i in range(8):
         d.emit(Event(EventKind.MINER_DOWN, f"down {i}", "m1", "warning", at=HOUR + i))
-    assert len(d._unstored) == 5 and d.unstored_dropped == 4  # the identity and 3 oldest events dropped
-    d.storage = Storage(f"sqlite:///{tmp_path / 'fleetd.db'}")
-    d.storage.open()
+    assert len(d._spool) == 5 and d.unstored_dropped == 4  # append-only: the 4 newest did not fit
+    store = Storage(f"sqlite:///{tmp_path / 'fleetd.db'}")
+    d.storage = store
+    store.open()
     try:
-        d._write_unstored()
-        assert d.storage.flush(10)
-        messages = [e["message"] for e in d.storage.events(limit=20)]
-        assert [m for m in messages if m.startswith("down")] == [f"down {i}" for i in range(7, 2, -1)]
-        assert any("4 events and identity changes were lost" in m for m in messages)
-        assert d._unstored == type(d._unstored)() and d.unstored_dropped == 0
+        asyncio.run(d._replay_spool(store))
+        assert store.flush(10)
+        messages = [e["message"] for e in store.events(limit=20)]
+        assert [m for m in messages if m.startswith("down")] == [f"down {i}" for i in range(3, -1, -1)]
+        assert any("4 events, identity changes and rollups were lost" in m for m in messages)
+        assert len(store.identity_history("m1")) == 1
+        assert len(d._spool) == 0 and d.unstored_dropped == 0 and store.dropped == 4
     finally:
         d.storage.close()

@@ -163,6 +163,21 @@ async def test_poll_survives_an_unreadable_web_interface() -> None:
         first = (await driver.read()).snapshot
         second = (await driver.read()).snapshot
     assert first.is_mining and first.mode is Mode.UNKNOWN and second.mode is Mode.UNKNOWN
+    for snap in (first, second):  # said, not hidden: the web login is refused
+        faults = [f for f in snap.errors if f.code == "web_auth_failed"]
+        assert len(faults) == 1 and "refused the login" in faults[0].message
+
+
+async def test_web_auth_fault_clears_once_the_login_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fleetd.drivers.antminer.driver as mod
+
+    async with emulated(faults=["wrong_password"]) as (driver, fleet):
+        assert any(f.code == "web_auth_failed" for f in (await driver.read()).snapshot.errors)
+        fleet.emulators[driver.host].state.faults.wrong_password = False
+        monkeypatch.setattr(mod, "MODE_REFRESH_S", 0.0)
+        mod._CONF_MODE[driver._key] = (Mode.UNKNOWN, 0.0)  # due
+        snap = (await driver.read()).snapshot
+    assert snap.mode is Mode.NORMAL and not [f for f in snap.errors if f.code == "web_auth_failed"]
 
 
 async def test_wake_restores_the_mode_before_sleep() -> None:
@@ -222,9 +237,24 @@ async def test_ack_without_effect_is_not_complied() -> None:
             await driver.sleep()
         assert loop.time() - t0 < 2.5
     assert err.value.host == driver.host and err.value.command == "sleep"
-    assert "not in effect after 1 s" in str(err.value)
+    assert "not in effect after 1." in str(err.value) and "(limit 1 s)" in str(err.value)
     # Both re-reads are reported: the configuration (get_miner_conf.cgi) and the telemetry.
     assert re.search(r"configuration says \w+; hashrate [\d.]+ TH/s\)", str(err.value)), str(err.value)
+
+
+async def test_not_complied_says_how_long_it_really_waited() -> None:
+    # An interval that does not divide the limit: the last read is at the limit, not an interval before.
+    timeouts = Timeouts(connect_s=1.0, read_s=1.0, verify_s=1.0, verify_interval_s=0.4)
+    async with emulated(faults=["ignore_power_commands"], timeouts=timeouts) as (driver, _):
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(NotCompliedError) as err:
+            await driver.sleep()
+        took = loop.time() - t0
+    m = re.search(r"not in effect after ([\d.]+) s \(limit 1 s\) \((.+)\)", str(err.value))
+    assert m is not None, str(err.value)
+    assert 1.0 <= float(m.group(1)) <= took + 0.05  # all the time allowed was used, and no more is claimed
+    assert "configuration says sleep" in m.group(2) and "110.00 TH/s" in m.group(2)  # still hashing
 
 
 async def test_wrong_password_is_auth_error() -> None:
@@ -302,8 +332,14 @@ async def test_generic_driver_reads_an_antminer() -> None:
 
 
 async def test_reboot() -> None:
-    async with emulated() as (driver, _):
+    async with emulated() as (driver, fleet):
+        emu = fleet.emulators[driver.host]
+        emu.state.started_at -= 3600.0  # up for an hour
+        before = (await driver.read()).snapshot.uptime_s
         await driver.reboot()
+        after = (await driver.read()).snapshot.uptime_s
+    assert before is not None and before >= 3600
+    assert after is not None and after < 60  # the miner restarted: uptime began again
 
 
 def _fixture_replies(folder_name: str = "antminer_s19pro_bmminer") -> dict[str, object]:

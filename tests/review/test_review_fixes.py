@@ -132,4 +132,4 @@ def test_daemon_storage_status(tmp_path: Path) -> None:
     assert Daemon(cfg, state_dir=tmp_path, storage=False).storage_status() is None
     d = Daemon(cfg, state_dir=tmp_path)  # not started: storage not (yet) open
     d.emit(Event(EventKind.STARTED, "x"))
-    assert d.storage_status() == (False, 0, 0, 1)  # the event waits in memory
+    assert d.storage_status() == (False, 0, 0, 1)  # the event waits in the spool
