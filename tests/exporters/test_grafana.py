@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 
 from fleetd.exporters.prometheus import FAMILIES, Extras, render
+from fleetd.exporters.prometheus_curtail import FAMILIES as CURTAIL_FAMILIES
 
+from .curtail import status
 from .dashboards import DASHBOARDS, load, metric_names, panels, queries
 from .synthetic import fleet
 
 
 def _exported_names() -> set[str]:
+    st = fleet(3)
     extras = Extras(
         cycles=1,
         overruns=0,
@@ -18,8 +21,9 @@ def _exported_names() -> set[str]:
         mqtt=(True, 0, 1, 0),
         currency="USD",
         prices=[("hashprice", 50.0, 10.0, False), ("electricity", 45.0, 5.0, False)],
+        curtail=status(st.miners),
     )
-    text = render(fleet(3), extras=extras, render_s=0.1)
+    text = render(st, extras=extras, render_s=0.1)
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
 
 
@@ -58,3 +62,14 @@ def test_the_miner_dashboard_covers_the_per_miner_series() -> None:
     used = set().union(*(metric_names(q) for q in queries(load("fleetd-miner.json"))))
     per_miner = {n for n in FAMILIES if n.startswith("fleetd_miner_")}
     assert per_miner <= used, sorted(per_miner - used)
+
+
+def test_the_curtailment_dashboard_covers_every_curtailment_series() -> None:
+    dash = load("fleetd-curtailment.json")
+    used = set().union(*(metric_names(q) for q in queries(dash)))
+    assert set(CURTAIL_FAMILIES) <= used, sorted(set(CURTAIL_FAMILIES) - used)
+    titles = {p["title"] for p in panels(dash)}
+    wanted = {"Mode", "Fail-safe", "Rules in force", "Load shed", "Unresponsive", "Not controllable"}
+    wanted |= {"DR target vs measured load", "Miners by target", "Miners by verified state"}
+    wanted |= {"Commands sent", "Commands failed", "Commands retried", "Per-miner targets"}
+    assert wanted <= titles, sorted(wanted - titles)
