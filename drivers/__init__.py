@@ -44,7 +44,9 @@ __all__ = [
 _REGISTRY: tuple[str, ...] = (
     "antminer:AntminerDriver",
     "luxos:LuxOSDriver",
+    "braiins:BraiinsDriver",
     "avalon:AvalonDriver",
+    "vnish:VNishDriver",
     "whatsminer:WhatsminerDriver",
     "cgminer:CGMinerDriver",
 )
@@ -96,7 +98,8 @@ async def identify(endpoint: Endpoint) -> Detection:
 
     Cheap for empty addresses and shared for the CGMiner family: one `version` read on the API port
     (which doubles as its reachability check) decides every driver with a pure `from_version`, while
-    a bare TCP connect to the v3 port runs alongside it for drivers that may speak only there. When
+    a bare TCP connect to the v3 port (and to the web port, for web-only drivers such as VNish) runs
+    alongside it for drivers that may speak only there. When
     neither port accepts a connection no driver is asked at all. Other drivers `probe` only when every
     driver ahead of them has passed, so a miner already identified waits for nothing further down.
     """
@@ -105,7 +108,11 @@ async def identify(endpoint: Endpoint) -> Detection:
     shared = any(hasattr(c, "from_version") for c in classes)
     others = not all(hasattr(c, "from_version") for c in classes)
     version_task = asyncio.ensure_future(_version(endpoint)) if shared else None
-    alt_task = asyncio.ensure_future(_accepts(endpoint, endpoint.v3_port)) if others else None
+    # Drivers that probe over the web API alone (VNish) need the web port checked as well.
+    alt_ports = [endpoint.v3_port]
+    if any(getattr(c, "web_probe", False) for c in classes):
+        alt_ports.append(endpoint.web_port)
+    alt_task = asyncio.ensure_future(_accepts_any(endpoint, alt_ports)) if others else None
     try:
         version: Mapping[str, Any] | None = None
         api_open = False
@@ -144,6 +151,13 @@ async def _version(endpoint: Endpoint) -> tuple[bool, Mapping[str, Any] | None, 
     except DeviceError as exc:
         # Refused, garbled, ...: something listens, but not a CGMiner-family `version`.
         return True, None, f"{exc.command or 'version'}: {exc.message}"
+
+
+async def _accepts_any(endpoint: Endpoint, ports: list[int]) -> bool:
+    """Whether any of `ports` accepts a TCP connection (tried together)."""
+    if len(ports) == 1:
+        return await _accepts(endpoint, ports[0])
+    return any(await asyncio.gather(*(_accepts(endpoint, p) for p in ports)))
 
 
 async def _accepts(endpoint: Endpoint, port: int) -> bool:

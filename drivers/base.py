@@ -112,7 +112,13 @@ class Driver(abc.ABC):
     """Reads one miner. Subclasses add capability mixins for the commands they support."""
 
     name: ClassVar[str]  # short, stable id: "antminer", "cgminer", "whatsminer", ...
-    vendor: ClassVar[str]
+    vendor: ClassVar[str]  # whose credentials it uses (a [credentials.NAME.<vendor>] table)
+    # What the supported-miners table says of it (README, `fleetd drivers --markdown`).
+    hardware: ClassVar[str] = ""  # the machines' maker
+    firmware: ClassVar[str] = ""  # the firmware and API it speaks
+    models: ClassVar[tuple[str, ...]] = ()  # the models or families it is meant for
+    reads: ClassVar[str] = ""  # what a poll reads
+    controls: ClassVar[str] = ""  # how each capability is carried out
     # Where the driver may keep what must outlive the process (the CLI and the daemon set it); None: memory.
     state_dir: Path | None = None
 
@@ -157,12 +163,17 @@ class Driver(abc.ABC):
 
     @property
     def capabilities(self) -> frozenset[Capability]:
+        return type(self).declared_capabilities()
+
+    @classmethod
+    def declared_capabilities(cls) -> frozenset[Capability]:
+        """The capabilities the class declares through its mixins (no instance needed)."""
         caps = set()
-        if isinstance(self, SupportsSleep):
+        if issubclass(cls, SupportsSleep):
             caps.add(Capability.SLEEP)
-        if isinstance(self, SupportsPowerLimit):
+        if issubclass(cls, SupportsPowerLimit):
             caps.add(Capability.POWER_LIMIT)
-        if isinstance(self, SupportsReboot):
+        if issubclass(cls, SupportsReboot):
             caps.add(Capability.REBOOT)
         return frozenset(caps)
 

@@ -177,6 +177,11 @@ class CGMinerDriver(VersionProbe, Driver):
 
     name = "cgminer"
     vendor = "generic"
+    hardware = "any"
+    firmware = "anything else that speaks the CGMiner API"
+    models = ("any",)
+    reads = "summary/devs/pools per poll"
+    controls = "read-only"
     READS = ("version", "summary", "devs", "pools")
 
     def __init__(self, endpoint: Endpoint) -> None:

@@ -8,6 +8,8 @@ come from the cycles after warm-up (until every miner has been polled once and i
 - polls_per_s: polls completed per second of cycle time;
 - cpu_ms_per_poll: this process's CPU time (user+system, every thread) from the end of warm-up to
   the end of the last cycle, divided by the polls in between;
+- health_cpu_ms_per_poll: of that, the CPU the health diagnosis after each cycle took (thread CPU
+  time of the event loop around Daemon._health_cycle), divided by the same polls;
 - rss_kb_per_miner: growth of this process's resident memory from just before the daemon starts
   (everything imported, nothing polled) to the end, divided by the miners.
 """
@@ -62,6 +64,8 @@ class BenchResult:
     rss_end_mb: float
     cpus: int
     python: str
+    # Of cpu_ms_per_poll, what the health diagnosis after each cycle took (event-loop thread CPU).
+    health_cpu_ms_per_poll: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,11 +142,12 @@ async def measure(
     emulator_pids: list[int] | None = None,
     tuned_gc: bool = True,
     progress: Progress = lambda s: None,
-) -> tuple[list[CycleStats], list[CycleStats], float, float, int, int]:
+) -> tuple[list[CycleStats], list[CycleStats], float, float, int, int, float]:
     """Run the daemon over `hosts`: warm-up cycles until every miner was polled once, then `cycles` more.
 
     Returns the warm-up and the measured cycles' stats, CPU seconds spent over the measured ones by
-    this process and by the emulator processes, and RSS (KiB) before the daemon started and at the end.
+    this process and by the emulator processes, RSS (KiB) before the daemon started and at the end,
+    and the CPU seconds of the health diagnosis over the measured cycles.
     """
     from fleetd.daemon.core import Daemon
     from fleetd.drivers import driver_classes
@@ -180,6 +185,18 @@ async def measure(
     with tempfile.TemporaryDirectory(prefix="fleetd-bench-") as tmp:
         daemon = Daemon(config, state_dir=tmp)
         daemon.on_cycle.append(on_cycle)
+        health_cpu = [0.0]
+        diagnose = daemon._health_cycle
+
+        def timed_health(now: float) -> None:
+            t = time.thread_time()  # the loop thread only: the storage writer runs meanwhile
+            try:
+                diagnose(now)
+            finally:
+                if len(cpu_marks) == 1:
+                    health_cpu[0] += time.thread_time() - t
+
+        daemon._health_cycle = timed_health  # type: ignore[method-assign]
         if tuned_gc:
             runtime.tune_gc()  # as `fleetd run` does
         else:
@@ -191,7 +208,8 @@ async def measure(
         finally:
             await daemon.stop()
         rss1 = rss_kb()
-    return warmup, measured, cpu_marks[1] - cpu_marks[0], emu_marks[1] - emu_marks[0], rss0, rss1
+    cpu = cpu_marks[1] - cpu_marks[0]
+    return warmup, measured, cpu, emu_marks[1] - emu_marks[0], rss0, rss1, health_cpu[0]
 
 
 def run(
@@ -204,13 +222,14 @@ def run(
     base: str = DEFAULT_BASE,
     event_loop: str | None = None,
     tuned_gc: bool = True,
+    models: list[str] | None = None,
     progress: Progress = lambda s: None,
 ) -> BenchResult:
-    """Start the emulated fleet, run the daemon against it, return the figures."""
+    """Start the emulated fleet (`models`, default every emulated one), run the daemon, return the figures."""
     if miners < 1 or cycles < 1:
         raise ValueError("need at least one miner and one measured cycle")
     runtime.raise_nofile(4 * concurrency + 256)
-    groups = fleet_groups(miners, base)
+    groups = fleet_groups(miners, base, models=models)
     n_proc = processes or max(1, -(-miners // PER_PROCESS))
     models = {g.model: g.count for g in groups}
     progress(
@@ -225,7 +244,7 @@ def run(
         fleet_pids = pf.pids
         loop_name, loop_runner = runtime.runner(event_loop)
         with loop_runner as r:
-            warmup, steady, cpu, emu_cpu, rss0, rss1 = r.run(
+            warmup, steady, cpu, emu_cpu, rss0, rss1, health_cpu = r.run(
                 measure(
                     hosts,
                     cycles=cycles,
@@ -262,7 +281,77 @@ def run(
         rss_end_mb=round(rss1 / 1024, 1),
         cpus=os.cpu_count() or 0,
         python=f"{platform.python_implementation()} {sys.version.split()[0]}",
+        health_cpu_ms_per_poll=round(health_cpu * 1000 / polls, 4) if polls else 0.0,
     )
+
+
+# One emulated model per driver for the per-driver comparison; "antminer" is the reference.
+PER_DRIVER_MODELS: dict[str, str] = {
+    "antminer": "Antminer S19 Pro",
+    "luxos": "Antminer S19k Pro",
+    "avalon": "AvalonMiner 15-194",
+    "braiins": "Antminer S21 Pro",
+    "vnish": "Antminer S19",
+}
+REFERENCE_DRIVER = "antminer"
+
+
+@dataclass(frozen=True, slots=True)
+class DriverFigure:
+    """One driver's run of the per-driver comparison."""
+
+    driver: str
+    model: str
+    cpu_ms_per_poll: float
+    vs_reference: float  # cpu_ms_per_poll / the reference driver's
+    cycle_s: float
+    polls: int
+    failed: int
+
+
+def run_per_driver(
+    miners: int,
+    *,
+    drivers: list[str] | None = None,
+    progress: Progress = lambda s: None,
+    **kwargs: Any,
+) -> list[DriverFigure]:
+    """`run` once per driver, each over a fleet of that driver's emulated model only; reference first."""
+    names = drivers or list(PER_DRIVER_MODELS)
+    unknown = [n for n in names if n not in PER_DRIVER_MODELS]
+    if unknown:
+        raise ValueError(
+            f"no emulated model for driver {unknown[0]!r} (known: {', '.join(PER_DRIVER_MODELS)})"
+        )
+    order = [REFERENCE_DRIVER] + [n for n in names if n != REFERENCE_DRIVER]
+    results = []
+    for name in order:
+        progress(f"driver {name}: {miners} x {PER_DRIVER_MODELS[name]}")
+        results.append((name, run(miners, models=[PER_DRIVER_MODELS[name]], progress=progress, **kwargs)))
+    ref = results[0][1].cpu_ms_per_poll
+    return [
+        DriverFigure(
+            driver=name,
+            model=PER_DRIVER_MODELS[name],
+            cpu_ms_per_poll=r.cpu_ms_per_poll,
+            vs_reference=round(r.cpu_ms_per_poll / ref, 2) if ref else 0.0,
+            cycle_s=r.cycle_s,
+            polls=r.polls,
+            failed=r.failed,
+        )
+        for name, r in results
+    ]
+
+
+def report_per_driver(figures: list[DriverFigure]) -> str:
+    """Human-readable per-driver comparison."""
+    lines = [f"{'driver':<10} {'model':<20} {'CPU/poll':>10} {'vs antminer':>12} {'cycle':>8} {'failed':>7}"]
+    for f in figures:
+        lines.append(
+            f"{f.driver:<10} {f.model:<20} {f.cpu_ms_per_poll:>7.3f} ms {f.vs_reference:>11.2f}x "
+            f"{f.cycle_s:>6.2f} s {f.failed:>7}"
+        )
+    return "\n".join(lines)
 
 
 def report(r: BenchResult) -> str:
@@ -277,7 +366,14 @@ def report(r: BenchResult) -> str:
         f"{r.overran} cycles overran)",
         f"  daemon CPU        {r.cpu_ms_per_poll:.3f} ms per miner poll "
         f"(emulators, in other processes: {r.emulator_cpu_ms_per_poll:.3f} ms)",
+        f"  health diagnosis  {r.health_cpu_ms_per_poll:.3f} ms of it per poll "
+        f"({_share(r.health_cpu_ms_per_poll, r.cpu_ms_per_poll)} on top of the rest)",
         f"  daemon memory     {r.rss_kb_per_miner:.1f} KB per miner "
         f"(RSS {r.rss_start_mb:.0f} MB before polling, {r.rss_end_mb:.0f} MB after)",
     ]
     return "\n".join(lines)
+
+
+def _share(part: float, total: float) -> str:
+    rest = total - part
+    return f"{100 * part / rest:.1f} %" if rest > 0 else "n/a"

@@ -124,6 +124,7 @@ class Snapshot:
     temp_c: float | None = None  # hottest chip or board temperature
     env_temp_c: float | None = None  # ambient / inlet where reported
     psu: dict[str, Any] = field(default_factory=dict)  # normalized PSU facts (unit-suffixed keys)
+    hw_errors: int | None = None  # the firmware's hardware-error counter since it started
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -90,6 +90,16 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
 
     name = "antminer"
     vendor = "antminer"
+    hardware = "Bitmain"
+    firmware = "Antminer stock firmware (BMMiner/CGMiner API on 4028 + web CGI with digest auth on 80)"
+    models = (
+        "Antminer S19 family",
+        "Antminer S21 family",
+        "Antminer T21",
+        "classic flat and `chain[]` layouts",
+    )
+    reads = "one joined `version+summary+stats+pools` request per poll; mode from the web config (cached)"
+    controls = "sleep/wake: `set_miner_conf.cgi` (`miner-mode`, `bitmain-work-mode`); reboot: `reboot.cgi`"
     POLL = ("version", "summary", "stats", "pools")
 
     def __init__(self, endpoint: Endpoint) -> None:

@@ -315,4 +315,10 @@ def parse_snapshot(responses: Mapping[str, Any], *, polled_at: float = 0.0) -> S
         polled_at=polled_at,
         temp_c=_max(chip_temps) or _max(board_temps),
         psu={str(k): v for k, v in psu.items() if k != "index"} if isinstance(psu, Mapping) else {},
+        hw_errors=_count(summary.get("Hardware Errors")) if summary else None,
     )
+
+
+def _count(v: Any) -> int | None:
+    n = num(v)
+    return int(n) if n is not None and 0 <= n < 2**63 else None

@@ -41,6 +41,11 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
 
     name = "avalon"
     vendor = "avalon"
+    hardware = "Canaan"
+    firmware = "Avalon cgminer API on 4028 (A13xx-A15xx and Avalon Q/Nano layouts of `estats`/`stats`)"
+    models = ("AvalonMiner A1246-A1566", "Avalon Q", "Avalon Nano")
+    reads = "version/devs/estats per poll"
+    controls = "sleep/wake: `ascset` softoff/softon on the miner's clock"
     POLL = ("version", "estats", "pools")
 
     def __init__(self, endpoint: Endpoint) -> None:

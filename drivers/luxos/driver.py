@@ -49,6 +49,11 @@ class LuxOSDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
 
     name = "luxos"
     vendor = "antminer"
+    hardware = "Bitmain"
+    firmware = "LuxOS (CGMiner API on 4028 with LuxOS session commands)"
+    models = ("Antminer S19 family", "Antminer S21 family")
+    reads = "summary/stats/pools/power/config per poll; profiles (cached)"
+    controls = "sleep/wake: `curtail` in a `logon` session; power limit: `profileset` (profiles)"
     POLL = ("version", "summary", "stats", "pools", "power", "config")
     OPTIONAL = ("pools", "power", "config")
 

@@ -47,6 +47,16 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
 
     name: ClassVar[str] = "whatsminer"
     vendor: ClassVar[str] = "whatsminer"
+    hardware: ClassVar[str] = "MicroBT"
+    firmware: ClassVar[str] = (
+        "Whatsminer btminer API v2 (4028, AES-256 envelope for privileged commands)"
+        " and v3 (4433, per-command tokens)"
+    )
+    models: ClassVar[tuple[str, ...]] = ("Whatsminer M30S-M66S families",)
+    reads: ClassVar[str] = "summary/devs/pools per poll; PSU, error codes and device info on slower schedules"
+    controls: ClassVar[str] = (
+        "sleep/wake: `power_off`/`power_on`, `set.miner.service`; power limit and percent; reboot"
+    )
 
     def __init__(self, endpoint: Endpoint, *, api: str = "") -> None:
         super().__init__(endpoint)

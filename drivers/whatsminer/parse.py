@@ -417,6 +417,7 @@ def snapshot_v2(r: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
         temp_c=_max(chip_max, num(summary.get("Temperature"))),
         env_temp_c=num(summary.get("Env Temp")),
         psu=psu_v2(r.get("rpc_get_psu"), summary),
+        hw_errors=_int(summary.get("Hardware Errors")),
     )
 
 

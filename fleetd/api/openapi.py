@@ -173,6 +173,30 @@ _FINDING_PROPS: dict[str, Any] = {
     "values": {"type": "object", "additionalProperties": {"type": ["number", "string"]}},
 }
 
+_TREND_PROPS: dict[str, Any] = {
+    "code": {
+        "type": "string",
+        "description": "chip_temp_rising, fan_rpm_rising, hw_errors_rising, efficiency_drifting,"
+        " board_lagging or restarts_repeated",
+    },
+    "severity": _SEVERITY,
+    "component": _STR,
+    "subject": {"type": "string", "description": "Which part (board 2); empty: the miner"},
+    "metric": {"type": "string", "description": "The fitted quantity, e.g. chip_over_ambient_c, fan_rpm"},
+    "slope_per_day": {**_NUM, "description": "The trend in the metric's unit per day (restarts: a count)"},
+    "window_start": {"type": "number"},
+    "window_end": {"type": "number"},
+    "window_h": _NUM,
+    "value": {**_NUM, "description": "The metric now (fitted at the window's end)"},
+    "fleet_median": {**_NUM, "description": "Median of the metric now over the same-model fleet"},
+    "vs_median": {**_NUM, "description": "value - fleet_median"},
+    "fleet_median_slope_per_day": _NUM,
+    "limit": _NUM,
+    "time_to_limit_h": {**_NUM, "description": "Extrapolated hours until the limit; null: not heading there"},
+    "cause": _STR,
+    "action": _STR,
+}
+
 
 def openapi_document(version: str) -> dict[str, Any]:
     schemas: dict[str, Any] = {
@@ -192,8 +216,14 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "description": "The latest poll's diagnosis",
                     "items": _ref("Finding"),
                 },
+                "warnings": {
+                    "type": "array",
+                    "description": "Trends from the hourly trend job, most urgent first",
+                    "items": _ref("TrendWarning"),
+                },
             }
         ),
+        "TrendWarning": _obj(_TREND_PROPS),
         "FleetHealth": _obj(
             {
                 "miners_with_findings": {"type": "integer"},
@@ -226,6 +256,23 @@ def openapi_document(version: str) -> dict[str, Any]:
                         }
                     ),
                 },
+                "warnings": _obj(
+                    {
+                        "computed_at": {**_NUM, "description": "When the trend job last ran (null: not yet)"},
+                        "miners": {"type": "integer", "description": "Miners with trend warnings"},
+                        "by_code": {
+                            "type": "array",
+                            "items": _obj(
+                                {"code": _STR, "severity": _SEVERITY, "warnings": {"type": "integer"}}
+                            ),
+                        },
+                        "most_urgent": {
+                            "type": "array",
+                            "description": "Critical first, then the soonest time to limit (`worst` of them)",
+                            "items": _obj({"miner": _STR, **_TREND_PROPS}),
+                        },
+                    }
+                ),
             }
         ),
         "Health": _obj(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from fleetd.backtest.prices import PriceSeries
-from fleetd.backtest.rules import INTERIM, decide, plan_step
+from fleetd.backtest.rules import decide, plan_step
 from fleetd.curtail.config import CurtailmentConfig
 from fleetd.curtail.model import (
     RUN,
@@ -129,7 +129,6 @@ class BacktestResult:
     source: str = ""
     location: str = ""
     gaps: int = 0
-    interim_policy: bool = False
 
     @property
     def cost_saved(self) -> float:
@@ -398,5 +397,4 @@ def _result(
         source=series.source,
         location=series.location,
         gaps=series.gaps,
-        interim_policy=INTERIM,
     )

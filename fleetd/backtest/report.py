@@ -66,7 +66,6 @@ def to_dict(r: BacktestResult) -> dict[str, Any]:
             }
             for x in r.by_rule
         ],
-        "interim_policy": r.interim_policy,
     }
 
 
@@ -128,6 +127,4 @@ def table(r: BacktestResult) -> str:
                 f"{x.rule[:23]:24}{x.miner_hours:>12,.1f}{_usd(x.cost_saved):>14}{_usd(x.revenue_lost):>14}"
                 f"{_usd(x.net):>14}"
             )
-    if r.interim_policy:
-        lines += ["", "note: interim policy (economic and price strike rules only, no ramp or dwell)"]
     return "\n".join(lines)

@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "whatif",
     "backtest",
     "bench",
+    "drivers",  # the supported-miners table (--markdown)
     "curtail",  # status, pin, unpin, event, enforce (through the API)
     "events",
 )

@@ -10,13 +10,23 @@ import math
 import signal
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from fleetd.cli import CLIError, argtypes
 from fleetd.runtime import raise_nofile
 
 DEFAULT_BASE = "127.1.0.1"
 _seconds = argtypes.seconds(at_most=86400, zero=True)
+
+
+def _time_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1e6:
+        raise argparse.ArgumentTypeError(f"time scale must be a number in (0, 1000000], not {text!r}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +60,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_fault,
         metavar="NAME=FRACTION",
         help="give a fault to this fraction of every group (repeatable): slow, dead, malformed, "
-        "wrong_password, board_down, fan_failed, overheat, ignore_power_commands",
+        "wrong_password, board_down, fan_failed, overheat, ignore_power_commands, "
+        "board_degrading, fan_degrading (slow degradation, see --time-scale)",
+    )
+    add(
+        "--time-scale",
+        type=_time_scale,
+        default=1.0,
+        metavar="X",
+        help="emulated seconds per real second for board_degrading/fan_degrading (1; 3600: an hour a second)",
     )
     add("--ramp-s", type=_seconds, default=30.0, metavar="S", help="wake-up ramp to full hashrate (30)")
     add(
@@ -76,7 +94,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--processes", type=int, default=None, metavar="N", help="child processes (0: this one; auto)")
     add("--seed", type=int, default=0, help="picks which miners get the faults (0)")
     add("--list-models", action="store_true", help="print the models that can be emulated and exit")
+    add(
+        "--prices",
+        nargs="?",
+        const=f"127.0.0.1:{ercot_port()}",
+        default="",
+        metavar="HOST:PORT",
+        help="also serve ERCOT real-time prices in ERCOT's own format (default 127.0.0.1:8799); "
+        '[economics.tariff] kind = "ercot" with base_url = "http://HOST:PORT" reads them',
+    )
+    add("--price-low", type=float, default=25.0, metavar="USD", help="price per MWh outside spikes (25)")
+    add("--price-high", type=float, default=180.0, metavar="USD", help="price per MWh in a spike (180)")
+    add(
+        "--price-period",
+        type=_seconds,
+        default=300.0,
+        metavar="S",
+        help="the price in progress alternates low/high this often (300; 0: never spikes)",
+    )
     p.set_defaults(func=main)
+
+
+def ercot_port() -> int:
+    from fleetd.sim.ercot import DEFAULT_PORT
+
+    return DEFAULT_PORT
 
 
 def main(args: argparse.Namespace) -> int:
@@ -90,7 +132,20 @@ def main(args: argparse.Namespace) -> int:
             print(f"{name}\t{spec.hashrate_ths:g} TH/s\t{spec.power_w:g} W{also}")
         return 0
     groups = build_groups(args)
-    return run(groups, args.processes, sys.stdout)
+    return run(groups, args.processes, sys.stdout, prices=_prices(args))
+
+
+def _prices(args: argparse.Namespace) -> Any:
+    """The ERCOT price emulator --prices asks for, or None."""
+    if not args.prices:
+        return None
+    from fleetd.sim.ercot import ErcotEmulator, PriceScenario
+
+    host, _, port = args.prices.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CLIError(f"--prices {args.prices!r}: give HOST:PORT, e.g. 127.0.0.1:8799")
+    scenario = PriceScenario(args.price_low, args.price_high, args.price_period)
+    return ErcotEmulator(host, int(port), scenario=scenario)
 
 
 def build_groups(args: argparse.Namespace) -> list:
@@ -147,6 +202,7 @@ def build_groups(args: argparse.Namespace) -> list:
                 conf_delay_s=args.conf_delay_s,
                 seed=args.seed,
                 options=options,
+                time_scale=args.time_scale,
             )
         )
         base = hosts[-1]
@@ -157,7 +213,7 @@ def build_groups(args: argparse.Namespace) -> list:
     return groups
 
 
-def run(groups: Sequence, processes: int | None, out: TextIO) -> int:
+def run(groups: Sequence, processes: int | None, out: TextIO, *, prices: Any = None) -> int:
     from fleetd.sim.fleet import PER_PROCESS, BindError
 
     total = sum(g.count for g in groups)
@@ -167,14 +223,14 @@ def run(groups: Sequence, processes: int | None, out: TextIO) -> int:
         raise CLIError("--processes must be 0 or more")
     raise_nofile()
     try:
-        return asyncio.run(_serve(groups, processes, out))
+        return asyncio.run(_serve(groups, processes, out, prices))
     except BindError as exc:
         raise CLIError(_bind_hint(exc, dict(groups[0].ports))) from None
     except (TimeoutError, RuntimeError) as exc:
         raise CLIError(str(exc), exit_code=1) from None
 
 
-async def _serve(groups: Sequence, processes: int, out: TextIO) -> int:
+async def _serve(groups: Sequence, processes: int, out: TextIO, prices: Any = None) -> int:
     from fleetd.sim.fleet import Fleet, ProcessFleet
 
     stop = asyncio.Event()
@@ -182,9 +238,21 @@ async def _serve(groups: Sequence, processes: int, out: TextIO) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     fleet = Fleet(groups) if processes == 0 else ProcessFleet(groups, processes=processes)
-    async with fleet as miners:
+    async with fleet as miners, contextlib.AsyncExitStack() as extra:
         for line in describe(groups):
             print(line, file=out)
+        if prices is not None:
+            try:
+                await extra.enter_async_context(prices)
+            except OSError as exc:
+                where = f"{prices.host}:{prices.port}"
+                raise CLIError(f"cannot serve prices on {where}: {exc.strerror}") from None
+            sc = prices.scenario
+            print(
+                f"serving ERCOT real-time prices for {prices.settlement_point} at {prices.base_url}: "
+                f"${sc.low:g}/MWh, ${sc.high:g}/MWh spikes every other {sc.period_s:g} s",
+                file=out,
+            )
         where = {0: "in this process", 1: "in 1 child process"}.get(processes, f"in {processes} processes")
         print(f"serving {len(miners)} emulated miners {where}; Ctrl-C to stop", file=out, flush=True)
         while not stop.is_set():

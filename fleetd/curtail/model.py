@@ -120,6 +120,7 @@ class PriceView:
     interval_s: float = 900.0  # the market's settlement interval
     history: tuple[PricePoint, ...] = ()  # recent intervals, oldest first, the current one last
     hashprice_usd_per_ph_day: float | None = None
+    age_s: float | None = None  # how old the source's value is (None: now - at), for the stale-price limit
 
 
 @dataclass(frozen=True, slots=True)

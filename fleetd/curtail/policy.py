@@ -8,10 +8,11 @@ then schedule run windows; then economics; otherwise run. Miners are decided in 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from types import MappingProxyType
+from typing import Any
 
 from fleetd.curtail.config import (
     CurtailmentConfig,
@@ -69,14 +70,35 @@ def _matcher(scope: Scope) -> Matcher:
     return Matcher(scope.sites, scope.models, scope.racks, scope.miners)
 
 
+_MEMO_MAX = 50_000
+# An economic rule ready to run: the rule, its scope, its verdict memo, its two streak keys.
+_Econ = tuple[EconomicRule, Matcher, dict[tuple[object, ...], economic.Verdict], str, str]
+_FIELDS = (
+    ("sites", "site"),
+    ("models", "model"),
+    ("racks", "rack"),
+    ("miners", "id"),
+)  # entries per memo table before it is emptied (bounds memory on a drifting fleet)
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
-    economic: tuple[tuple[EconomicRule, Matcher], ...]
+    """A config made ready to evaluate, with memo tables of the pure per-rule evaluations.
+
+    The memos only skip recomputing: the same inputs give the very same (immutable) verdicts and reasons,
+    which also lets unchanged decisions and memory be reused from one pass to the next.
+    """
+
+    economic: tuple[_Econ, ...]
     strikes: tuple[tuple[PriceStrikeRule, Matcher], ...]
     schedules: tuple[tuple[ScheduleRule, Matcher, Calendar], ...]
     caps: tuple[tuple[PowerCapRule, Matcher, Calendar | None], ...]
     config_pins: tuple[Pin, ...]
     scopes: tuple[Matcher, ...]  # every rule's scope: the fail-safe's "rules' scope"
+    strike_memo: dict[tuple[object, ...], strike.StrikeState]
+    schedule_memo: dict[tuple[int, str], Reason]
+    decisions: dict[str, Decision]  # the last decision per miner, reused when it would come out equal
+    keyed_by: frozenset[str]  # the MinerView fields the rules' scopes look at ("site", "model", ...)
 
 
 _cache: list[tuple[CurtailmentConfig, _Compiled]] = []
@@ -88,7 +110,7 @@ def _compile(config: CurtailmentConfig) -> _Compiled:
     econ, strikes, schedules, caps = [], [], [], []
     for rule in config.rules:
         if isinstance(rule, EconomicRule):
-            econ.append((rule, _matcher(rule.scope)))
+            econ.append((rule, _matcher(rule.scope), {}, rule.name, rule.name + ".off"))
         elif isinstance(rule, PriceStrikeRule):
             strikes.append((rule, _matcher(rule.scope)))
         elif isinstance(rule, ScheduleRule):
@@ -102,10 +124,23 @@ def _compile(config: CurtailmentConfig) -> _Compiled:
         caps.append((_IMPLICIT_DR, _matcher(_IMPLICIT_DR.scope), None))
     scopes = tuple(m for group in (econ, strikes, schedules, caps) for _, m, *_ in group)
     compiled = _Compiled(
-        tuple(econ), tuple(strikes), tuple(schedules), tuple(caps), overrides.from_config(config.pins), scopes
+        tuple(econ),
+        tuple(strikes),
+        tuple(schedules),
+        tuple(caps),
+        overrides.from_config(config.pins),
+        scopes,
+        {},
+        {},
+        {},
+        _keyed_by(scopes),
     )
     _cache[:] = [(config, compiled)]
     return compiled
+
+
+def _keyed_by(matchers: Iterable[Matcher]) -> frozenset[str]:
+    return frozenset(f for m in matchers for attr, f in _FIELDS if getattr(m, attr))
 
 
 def _stop_target(m: MinerView) -> Target:
@@ -136,7 +171,7 @@ def decide(
 
     # Fleet-level inputs, once per pass.
     price = number(prices.now_usd_per_mwh, -1e7, 1e7)
-    age = now - prices.at
+    age = prices.age_s if prices.age_s is not None else now - prices.at
     stale = prices.stale or price is None or not age <= config.price_stale_s
     fs_mode = config.failsafe
     fs_reason = _DEFAULT_REASON
@@ -153,26 +188,36 @@ def decide(
     runs: list[tuple[Matcher, Reason]] = []
     if not stale and comp.strikes:
         seq = strike.intervals(prices)
-        for rule, matcher in comp.strikes:
-            st = strike.evaluate(rule, seq, rule.name in fleet.active)
+        for k, (rule, matcher) in enumerate(comp.strikes):
+            st = _strike(comp, k, rule, seq, rule.name in fleet.active)
             if st.active:
                 stops.append((matcher, st.reason))
                 active.append(rule.name)
-    for srule, matcher, cal in comp.schedules:
+    for k, (srule, matcher, cal) in enumerate(comp.schedules):
         what = cal.active(now)
         if what is not None:
-            verb = "sleep" if srule.action == "sleep" else "run"
-            reason = Reason(
-                RuleKind.SCHEDULE,
-                srule.name,
-                f"schedule {srule.name}: {what} ({srule.timezone}): {verb}",
-                {"action": srule.action, "active": what, "timezone": srule.timezone},
-            )
+            reason = comp.schedule_memo.get((k, what))
+            if reason is None:
+                verb = "sleep" if srule.action == "sleep" else "run"
+                reason = Reason(
+                    RuleKind.SCHEDULE,
+                    srule.name,
+                    f"schedule {srule.name}: {what} ({srule.timezone}): {verb}",
+                    {"action": srule.action, "active": what, "timezone": srule.timezone},
+                )
+                _remember(comp.schedule_memo, (k, what), reason)
             (stops if srule.action == "sleep" else runs).append((matcher, reason))
             active.append(srule.name)
     if stale and fs_mode == "curtail":
         stops.append((Matcher(), fs_reason))  # applied below only to miners in the rules' scope
     pins = ActivePins.of(comp.config_pins + controls.pins, now)
+    named = pins.named
+    econ_rules = comp.economic if not stale else ()
+    scopes = comp.scopes
+    # Every miner with the same scope key (the fields any scope or pin looks at) shares its profile.
+    fields = comp.keyed_by | pins.keyed_by
+    key_of: Callable[[MinerView], object] = attrgetter(*sorted(fields)) if fields else _no_key
+    profiles: dict[object, _Profile] = {}
 
     ordered = sorted(miners, key=attrgetter("id"))
     n = len(ordered)
@@ -184,34 +229,40 @@ def decide(
     keep = [True] * n  # False: a duplicate id, dropped
     seen: set[str] = set()
     lost = 0
-    econ_rules = comp.economic
-    scopes = comp.scopes
+    get_memory = memory.get
+    hold = stale and fs_mode != "curtail"
     for i, m in enumerate(ordered):
-        if m.id in seen:
+        mid = m.id
+        if mid in seen:
             keep[i] = False
             continue
-        seen.add(m.id)
-        mem = memory.get(m.id, _EMPTY_MEMORY)
+        seen.add(mid)
+        mem = get_memory(mid, _EMPTY_MEMORY)
         mems[i] = mem
         streaks = mem.streaks
         new_streaks: dict[str, int] | None = None
-        if not m.up and DOWN_SINCE not in streaks:
-            new_streaks = dict(streaks)
-            new_streaks[DOWN_SINCE] = int(now)
-        elif m.up and DOWN_SINCE in streaks:
+        up = m.up
+        if not up:
+            if DOWN_SINCE not in streaks:
+                new_streaks = dict(streaks)
+                new_streaks[DOWN_SINCE] = int(now)
+        elif DOWN_SINCE in streaks:
             new_streaks = dict(streaks)
             del new_streaks[DOWN_SINCE]
-
-        pin = pins.match(m) if pins.pins else None
+        key = key_of(m)
+        prof = profiles.get(key)
+        if prof is None:
+            prof = profiles[key] = _profile(m, pins, econ_rules, stops, runs, fs_reason, scopes)
+        pin = pins.match(m) if mid in named else prof[0]
         if pin is not None:
             targets[i], reasons[i] = _pinned(pin, m, mem)
-        elif not m.up:
+        elif not up:
             down_for = now - (new_streaks or streaks)[DOWN_SINCE]
             if down_for >= config.control_lost_s:
                 lost += 1
                 if fs_mode == "run":
                     t = RUN
-                elif fs_mode == "curtail" and m.controllable and _in_rules_scope(m, scopes):
+                elif fs_mode == "curtail" and m.controllable and prof[3]:
                     t = _stop_target(m)
                 else:
                     t = mem.target
@@ -231,69 +282,91 @@ def decide(
             )
         else:
             verdict: economic.Verdict | None = None
-            if econ_rules and not stale:
-                for rule, matcher in econ_rules:
-                    if not matcher(m):
-                        continue
+            for rule, _, memo, name, off_key in prof[1]:
+                count = streaks.get(name, 0)
+                old_off = streaks.get(off_key, 0)
+                profit = m.profit_per_day
+                if type(profit) is float and profit and type(count) is int and type(old_off) is int:
+                    memo_key = (profit, m.stale_economics, count, old_off)
+                    v = memo.get(memo_key)
+                    if v is None:
+                        v = economic.evaluate(rule, m, streaks)
+                        _remember(memo, memo_key, v)
+                else:  # zero (its sign shows in the text), an int profit, a float streak: not memoised
                     v = economic.evaluate(rule, m, streaks)
-                    old_off = streaks.get(rule.name + ".off", 0)
-                    if v.count != streaks.get(rule.name, 0) or v.off_flag != old_off:
-                        if new_streaks is None:
-                            new_streaks = dict(streaks)
-                        new_streaks[rule.name] = v.count
-                        new_streaks[rule.name + ".off"] = v.off_flag
-                    if verdict is None or (v.off and not verdict.off):
-                        verdict = v
-            decided = False
-            for matcher, reason in stops:
-                if matcher(m) and (reason is not fs_reason or _in_rules_scope(m, scopes)):
-                    targets[i], reasons[i] = _stop_target(m), reason
-                    decided = True
-                    break
-            if not decided:
-                if stale and fs_mode != "curtail" and _in_rules_scope(m, scopes):
+                if v.count != count or v.off_flag != old_off:
+                    if new_streaks is None:
+                        new_streaks = dict(streaks)
+                    new_streaks[name] = v.count
+                    new_streaks[off_key] = v.off_flag
+                if verdict is None or (v.off and not verdict.off):
+                    verdict = v
+            stop = prof[2]
+            if stop is not None:
+                targets[i], reasons[i] = _stop_target(m), stop
+            else:
+                if hold and prof[3]:
                     if fs_mode == "hold" and mem.reason is not None and mem.reason.kind in _PRICE_KINDS:
                         targets[i] = mem.target
                     reasons[i] = fs_reason
-                else:
-                    for matcher, reason in runs:
-                        if matcher(m):
-                            reasons[i] = reason
-                            break
-                    else:
-                        if verdict is not None:
-                            reasons[i] = verdict.reason
-                            if verdict.off or (
-                                verdict.off is None and streaks.get(verdict.reason.rule + ".off")
-                            ):
-                                targets[i] = _stop_target(m)
+                elif prof[4] is not None:
+                    reasons[i] = prof[4]
+                elif verdict is not None:
+                    reasons[i] = verdict.reason
+                    if verdict.off or (verdict.off is None and streaks.get(verdict.reason.rule + ".off")):
+                        targets[i] = _stop_target(m)
                 cap_ok[i] = targets[i] is RUN
-        if new_streaks is not None:
-            streaks_out[i] = MappingProxyType(new_streaks)
-        else:
-            streaks_out[i] = streaks
+        streaks_out[i] = streaks if new_streaks is None else MappingProxyType(new_streaks)
 
     # Power caps, over what the other rules decided.
     target_kw = _apply_caps(comp, controls, ordered, keep, targets, reasons, cap_ok, mems, active, now)
 
     decisions: list[Decision] = []
     new_memory: dict[str, MinerMemory] = {}
+    last = comp.decisions
+    if len(last) > 2 * n + 1000:
+        last.clear()
     load_w = 0.0
     load_known = False
     for i, m in enumerate(ordered):
         if not keep[i]:
             continue
+        mid = m.id
         t, r, mem, st = targets[i], reasons[i], mems[i], streaks_out[i]
-        changed = t != mem.target
-        decisions.append(Decision(m.id, t, r, changed, m.controllable))
+        old = mem.target
+        changed = False if t is old else t != old
+        ctrl = m.can_sleep or m.can_limit  # m.controllable, without the property call
+        d = last.get(mid)
+        if (
+            d is None
+            or d.reason is not r
+            or d.changed is not changed
+            or d.controllable is not ctrl
+            or not (d.target is t or d.target == t)
+        ):
+            d = last[mid] = _new_decision(mid, t, r, changed, ctrl)
+        decisions.append(d)
         if not changed and r is mem.reason and st is mem.streaks:
-            new_memory[m.id] = mem
+            new_memory[mid] = mem
         else:
-            new_memory[m.id] = MinerMemory(t, now if changed or mem is _EMPTY_MEMORY else mem.since, r, st)
-        run_w = running_power_w(m)
-        if run_w is not None:
+            new_memory[mid] = _new_memory(t, now if changed or mem is _EMPTY_MEMORY else mem.since, r, st)
+        # The load estimate: running_power_w, sleep_power_w and power_cap.estimate_w, inlined for speed.
+        pw = m.power_w
+        if (type(pw) is float or type(pw) is int) and 1.0 <= pw <= MAX_POWER_W:
+            run_w = float(pw)
             load_known = True
-            load_w += power_cap.estimate_w(t, run_w, sleep_power_w(m, run_w))
+            action = t.action
+            if action is Action.RUN:
+                load_w += run_w
+            elif action is Action.SLEEP:
+                sp = m.sleep_power_w
+                if (type(sp) is float or type(sp) is int) and 0.0 <= sp <= MAX_POWER_W:
+                    load_w += min(float(sp), run_w)
+                else:
+                    load_w += 0.0
+            else:
+                lim = t.power_limit_w
+                load_w += min(float(lim), run_w) if lim is not None else run_w
     if lost:
         failsafe_notes.append(
             f"{lost} miner(s) out of contact for {config.control_lost_s:,.0f} s or more: fail-safe {fs_mode}"
@@ -310,6 +383,81 @@ def decide(
         load_kw=load_w / 1000.0 if load_known else None,
         target_kw=target_kw,
     )
+
+
+# Shared by the miners of one scope key in one pass: the unnamed pin that matches, the economic rules in
+# scope, the stop that applies, whether any rule's scope covers them, the schedule run window that applies.
+_Profile = tuple[Pin | None, tuple[_Econ, ...], Reason | None, bool, Reason | None]
+
+
+def _no_key(m: MinerView) -> None:
+    return None
+
+
+def _profile(
+    m: MinerView,
+    pins: ActivePins,
+    econ_rules: tuple[_Econ, ...],
+    stops: list[tuple[Matcher, Reason]],
+    runs: list[tuple[Matcher, Reason]],
+    fs_reason: Reason,
+    scopes: tuple[Matcher, ...],
+) -> _Profile:
+    in_scope = _in_rules_scope(m, scopes)
+    stop = next((r for mt, r in stops if mt(m) and (r is not fs_reason or in_scope)), None)
+    run = next((r for mt, r in runs if mt(m)), None)
+    return pins.match_unnamed(m), tuple(e for e in econ_rules if e[1](m)), stop, in_scope, run
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[object, object], None], ...]:
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+# Frozen dataclasses build through object.__setattr__ per field; on a pass where every miner's target
+# changes, 10,000 Decisions and MinerMemory values built that way cost a third of the pass. These build the
+# same values (every field given, nothing else run by __init__) through the slot descriptors directly.
+_DECISION_SLOTS = _slot_setters(Decision, ("miner_id", "target", "reason", "changed", "controllable"))
+_MEMORY_SLOTS = _slot_setters(MinerMemory, ("target", "since", "reason", "streaks"))
+
+
+def _new_decision(mid: str, t: Target, r: Reason, changed: bool, ctrl: bool) -> Decision:
+    d = object.__new__(Decision)
+    s_id, s_target, s_reason, s_changed, s_ctrl = _DECISION_SLOTS
+    s_id(d, mid)
+    s_target(d, t)
+    s_reason(d, r)
+    s_changed(d, changed)
+    s_ctrl(d, ctrl)
+    return d
+
+
+def _new_memory(t: Target, since: float, r: Reason, streaks: Mapping[str, int]) -> MinerMemory:
+    m = object.__new__(MinerMemory)
+    s_target, s_since, s_reason, s_streaks = _MEMORY_SLOTS
+    s_target(m, t)
+    s_since(m, since)
+    s_reason(m, r)
+    s_streaks(m, streaks)
+    return m
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo[key] = value
+
+
+def _strike(
+    comp: _Compiled, k: int, rule: PriceStrikeRule, seq: list[float | None], was_active: bool
+) -> strike.StrikeState:
+    if 0.0 in seq:  # -0.0 and 0.0 are one key but print differently
+        return strike.evaluate(rule, seq, was_active)
+    key = (k, was_active, *seq)
+    st = comp.strike_memo.get(key)
+    if st is None:
+        st = strike.evaluate(rule, seq, was_active)
+        _remember(comp.strike_memo, key, st)
+    return st
 
 
 def _pinned(pin: Pin, m: MinerView, mem: MinerMemory) -> tuple[Target, Reason]:

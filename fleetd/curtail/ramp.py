@@ -44,6 +44,7 @@ class StepPlan:
 
 _MATCHES = {Action.RUN: Actual.RUNNING, Action.SLEEP: Actual.SLEEPING, Action.LIMIT: Actual.LIMITED}
 EXCLUDED_PINS = frozenset({PinAction.EXCLUDE.value, PinAction.MAINTENANCE.value})
+_NEVER_COMMANDED = ControlState()
 
 
 def satisfied(state: ControlState, target: Target) -> bool:
@@ -69,8 +70,12 @@ def kw_delta(view: MinerView | None, state: ControlState, target: Target) -> flo
     if state.actual in (Actual.UNKNOWN, Actual.UNRESPONSIVE):
         # Unverified: assume the opposite of the target, so the ramp budgets the worst case.
         now_w = running if target.action is Action.SLEEP else asleep
-    want = {Action.RUN: running, Action.SLEEP: asleep}.get(target.action)
-    if want is None:
+    action = target.action
+    if action is Action.RUN:
+        want = running
+    elif action is Action.SLEEP:
+        want = asleep
+    else:
         want = min(running, float(target.power_limit_w or running))
     return (want - now_w) / 1000.0
 
@@ -98,22 +103,27 @@ def plan_step(
     sheds: list[Command] = []
     restores: list[Command] = []
     wake_at: list[float] = []
+    get_state, get_view = states.get, views.get
+    override, excluded_pins, limit = RuleKind.OVERRIDE, EXCLUDED_PINS, Action.LIMIT
     for d in decisions:
-        state = states.get(d.miner_id) or ControlState()
-        view = views.get(d.miner_id)
-        if excluded(d):
-            waiting.append((d.miner_id, "excluded"))
+        mid, target = d.miner_id, d.target
+        state = get_state(mid) or _NEVER_COMMANDED
+        view = get_view(mid)
+        reason = d.reason
+        if reason.kind is override and reason.values.get("pin") in excluded_pins:  # excluded(d)
+            waiting.append((mid, "excluded"))
             continue
         if not d.controllable or (view is not None and not view.controllable):
-            waiting.append((d.miner_id, "not controllable"))
+            waiting.append((mid, "not controllable"))
             continue
-        if satisfied(state, d.target):
+        # satisfied(state, target), inlined: most miners are already where the policy wants them
+        if state.actual is _MATCHES[target.action] and (target.action is not limit or state.target == target):
             continue
         if state.in_flight:
-            waiting.append((d.miner_id, "in flight"))
+            waiting.append((mid, "in flight"))
             continue
         if view is not None and not view.up:
-            waiting.append((d.miner_id, "control lost"))  # nothing is sent until it answers again
+            waiting.append((mid, "control lost"))  # nothing is sent until it answers again
             continue
         retrying = state.failures > 0 and state.target == d.target
         if retrying and now < state.next_attempt_at:
@@ -126,7 +136,7 @@ def plan_step(
             wake_at.append(dwell)
             continue
         delta = kw_delta(view, state, d.target)
-        cmd = Command(d.miner_id, d.target, state.failures + 1 if retrying else 1, delta)
+        cmd = _new_command(d.miner_id, d.target, state.failures + 1 if retrying else 1, delta)
         (sheds if d.target.action is not Action.RUN else restores).append(cmd)
     chosen: list[Command] = []
     kw = 0.0
@@ -142,6 +152,21 @@ def plan_step(
     if any(why == "ramp" for _, why in waiting):
         wake_at.append(now + r.step_s)
     return StepPlan(tuple(chosen), tuple(waiting), min(wake_at) if wake_at else None)
+
+
+# A frozen dataclass's __init__ sets each field through object.__setattr__: a third of a 10,000-command step.
+_COMMAND_SLOTS = tuple(Command.__dict__[f].__set__ for f in ("miner_id", "target", "attempt", "kw_delta"))
+
+
+def _new_command(mid: str, target: Target, attempt: int, kw: float) -> Command:
+    """Command(mid, target, attempt, kw), built through the slot descriptors."""
+    c = object.__new__(Command)
+    s_id, s_target, s_attempt, s_kw = _COMMAND_SLOTS
+    s_id(c, mid)
+    s_target(c, target)
+    s_attempt(c, attempt)
+    s_kw(c, kw)
+    return c
 
 
 # --- results ----------------------------------------------------------------------------------------------

@@ -33,7 +33,9 @@ from fleetd.daemon.targets import Targets
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+    from fleetd.curtail.status import CurtailStatus
     from fleetd.daemon.curtail_controls import ControlsStore
+    from fleetd.daemon.curtailment import CurtailmentLoop
     from fleetd.economics.catalog import Catalog
     from fleetd.economics.service import EconomicsService
     from fleetd.exporters.mqtt import MqttPublisher
@@ -115,6 +117,8 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         self.mqtt: MqttPublisher | None = None  # when the config has an [mqtt] section
         self.health: HealthMonitor | None = None  # miner health findings (after the first cycle)
         self.curtail_controls: ControlsStore | None = None  # when the config has a [curtailment] section
+        self.curtailment: CurtailmentLoop | None = None  # the loop that decides and acts (same condition)
+        self.curtail_status: CurtailStatus | None = None  # its latest picture, for the views
         self.on_cycle: list[Callable[[CycleStats], None]] = []  # called after every poll cycle
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -150,6 +154,7 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
             from fleetd.daemon.curtail_controls import CONTROLS_FILE, ControlsStore
 
             self.curtail_controls = ControlsStore(self.state_dir / CONTROLS_FILE, on_event=self.emit)
+        await self._start_curtailment()
         self._start_scheduler()
         self._start_mqtt()
         # inbound MQTT demand response: [curtailment.mqtt_dr] with [mqtt] (fleetd.exporters.mqtt_curtail)
@@ -186,6 +191,7 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
             self._task = None
+        await self._stop_curtailment()
         await self.poller.close()
         if getattr(self, "mqtt_dr", None) is not None:  # inbound MQTT demand response
             from fleetd.exporters.mqtt_curtail import stop_dr
@@ -294,6 +300,24 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
     def _max_gap(config: Config) -> float:
         p = config.polling
         return 2.5 * p.interval_s + p.timeout_s + p.jitter_s
+
+    async def _start_curtailment(self) -> None:
+        if self.config.curtailment is None or self.curtailment is not None:
+            return
+        from fleetd.daemon.curtailment import CurtailmentLoop
+
+        self.curtailment = CurtailmentLoop(self)
+        await self.curtailment.start()
+        self.on_cycle.append(self.curtailment.poke)
+
+    async def _stop_curtailment(self) -> None:
+        """After the last poll cycle, before the drivers close: commands in flight get a short grace."""
+        loop, self.curtailment = self.curtailment, None
+        if loop is None:
+            return
+        if loop.poke in self.on_cycle:
+            self.on_cycle.remove(loop.poke)
+        await loop.stop()
 
     def _start_mqtt(self) -> None:
         if self.config.mqtt is None:

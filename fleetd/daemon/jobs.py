@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fleetd.config import Config
 from fleetd.daemon.events import Event, EventKind
+from fleetd.daemon.health_hooks import TREND_FIRST_S, TREND_INTERVAL_S
 from fleetd.daemon.poller import Poller
 
 if TYPE_CHECKING:
@@ -34,6 +36,10 @@ class PeriodicJobs:
         sched = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         self.scheduler = sched
         sched.add_job(self._write_rollups, "interval", seconds=ROLLUP_FLUSH_S, id="rollups")
+        soon = datetime.now(UTC) + timedelta(seconds=TREND_FIRST_S)  # after a restart: from stored history
+        sched.add_job(
+            self._trend_job, "interval", seconds=TREND_INTERVAL_S, id="health-trends", next_run_time=soon
+        )
         if self.economics is not None:
             self.economics.schedule(sched)  # hashprice and electricity price refreshes
         self._schedule_discovery()

@@ -149,6 +149,7 @@ class StorageHandoff:
         )
 
     def _write_rollups(self) -> None:
+        self._write_health_hours()  # type: ignore[attr-defined]  # HealthHooks
         if self.storage is None:  # kept accumulating in memory until storage is back
             return
         rows = self.rollups.drain()

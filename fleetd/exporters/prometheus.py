@@ -81,6 +81,12 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "gauge",
         "One active finding of a miner (value 1): code, subject, severity",
     ),
+    "fleetd_health_warnings": ("gauge", "Predictive-maintenance trend warnings by code, component, severity"),
+    "fleetd_health_miner_warning": ("gauge", "A trend warning of a miner (value 1): code, subject, severity"),
+    "fleetd_health_miner_warning_slope_per_day": ("gauge", "A warning's trend, in its metric's unit per day"),
+    "fleetd_health_miner_warning_time_to_limit_hours": ("gauge", "Extrapolated hours until the limit"),
+    "fleetd_health_trends_timestamp_seconds": ("gauge", "Unix time the trend job last ran"),
+    "fleetd_health_trends_duration_seconds": ("gauge", "Duration of the trend job's last run"),
     "fleetd_miner_info": ("gauge", "Miner identity (value 1): firmware, driver"),
     "fleetd_miner_up": ("gauge", "1 when the miner answered its last polls"),
     "fleetd_miner_poll_failures": ("gauge", "Consecutive failed polls"),
@@ -142,6 +148,7 @@ class Extras:
     health: tuple[dict[tuple[str, str, str], int], dict[str, list[tuple[str, str, str]]]] | None = None
     curtail: CurtailStatus | None = None  # the daemon's curtail_status (fleetd_curtail_* series)
     curtail_rules: tuple[str, ...] = ()  # configured curtailment rule names
+    warnings: tuple[Any, ...] | None = None  # HealthMonitor.export_warnings()
 
 
 class _Out:
@@ -362,6 +369,8 @@ def chunks(
     add("fleetd_metrics_render_seconds", "", render_s)
     if ex.health is not None:
         _health_lines(add, *ex.health)
+    if ex.warnings is not None:
+        _warning_lines(add, *ex.warnings)
 
     for name, (kind, help_) in FAMILIES.items():
         if name.startswith("fleetd_miner_"):
@@ -399,6 +408,24 @@ def _health_lines(
             add("fleetd_health_miner_findings", f'miner="{m}",severity="{severity}"', n)
     for severity, n in with_sev.items():
         add("fleetd_health_miners_with_findings", f'severity="{severity}"', n)
+
+
+def _warning_lines(
+    add: Callable[[str, str, float | int | bool | None], None],
+    kinds: dict[tuple[str, str, str], int],
+    rows: list[tuple[str, Any]],
+    at: float | None,
+    duration_s: float | None,
+) -> None:
+    for (code, component, severity), n in sorted(kinds.items()):
+        add("fleetd_health_warnings", f'code="{code}",component="{component}",severity="{severity}"', n)
+    for miner, w in rows:
+        labels = f'miner="{escape(miner)}",code="{w.code}",subject="{escape(w.subject)}"'
+        add("fleetd_health_miner_warning", f'{labels},severity="{w.severity}"', 1)
+        add("fleetd_health_miner_warning_slope_per_day", f'{labels},metric="{w.metric}"', w.slope_per_day)
+        add("fleetd_health_miner_warning_time_to_limit_hours", labels, w.time_to_limit_h)
+    add("fleetd_health_trends_timestamp_seconds", "", at)
+    add("fleetd_health_trends_duration_seconds", "", duration_s)
 
 
 def render(state: FleetState, miners: Iterable[MinerRecord] | None = None, **options: Any) -> str:
@@ -455,6 +482,7 @@ class Exporter:
         mon = getattr(d, "health", None)
         if mon is not None:
             ex.health = mon.export()
+            ex.warnings = mon.export_warnings()
         ex.curtail = getattr(d, "curtail_status", None)
         if ex.curtail is not None:
             ex.curtail_rules = prometheus_curtail.rule_names(d.config)

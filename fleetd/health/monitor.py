@@ -6,6 +6,7 @@ No I/O: the daemon feeds it snapshots and turns the returned changes into events
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from fleetd.health.diagnosis import diagnose
 from fleetd.health.findings import SEVERITY_RANK, Finding, Severity
 from fleetd.health.limits import LimitsLookup
 from fleetd.health.tracker import Active, Change, RestartCounter, Tracker
+from fleetd.health.trends import TrendWarning
 from fleetd.model import Mode, Snapshot
 
 
@@ -24,6 +26,7 @@ class MinerHealth:
     miner_id: str
     current: tuple[Finding, ...]  # the latest poll's diagnosis
     active: tuple[Active, ...]  # findings that held long enough to be reported
+    warnings: tuple[TrendWarning, ...] = ()  # predictive-maintenance trends (the trend job's last run)
 
     @property
     def worst(self) -> Severity | None:
@@ -36,7 +39,13 @@ class MinerHealth:
             "status": str(self.worst) if self.worst else "ok",
             "active": [{**a.finding.to_dict(), "since": a.since} for a in self.active],
             "current": [f.to_dict() for f in self.current],
+            "warnings": [w.to_dict() for w in self.warnings],
         }
+
+
+def _urgency(w: TrendWarning) -> tuple[int, float, str, str]:
+    ttl = w.time_to_limit_h if w.time_to_limit_h is not None else float("inf")
+    return (-SEVERITY_RANK[w.severity], ttl, w.miner_id, w.code)
 
 
 class HealthMonitor:
@@ -47,6 +56,22 @@ class HealthMonitor:
         self.restarts = RestartCounter()
         self._current: dict[str, tuple[Finding, ...]] = {}  # only miners with findings
         self._nominal: dict[tuple[str, str], float | None] = {}
+        self.warnings: dict[str, tuple[TrendWarning, ...]] = {}  # per miner, from the trend job
+        self.trends_at: float | None = None  # when the trend job last ran
+        self.trends_duration_s: float | None = None
+
+    def set_warnings(
+        self, found: Mapping[str, Sequence[TrendWarning]], at: float, duration_s: float | None = None
+    ) -> None:
+        """The trend job's result: replaces the previous warnings."""
+        self.warnings = {m: tuple(sorted(ws, key=_urgency)) for m, ws in found.items() if ws}
+        self.trends_at = at
+        self.trends_duration_s = duration_s
+
+    def adopt_warnings(self, other: HealthMonitor) -> None:
+        """Keep another monitor's trend warnings (a new monitor after the catalog changed)."""
+        self.warnings, self.trends_at = other.warnings, other.trends_at
+        self.trends_duration_s = other.trends_duration_s
 
     def _nominal_ths(self, model: str, mode: Mode) -> float | None:
         key = (model, mode.value)
@@ -80,7 +105,8 @@ class HealthMonitor:
 
     def miner(self, miner_id: str) -> MinerHealth:
         active = sorted(self.tracker.active(miner_id), key=lambda a: -SEVERITY_RANK[a.finding.severity])
-        return MinerHealth(miner_id, self._current.get(miner_id, ()), tuple(active))
+        current = self._current.get(miner_id, ())
+        return MinerHealth(miner_id, current, tuple(active), self.warnings.get(miner_id, ()))
 
     def tracked_ids(self) -> set[str]:
         return set(self._current) | set(self.tracker.all_active())
@@ -129,4 +155,36 @@ class HealthMonitor:
                 for (code, comp, sev), n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
             ],
             "worst": [{"miner": m, **{s.value: c.get(s.value, 0) for s in Severity}} for m, c in ranked],
+            "warnings": self.warnings_summary(worst),
         }
+
+    def warnings_summary(self, worst: int = 20) -> dict[str, Any]:
+        """Trend warnings: when computed, counts by code and severity, and the most urgent ones."""
+        kinds: Counter[tuple[str, str]] = Counter()
+        every: list[TrendWarning] = []
+        for ws in self.warnings.values():
+            every += ws
+            for w in ws:
+                kinds[(w.code, str(w.severity))] += 1
+        every.sort(key=_urgency)
+        return {
+            "computed_at": self.trends_at,
+            "miners": len(self.warnings),
+            "by_code": [
+                {"code": code, "severity": sev, "warnings": n}
+                for (code, sev), n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+            ],
+            "most_urgent": [{"miner": w.miner_id, **w.to_dict()} for w in every[:worst]],
+        }
+
+    def export_warnings(
+        self,
+    ) -> tuple[dict[tuple[str, str, str], int], list[tuple[str, TrendWarning]], float | None, float | None]:
+        """For Prometheus: counts by (code, component, severity), (miner, warning) rows, when, how long."""
+        kinds: Counter[tuple[str, str, str]] = Counter()
+        rows: list[tuple[str, TrendWarning]] = []
+        for miner_id, ws in self.warnings.items():
+            for w in ws:
+                kinds[(w.code, str(w.component), str(w.severity))] += 1
+                rows.append((miner_id, w))
+        return dict(kinds), rows, self.trends_at, self.trends_duration_s

@@ -129,6 +129,7 @@ class WebCgi:
     def _apply_work_mode(self, value: str) -> None:
         state = self.state
         if state.faults.ignore_power_commands:
+            state.power_commands += 1
             self._claimed_mode = value
             return
         self._claimed_mode = None

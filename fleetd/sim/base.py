@@ -46,6 +46,10 @@ class Faults:
     fan_failed: bool = False  # one fan reports 0 rpm
     overheat: bool = False  # chip temperatures above the firmware's limit
     ignore_power_commands: bool = False  # acknowledges sleep/wake and does nothing
+    # Slow degradation (rates per emulated hour, see MinerState.time_scale): the last board loses
+    # BOARD_DECAY_PER_H of its hashrate; the fans speed up FAN_CREEP_PER_H, chips heat TEMP_CREEP_C_PER_H.
+    board_degrading: bool = False
+    fan_degrading: bool = False
     # Protocol breakage real firmwares emit, by name (see the vendor emulator for the names it knows).
     quirks: frozenset[str] = frozenset()
 
@@ -58,8 +62,15 @@ class Faults:
         "fan_failed",
         "overheat",
         "ignore_power_commands",
+        "board_degrading",
+        "fan_degrading",
         "quirks",
     )
+
+
+BOARD_DECAY_PER_H = 0.02  # share of the board's own hashrate lost per emulated hour (floor 10 %)
+FAN_CREEP_PER_H = 0.015  # fan speed gained per emulated hour (up to +40 %)
+TEMP_CREEP_C_PER_H = 0.4  # chip temperature gained per emulated hour (up to +30 C)
 
 
 @dataclass(slots=True)
@@ -83,6 +94,14 @@ class MinerState:
     rng: random.Random = field(default_factory=random.Random)
     accepted: int = 0
     rejected: int = 0
+    power_commands: int = 0  # sleep/wake/power-limit commands received, obeyed or not (tests count them)
+    time_scale: float = 1.0  # emulated seconds per real second, for the slow-degradation faults
+    degrading_since: float = field(default_factory=time.time)
+
+    def degraded_h(self, now: float | None = None) -> float:
+        """Emulated hours of degradation so far."""
+        now = time.time() if now is None else now
+        return max(0.0, now - self.degrading_since) * self.time_scale / 3600.0
 
     # --- physics ---------------------------------------------------------------------------
     def ramp_fraction(self, now: float | None = None) -> float:
@@ -115,6 +134,8 @@ class MinerState:
         shares = [1.0 / n] * n
         if self.faults.board_down and n:
             shares[-1] = 0.0
+        elif self.faults.board_degrading and n:
+            shares[-1] *= max(0.1, 1.0 - BOARD_DECAY_PER_H * self.degraded_h())
         return shares
 
     def steady_hashrate_ths(self, now: float | None = None) -> float:
@@ -137,6 +158,8 @@ class MinerState:
         base = 30.0 + 40.0 * self.ramp_fraction(now)
         if self.faults.overheat:
             base = 98.0
+        elif self.faults.fan_degrading and not self.sleeping:
+            base += min(30.0, TEMP_CREEP_C_PER_H * self.degraded_h(now))
         return round(base * self._noise(), 1)
 
     def board_temp_c(self, now: float | None = None) -> float:
@@ -144,6 +167,8 @@ class MinerState:
 
     def fan_rpms(self) -> list[int]:
         rpm = self.spec.fan_rpm if not self.sleeping else int(self.spec.fan_rpm * 0.3)
+        if self.faults.fan_degrading and not self.sleeping:
+            rpm = int(rpm * (1.0 + min(0.4, FAN_CREEP_PER_H * self.degraded_h())))
         rpms = [int(rpm * self._noise()) for _ in range(self.spec.fans)]
         if self.faults.fan_failed and rpms:
             rpms[0] = 0
@@ -158,6 +183,7 @@ class MinerState:
 
     # --- commands --------------------------------------------------------------------------
     def sleep(self) -> None:
+        self.power_commands += 1
         if self.faults.ignore_power_commands:
             return
         if not self.sleeping:
@@ -166,6 +192,7 @@ class MinerState:
         self.woke_at = None
 
     def wake(self) -> None:
+        self.power_commands += 1
         if self.faults.ignore_power_commands:
             return
         if self.sleeping:
@@ -174,6 +201,7 @@ class MinerState:
             self.woke_at = time.time()
 
     def set_power_limit(self, watts: float | None) -> None:
+        self.power_commands += 1
         if self.faults.ignore_power_commands:
             return
         self.power_limit_w = watts

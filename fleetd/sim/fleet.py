@@ -74,6 +74,7 @@ class Group:
     conf_delay_s: float = 0.0  # how long a power command takes to be acknowledged (Antminer: up to ~20 s)
     seed: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)  # keyword options of the emulator class
+    time_scale: float = 1.0  # emulated seconds per real second for slow-degradation faults
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class MinerPlan:
     jitter: float
     conf_delay_s: float
     options: dict[str, Any] = field(default_factory=dict)
+    time_scale: float = 1.0
 
 
 class BindError(OSError):
@@ -154,7 +156,15 @@ def plan(groups: Iterable[Group]) -> list[MinerPlan]:
             )
             plans.append(
                 MinerPlan(
-                    host, model.spec.name, dict(ports), faults, g.ramp_s, g.jitter, g.conf_delay_s, options
+                    host,
+                    model.spec.name,
+                    dict(ports),
+                    faults,
+                    g.ramp_s,
+                    g.jitter,
+                    g.conf_delay_s,
+                    options,
+                    g.time_scale,
                 )
             )
     return plans
@@ -169,6 +179,7 @@ def build(p: MinerPlan) -> EmulatedMiner:
         ramp_s=p.ramp_s,
         jitter=p.jitter,
         rng=random.Random(p.host),
+        time_scale=p.time_scale,
     )
     state.started_at -= state.rng.uniform(3600.0, 3 * 86400.0)  # miners have been up a while
     cls = model.emulator_class()

@@ -73,6 +73,19 @@ MODELS: dict[str, SimModel] = dict(
             ModelSpec("Avalon Q", "Canaan", 90.0, 1674.0, 20.0, 1, 160, 4, 3000),
             "fleetd.sim.avalon:AvalonQ",
         ),
+        # S21 Pro on Braiins OS 26.04: about 245 TH/s at 3480 W as captured (GetMinerStats: 244.6 TH/s
+        # since restart, approximated consumption 3480 W); 3 boards x 65 BM1370 chips; power target
+        # 1500-4000 W.
+        _entry(
+            ModelSpec("Antminer S21 Pro", "Bitmain", 245.0, 3480.0, 20.0, 3, 65, 4, 4800, 1500.0, 4000.0),
+            "fleetd.sim.braiins:BraiinsS21Pro",
+        ),
+        # S19 on VNish 1.2.6: Bitmain spec sheet 95 TH/s at 3250 W; 3 boards x 76 BM1398 chips (VNish's
+        # model topology), 4 fans; presets 1100-4690 W.
+        _entry(
+            ModelSpec("Antminer S19", "Bitmain", 95.0, 3250.0, 20.0, 3, 76, 4, 5800, 1100.0, 4690.0),
+            "fleetd.sim.vnish:VNishS19",
+        ),
     ]
 )
 
@@ -80,6 +93,8 @@ MODELS: dict[str, SimModel] = dict(
 # Other names a model goes by: the family name operators use (firmware reports the board variant).
 ALIASES: dict[str, str] = {
     "LuxOS S19k Pro": "Antminer S19k Pro",
+    "Braiins S21 Pro": "Antminer S21 Pro",
+    "VNish S19": "Antminer S19",
     "Avalon A1566": "AvalonMiner 15-194",
     "Whatsminer M50S": "Whatsminer M50S_VH50",
     "Whatsminer M60S": "Whatsminer M60S_VK40",

@@ -9,11 +9,13 @@ from sqlalchemy import Engine, Table, case, func, insert
 
 from fleetd.daemon.rollups import MIXED, RollupRow
 from fleetd.daemon.state import Health
+from fleetd.health.history import SUMS, HealthHour
 from fleetd.model import Snapshot
 from fleetd.storage.schema import (
     _CURTAIL_LOG,
     _CURTAIL_STATE,
     _EVENTS,
+    _HEALTH,
     _IDENTITY,
     _LATEST,
     _MINERS,
@@ -48,6 +50,7 @@ class _Batch:
         "curtail_log",
         "curtail_state",
         "events",
+        "health",
         "identities",
         "items",
         "latest",
@@ -66,6 +69,7 @@ class _Batch:
         self.prices: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.curtail_state: dict[str, dict[str, Any]] = {}  # newest row per miner
         self.curtail_log: list[dict[str, Any]] = []
+        self.health: dict[tuple[str, float], HealthHour] = {}  # summed per miner and hour
         self.items = 0
         self.tries = 0
 
@@ -82,6 +86,7 @@ class _Batch:
             or self.prices
             or self.curtail_state
             or self.curtail_log
+            or self.health
         )
 
     @staticmethod
@@ -104,6 +109,10 @@ class _Batch:
             self.curtail_log.append(payload)
         elif kind == "price":
             self.prices.setdefault(tuple(payload[k] for k in _PRICE_KEY), payload)
+        elif kind == "health":
+            h: HealthHour = payload
+            old = self.health.get((h.miner_id, h.hour_start))
+            self.health[(h.miner_id, h.hour_start)] = h if old is None else old.merged(h)
         elif kind == "rollup":
             r: RollupRow = payload
             acc = self.rollups.setdefault((r.miner_id, r.hour_start), [0.0, 0.0, 0.0, 0, None, None, "", ""])
@@ -154,6 +163,9 @@ def write_batch(engine: Engine, b: _Batch) -> None:
                 add_nullable=("revenue", "cost"),
                 merge_source=("power_source",),
             )
+        if b.health:
+            rows = [h.to_row() | {"hour_start": _dt(h.hour_start)} for h in b.health.values()]
+            _upsert(conn, _HEALTH, rows, ["miner_id", "hour_start"], add=SUMS, keep_old=("board_worst",))
         if b.prices:
             stmt = _insert_for(conn)(_PRICES).on_conflict_do_nothing(index_elements=list(_PRICE_KEY))
             conn.execute(stmt, list(b.prices.values()))
@@ -187,11 +199,13 @@ def _upsert(
     add: tuple[str, ...] = (),
     add_nullable: tuple[str, ...] = (),
     merge_source: tuple[str, ...] = (),
+    keep_old: tuple[str, ...] = (),
 ) -> None:
     """Insert, or on a key conflict update the other columns; those in `add` are summed instead.
 
     `add_nullable` columns are summed where both sides have a value; NULL + x is x, x + NULL is x.
     `merge_source` columns keep one value while both sides agree, else become "mixed" ("" is no value).
+    `keep_old` columns take the new value unless it is NULL.
     """
     stmt = _insert_for(conn)(table)
     update: dict[str, Any] = {}
@@ -203,6 +217,8 @@ def _upsert(
             update[c] = old + new
         elif c in add_nullable:
             update[c] = case((new.is_(None), old), else_=func.coalesce(old, 0.0) + new)
+        elif c in keep_old:
+            update[c] = func.coalesce(new, old)
         elif c in merge_source:
             update[c] = case((old == new, old), (new == "", old), (old == "", new), else_=MIXED)
         else:

@@ -13,6 +13,7 @@ from fleetd.storage.schema import (
     _CURTAIL_LOG,
     _CURTAIL_STATE,
     _EVENTS,
+    _HEALTH,
     _IDENTITY,
     _LATEST,
     _MINERS,
@@ -114,6 +115,14 @@ class StorageQueries:
 
     def rollups(self, *, miner_id: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
         t = _ROLLUPS
+        stmt = select(t).order_by(t.c.hour_start, t.c.miner_id)
+        return self._rows(_filtered(stmt, t, miner_id=miner_id, since=("hour_start", since)))
+
+    def health_hours(
+        self, *, since: float | None = None, miner_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Hourly health sums (hour_start as unix seconds), oldest first."""
+        t = _HEALTH
         stmt = select(t).order_by(t.c.hour_start, t.c.miner_id)
         return self._rows(_filtered(stmt, t, miner_id=miner_id, since=("hour_start", since)))
 

@@ -18,6 +18,7 @@ from fleetd.storage.tables import (
     CurtailLogRecord,
     CurtailState,
     EventRecord,
+    HealthHourly,
     HourlyRollup,
     IdentityRecord,
     LatestState,
@@ -36,6 +37,7 @@ _EVENTS: Table = EventRecord.__table__  # type: ignore[attr-defined]
 _PRICES: Table = PriceRecord.__table__  # type: ignore[attr-defined]
 _CURTAIL_STATE: Table = CurtailState.__table__  # type: ignore[attr-defined]
 _CURTAIL_LOG: Table = CurtailLogRecord.__table__  # type: ignore[attr-defined]
+_HEALTH: Table = HealthHourly.__table__  # type: ignore[attr-defined]
 
 
 def _dt(ts: float | None) -> datetime | None:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from fleetd.daemon.events import Event
 from fleetd.daemon.rollups import RollupRow
+from fleetd.health.history import HealthHour
 from fleetd.model import Identity
 from fleetd.storage import schema
 from fleetd.storage.batch import _Batch, write_batch
@@ -178,6 +179,11 @@ class Storage(StorageQueries):
         for r in rows:
             self._put(("curtail_log", _with_datetimes(r)))
 
+    def add_health_hours(self, rows: Iterable[HealthHour]) -> None:
+        """Per-miner hourly health sums (summed with what is stored for the same miner and hour)."""
+        for r in rows:
+            self._put(("health", r))
+
     def add_rollups(self, rows: Iterable[RollupRow]) -> None:
         for r in rows:
             self._put(("rollup", r))
@@ -264,6 +270,7 @@ class Storage(StorageQueries):
             ("identity history", _Batch.only(b, "identities")),
             ("events", _Batch.only(b, "events")),
             ("rollups", _Batch.only(b, "rollups")),
+            ("health history", _Batch.only(b, "health")),
             ("prices", _Batch.only(b, "prices")),
             ("curtailment state", _Batch.only(b, "curtail_state")),
             ("curtailment log", _Batch.only(b, "curtail_log")),

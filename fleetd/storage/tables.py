@@ -163,3 +163,28 @@ class CurtailLogRecord(SQLModel, table=True):
     rule: str = ""
     attempt: int = 0
     message: str = ""
+
+
+class HealthHourly(SQLModel, table=True):
+    """Per-miner health sums of one UTC hour (fleetd.health.history SUMS): the trend detector's input."""
+
+    __tablename__ = "health_hourly"
+
+    miner_id: str = Field(primary_key=True)
+    hour_start: datetime = Field(sa_column=_ts(primary_key=True))
+    samples: int = 0
+    chip_temp_sum_c: float = 0.0  # sum over samples of the hottest chip; / chip_temp_n is the mean
+    chip_temp_n: int = 0
+    env_temp_sum_c: float = 0.0
+    env_temp_n: int = 0
+    fan_rpm_sum: float = 0.0  # sum of each sample's mean running-fan rpm
+    fan_n: int = 0
+    hw_errors: float = 0.0  # hardware errors counted over hw_s seconds
+    hw_s: float = 0.0
+    power_w_sum: float = 0.0  # measured power and hashrate summed over eff_n samples (J/TH = ratio)
+    eff_hashrate_ths_sum: float = 0.0
+    eff_n: int = 0
+    board_ratio_sum: float = 0.0  # slowest board / median board, summed over board_n samples
+    board_n: int = 0
+    board_worst: int | None = None  # index of the slowest board (newest sample)
+    restarts: int = 0  # self-restarts seen (uptime going backwards)

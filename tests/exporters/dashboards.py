@@ -10,6 +10,8 @@ from typing import Any
 
 GRAFANA = Path(__file__).resolve().parents[2] / "grafana"
 DASHBOARDS = ("fleetd-fleet.json", "fleetd-miner.json", "fleetd-curtailment.json")
+HEALTH = "fleetd-health.json"  # its queries need findings and warnings: see test_grafana_health.py
+ALL = (*DASHBOARDS, HEALTH)
 _NAME = re.compile(r"\bfleetd_[a-z0-9_]+")
 
 

@@ -6,10 +6,20 @@ import pytest
 
 from fleetd.exporters.prometheus import FAMILIES, Extras, render
 from fleetd.exporters.prometheus_curtail import FAMILIES as CURTAIL_FAMILIES
+from fleetd.health.findings import Severity
+from fleetd.health.trends import TrendWarning
+from fleetd.model import Component
 
 from .curtail import status
-from .dashboards import DASHBOARDS, load, metric_names, panels, queries
+from .dashboards import ALL, load, metric_names, panels, queries
 from .synthetic import fleet
+
+
+def _warning() -> TrendWarning:
+    return TrendWarning(
+        "10.0.0.1", "fan_rpm_rising", Severity.WARNING, Component.FAN, "fan_rpm", 400.0, 0.0, 3600.0, 6000.0,
+        5800.0, 0.0, limit=6600.0, time_to_limit_h=36.0,
+    )  # fmt: skip
 
 
 def _exported_names() -> set[str]:
@@ -22,12 +32,14 @@ def _exported_names() -> set[str]:
         currency="USD",
         prices=[("hashprice", 50.0, 10.0, False), ("electricity", 45.0, 5.0, False)],
         curtail=status(st.miners),
+        health=({("fan_failed", "fan", "critical"): 1}, {"10.0.0.1": [("fan_failed", "fan 0", "critical")]}),
+        warnings=({("fan_rpm_rising", "fan", "warning"): 1}, [("10.0.0.1", _warning())], 1.0, 0.1),
     )
     text = render(st, extras=extras, render_s=0.1)
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
 
 
-@pytest.mark.parametrize("name", DASHBOARDS)
+@pytest.mark.parametrize("name", ALL)
 def test_dashboard_structure(name: str) -> None:
     dash = load(name)
     assert dash["uid"] == name.removesuffix(".json") and dash["title"].startswith("fleetd")
@@ -50,7 +62,7 @@ def test_dashboard_structure(name: str) -> None:
             assert t["datasource"]["uid"] == "${DS_PROMETHEUS}" and t["expr"].strip()
 
 
-@pytest.mark.parametrize("name", DASHBOARDS)
+@pytest.mark.parametrize("name", ALL)
 def test_every_metric_a_dashboard_queries_is_exported(name: str) -> None:
     exported = _exported_names()
     used = set().union(*(metric_names(q) for q in queries(load(name))))

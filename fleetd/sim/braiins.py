@@ -1,0 +1,344 @@
+"""Braiins OS emulator: an Antminer S21 Pro on BOS 26.04, BOSer's CGMiner API (4028) and the REST API (80).
+
+CGMiner API: `version` names the miner `BOSer` (how detection tells BOS from stock cgminer),
+`summary` and `devs` carry MHS figures, one DEVS entry per hashboard; `tunerstatus` carries the
+tuner's `PowerLimit` and `ApproximateMinerPowerConsumption` (field names as BOSer's API has them;
+no capture here); `pools` is the Antminer emulator's.
+
+REST API (the paths and JSON of Braiins' published Public REST API): `POST /api/v1/auth/login`
+gives a token (`timeout_s` 3600) that every other call must carry in its `Authorization` header.
+`GET /api/v1/miner/stats` is the captured GetMinerStats message
+(captures/braiins_s21pro_grpc-GetMinerStats.json) with live values, quirk included: `last_24h`
+averages over a whole day even on a miner up for less. `GET /api/v1/miner/details`,
+`GET /api/v1/configuration/miner`, `PUT /api/v1/actions/pause|resume` (answering whether the miner
+already was paused/mining) and `PUT /api/v1/performance/power-target` `{"watt": N}` follow the
+published schemas (no capture here).
+
+Faults as the other emulators: wrong_password refuses the login (401); ignore_power_commands
+acknowledges pause/resume/power target and changes nothing.
+Options: token_ttl_s.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import secrets
+from typing import Any, ClassVar
+
+from fleetd.sim.antminer import AntminerS19Pro, ApiProtocol
+from fleetd.sim.antminer_replies import capture
+from fleetd.sim.base import EmulatedMiner, MinerState, listen
+from fleetd.sim.jsonweb import JsonWebProtocol, json_body
+
+__all__ = ["BOS_VERSION", "QUIRKS", "BraiinsMiner", "BraiinsS21Pro"]
+
+QUIRKS: frozenset[str] = frozenset()
+BOS_VERSION = "26.04"
+BOSER = "bosminer-plus-tuner 26.04-plus"
+TOKEN_TTL_S = 3600.0
+STATS_CAPTURE = "braiins_s21pro_grpc-GetMinerStats"
+_WINDOWS = ("last_5s", "last_15s", "last_30s", "last_1m", "last_5m", "last_15m", "last_30m", "last_1h")
+
+
+class BraiinsMiner(AntminerS19Pro):
+    """One Antminer on Braiins OS (CGMiner API and REST API; the web UI itself is not emulated)."""
+
+    vendor = "Antminer"
+    default_ports: ClassVar[dict[str, int]] = {"api": 4028, "web": 80}
+    model_name: ClassVar[str] = "Antminer S21 Pro"
+    sticker_ghs: ClassVar[float] = 234000.0
+
+    def __init__(
+        self, state: MinerState, host: str, ports: dict[str, int], *, token_ttl_s: float = TOKEN_TTL_S
+    ) -> None:
+        super().__init__(state, host, ports)
+        self.token_ttl_s = token_ttl_s
+        self.tokens: dict[str, float] = {}  # token -> when last used
+        self.password = ""  # BOS ships with no password for root
+        self.default_target_w = float(state.spec.power_w)
+        self.state.hostname = "braiins-os"
+        self.uid = hashlib.md5(f"bos:{host}".encode()).hexdigest()[:16]
+
+    async def start(self) -> None:
+        try:
+            self.servers.append(await listen(lambda: ApiProtocol(self), self.host, self.ports["api"]))
+            self.servers.append(await listen(lambda: BraiinsWeb(self), self.host, self.ports["web"]))
+        except BaseException:
+            await EmulatedMiner.stop(self)
+            raise
+
+    # --- CGMiner API (BOSer) -------------------------------------------------------------------
+
+    def _bos_status(self, code: int, msg: str, now: float) -> list[dict[str, Any]]:
+        return [{"STATUS": "S", "When": int(now), "Code": code, "Msg": msg, "Description": f"BOSer {BOSER}"}]
+
+    def rpc(self, command: str, param: str, now: float) -> dict | None:
+        handler = self._BOS_RPC.get(command)
+        if handler is not None:
+            return handler(self, param, now)
+        reply = super().rpc(command, param, now)
+        if reply is not None:
+            for status in reply.get("STATUS", ()):
+                status["Description"] = f"BOSer {BOSER}"
+        return reply
+
+    def _rpc_version(self, _param: str, now: float) -> dict:
+        item = {"BOSer": BOSER, "API": "3.7"}
+        return {"STATUS": self._bos_status(22, "BOSer versions", now), "VERSION": [item], "id": 1}
+
+    def _rpc_summary(self, _param: str, now: float) -> dict:
+        live = self._live(now)
+        item = {
+            "Elapsed": live.elapsed,
+            "MHS av": round(live.avg_ghs * 1000, 2),
+            "MHS 5s": round(live.rate_ghs * 1000, 2),
+            "MHS 1m": round(live.rate_ghs * 1000, 2),
+            "MHS 5m": round(live.avg_ghs * 1000, 2),
+            "MHS 15m": round(live.avg_ghs * 1000, 2),
+            "Found Blocks": 0,
+            "Getworks": live.elapsed // 12,
+            "Accepted": live.accepted,
+            "Rejected": live.rejected,
+            "Hardware Errors": live.elapsed // 100,
+            "Utility": round(live.accepted / max(1, live.elapsed) * 60, 2),
+            "Discarded": 0,
+            "Stale": 0,
+            "Get Failures": 0,
+            "Local Work": live.elapsed * 90,
+            "Remote Failures": 0,
+            "Network Blocks": live.elapsed // 600,
+            "Total MH": float(round(live.avg_ghs * 1000 * live.elapsed)),
+            "Work Utility": round(live.avg_ghs * 13.97, 2),
+            "Difficulty Accepted": float(live.accepted * 524288),
+            "Difficulty Rejected": float(live.rejected * 524288),
+            "Difficulty Stale": 0.0,
+            "Best Share": 499065300,
+            "Device Hardware%": 0.0,
+            "Device Rejected%": 0.0,
+            "Pool Rejected%": 0.0,
+            "Pool Stale%": 0.0,
+            "Last getwork": live.now,
+        }
+        return {"STATUS": self._bos_status(11, "Summary", now), "SUMMARY": [item], "id": 1}
+
+    def _rpc_devs(self, _param: str, now: float) -> dict:
+        live = self._live(now)
+        items = []
+        for i, ghs in enumerate(live.board_ghs):
+            up = live.chips[i] > 0
+            items.append(
+                {
+                    "ASC": i,
+                    "Name": "BC5",
+                    "ID": i,
+                    "Enabled": "Y",
+                    "Status": "Alive" if up else "Dead",
+                    "Temperature": round(live.chip_temps[i] - 12.0, 1) if up else 0.0,
+                    "Chip Temp": live.chip_temps[i],
+                    "Board Temp": round(live.chip_temps[i] - 12.0, 1) if up else 0.0,
+                    "MHS av": round(ghs * 1000, 2),
+                    "MHS 5s": round(ghs * 1000, 2),
+                    "MHS 1m": round(ghs * 1000, 2),
+                    "MHS 5m": round(ghs * 1000, 2),
+                    "MHS 15m": round(ghs * 1000, 2),
+                    "Nominal MHS": round(live.ideal_board_ghs * 1000, 2),
+                    "Accepted": live.accepted // max(1, len(live.board_ghs)),
+                    "Rejected": 0,
+                    "Hardware Errors": 0,
+                    "Device Elapsed": live.elapsed,
+                }
+            )
+        msg = f"{len(items)} ASC(s)"
+        return {"STATUS": self._bos_status(9, msg, now), "DEVS": items, "id": 1}
+
+    def _rpc_tunerstatus(self, _param: str, now: float) -> dict:
+        watts = round(self.state.power_w(now))
+        limit = int(self._power_target_w())
+        boards = len(self.state.board_fractions())
+        chains = [
+            {
+                "HashchainIndex": i,
+                "Iteration": 0,
+                "LoadedProfile": True,
+                "PowerLimitWatt": limit // max(1, boards),
+                "ApproximatePowerConsumptionWatt": watts // max(1, boards),
+                "Status": "Tuning complete" if not self.state.sleeping else "Paused",
+                "StageProgress": 100,
+                "TunerRunning": False,
+            }
+            for i in range(boards)
+        ]
+        item = {
+            "ApproximateChainPowerConsumption": max(0, watts - 40),
+            "ApproximateMinerPowerConsumption": watts,
+            "DynamicPowerScaling": "Disabled",
+            "PowerLimit": limit,
+            "TunerChainStatus": chains,
+            "TunerMode": "PowerTarget",
+        }
+        return {"STATUS": self._bos_status(0, "Tuner Status", now), "TUNERSTATUS": [item], "id": 1}
+
+    _BOS_RPC: ClassVar[dict[str, Any]] = {
+        "version": _rpc_version,
+        "summary": _rpc_summary,
+        "devs": _rpc_devs,
+        "tunerstatus": _rpc_tunerstatus,
+    }
+
+    # --- REST API ------------------------------------------------------------------------------
+
+    def _authorized(self, headers: dict[str, str], now: float) -> bool:
+        token = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        used = self.tokens.get(token)
+        if used is None or now - used > self.token_ttl_s:
+            self.tokens.pop(token, None)
+            return False
+        self.tokens[token] = now  # each request refreshes the token's validity
+        return True
+
+    def rest(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, now: float
+    ) -> tuple[int, Any]:
+        path = path.rstrip("/") or "/"
+        if path == "/api/v1/auth/login":
+            if method != "POST":
+                return 405, None
+            return self._login(json_body(body), now)
+        route = self._ROUTES.get((method, path))
+        if route is None:
+            known = any(p == path for _, p in self._ROUTES)
+            return (405, None) if known else (404, {"message": f"Not found: {path}"})
+        if not self._authorized(headers, now):
+            return 401, {"message": "Unauthenticated: missing or expired token"}
+        return route(self, json_body(body), now)
+
+    def _login(self, req: Any, now: float) -> tuple[int, Any]:
+        if not isinstance(req, dict) or "username" not in req or "password" not in req:
+            return 400, {"message": "username and password are required"}
+        wrong = req["username"] != "root" or req["password"] != self.password
+        if wrong or self.state.faults.wrong_password:
+            return 401, {"message": "Invalid username or password"}
+        token = secrets.token_urlsafe(12)
+        self.tokens[token] = now
+        return 200, {"token": token, "timeout_s": int(self.token_ttl_s)}
+
+    def _stats(self, _req: Any, now: float) -> tuple[int, Any]:
+        live = self._live(now)
+        stats = copy.deepcopy(capture(STATS_CAPTURE))
+        miner = stats["miner_stats"]
+        real = miner["real_hashrate"]
+        for window in _WINDOWS:
+            real[window] = {"gigahash_per_second": live.rate_ghs if window in _WINDOWS[:4] else live.avg_ghs}
+        real["since_restart"] = {"gigahash_per_second": live.avg_ghs}
+        # As captured: the 24 h window divides by a whole day even on a miner up for less.
+        real["last_24h"] = {"gigahash_per_second": live.avg_ghs * min(1.0, live.elapsed / 86400.0)}
+        miner["nominal_hashrate"] = {"gigahash_per_second": live.ideal_ghs * self._target_fraction()}
+        pool = stats["pool_stats"]
+        pool["accepted_shares"] = live.accepted
+        pool["rejected_shares"] = live.rejected
+        pool["generated_work"] = live.elapsed * 90
+        pool["last_share_time"] = {"nanos": int((now % 1) * 1e9), "seconds": live.now}
+        watts = round(self.state.power_w(now))
+        power = stats["power_stats"]
+        power["approximated_consumption"] = {"watt": watts}
+        ths = live.rate_ghs / 1000.0
+        power["efficiency"] = {"joule_per_terahash": watts / ths if ths > 0 else 0.0}
+        return 200, stats
+
+    def _target_fraction(self) -> float:
+        return min(1.0, self._power_target_w() / self.default_target_w)
+
+    def _power_target_w(self) -> float:
+        limit = self.state.power_limit_w
+        return float(limit) if limit is not None else self.default_target_w
+
+    def _details(self, _req: Any, now: float) -> tuple[int, Any]:
+        live = self._live(now)
+        if self.state.sleeping:
+            status = {"stopped": {"reason": {"user_pause": {}}}}
+        else:
+            status = {"running": {"reason": {"normal": {}}}}
+        return 200, {
+            "uid": self.uid,
+            "miner_identity": {
+                "brand": 1,
+                "model": 0,
+                "name": self.model_name,
+                "miner_model": self.model_name,
+            },
+            "platform": 5,
+            "bos_mode": 2,
+            "bos_version": {"current": BOS_VERSION, "major": BOS_VERSION, "bos_version": BOS_VERSION},
+            "hostname": self.state.hostname,
+            "mac_address": self.state.mac,
+            "system_uptime": live.elapsed,
+            "system_uptime_s": live.elapsed,
+            "bosminer_uptime_s": live.elapsed,
+            "sticker_hashrate": {"gigahash_per_second": self.sticker_ghs},
+            "status": 3 if self.state.sleeping else 2,
+            "detailed_status": {"status": status, "status_since": {"nanos": 0, "seconds": live.now}},
+            "kernel_version": "5.15.120",
+            "control_board_soc_family": 1,
+            "is_pic_model": False,
+            "serial_number": self.state.serial,
+        }
+
+    def _configuration(self, _req: Any, _now: float) -> tuple[int, Any]:
+        pools = [
+            {"uid": str(i), "url": p["url"], "user": p["user"], "enabled": True}
+            for i, p in enumerate(self.conf["pools"])
+            if p.get("url")
+        ]
+        return 200, {
+            "pool_groups": [{"uid": "default", "name": "Default", "pools": pools}],
+            "temperature": None,
+            "hashboard_config": None,
+            "tuner": {
+                "enabled": True,
+                "tuner_mode": 1,
+                "power_target": {"watt": int(self._power_target_w())},
+                "hashrate_target": None,
+            },
+            "dps": None,
+        }
+
+    def _pause(self, _req: Any, _now: float) -> tuple[int, Any]:
+        already = self.state.sleeping
+        self.state.sleep()
+        return 200, already
+
+    def _resume(self, _req: Any, _now: float) -> tuple[int, Any]:
+        already = not self.state.sleeping
+        self.state.wake()
+        return 200, already
+
+    def _set_power_target(self, req: Any, _now: float) -> tuple[int, Any]:
+        watt = req.get("watt") if isinstance(req, dict) else None
+        if not isinstance(watt, int) or isinstance(watt, bool):
+            return 400, {"message": 'body must be {"watt": <integer>}'}
+        spec = self.state.spec
+        if spec.min_power_w and not spec.min_power_w <= watt <= spec.max_power_w:
+            return 400, {
+                "message": f"power target {watt} W out of range {spec.min_power_w:g}-{spec.max_power_w:g} W"
+            }
+        self.state.set_power_limit(float(watt))  # ignored under ignore_power_commands
+        return 200, {"watt": watt}
+
+    _ROUTES: ClassVar[dict[tuple[str, str], Any]] = {
+        ("GET", "/api/v1/miner/stats"): _stats,
+        ("GET", "/api/v1/miner/details"): _details,
+        ("GET", "/api/v1/configuration/miner"): _configuration,
+        ("PUT", "/api/v1/actions/pause"): _pause,
+        ("PUT", "/api/v1/actions/resume"): _resume,
+        ("PUT", "/api/v1/performance/power-target"): _set_power_target,
+    }
+
+
+class BraiinsWeb(JsonWebProtocol):
+    __slots__ = ()
+    server = "bos-rest"
+
+
+class BraiinsS21Pro(BraiinsMiner):
+    """S21 Pro on Braiins OS 26.04 (the GetMinerStats message as captured from one)."""

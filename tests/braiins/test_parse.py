@@ -1,0 +1,138 @@
+"""Braiins OS parsers on the captured GetMinerStats message and on CGMiner-API replies."""
+
+from __future__ import annotations
+
+import pytest
+from fleetd.drivers.braiins import BraiinsDriver
+from fleetd.drivers.braiins.parse import (
+    DETAILS,
+    MINER_CONFIG,
+    MINER_STATS,
+    is_braiins,
+    parse_identity,
+    parse_miner_stats,
+    parse_power_target,
+    parse_snapshot,
+    parse_tuner,
+)
+
+from fleetd.model import Mode
+from tests.conftest import load_fixture
+
+CAPTURE = "braiins_s21pro_grpc-GetMinerStats.json"
+BOSER_VERSION = {
+    "STATUS": [{"STATUS": "S", "Code": 22}],
+    "VERSION": [{"BOSer": "bosminer-plus-tuner 26.04", "API": "3.7"}],
+}
+
+
+def test_miner_stats_capture() -> None:
+    stats = parse_miner_stats(load_fixture(CAPTURE))
+    assert stats.hashrate_ths == pytest.approx(248.186677, abs=1e-6)  # last_5s, GH/s -> TH/s
+    assert stats.hashrate_avg_ths == pytest.approx(244.601276, abs=1e-6)  # since_restart
+    assert stats.nominal_hashrate_ths == pytest.approx(252.597583, abs=1e-6)
+    assert stats.power_w == 3480.0
+    assert stats.efficiency_j_per_th == pytest.approx(14.0687, abs=1e-4)
+    assert (stats.accepted, stats.rejected, stats.stale) == (848, 0, 0)
+
+
+def test_snapshot_from_the_capture_alone() -> None:
+    snap = parse_snapshot({MINER_STATS: load_fixture(CAPTURE)}, polled_at=5.0)
+    assert snap.is_mining and snap.mode is Mode.NORMAL
+    assert snap.hashrate_ths == pytest.approx(248.186677, abs=1e-6)
+    assert snap.expected_hashrate_ths == pytest.approx(252.597583, abs=1e-6)
+    assert snap.power_w == 3480.0 and snap.power_limit_w is None and snap.polled_at == 5.0
+
+
+def test_shorter_windows_first_and_cgminer_fallback() -> None:
+    capture = load_fixture(CAPTURE)
+    del capture["miner_stats"]["real_hashrate"]["last_5s"]
+    assert parse_miner_stats(capture).hashrate_ths == pytest.approx(246.571990, abs=1e-6)  # last_15s
+    summary = {"SUMMARY": [{"MHS 5s": 120_000_000.0, "MHS av": 119_000_000.0, "Elapsed": 60}]}
+    snap = parse_snapshot({"rpc_summary": summary})
+    assert snap.hashrate_ths == 120.0 and snap.hashrate_avg_ths == 119.0 and snap.uptime_s == 60
+
+
+def test_paused_miner_reads_as_asleep() -> None:
+    stats = load_fixture(CAPTURE)
+    for window in stats["miner_stats"]["real_hashrate"].values():
+        window["gigahash_per_second"] = 0.0
+    stats["power_stats"]["approximated_consumption"]["watt"] = 18
+    snap = parse_snapshot({MINER_STATS: stats})
+    assert not snap.is_mining and snap.mode is Mode.SLEEP and snap.hashrate_ths == 0.0
+
+
+def test_garbage_is_none_not_zero() -> None:
+    stats = parse_miner_stats({"miner_stats": {"real_hashrate": {"last_5s": {"gigahash_per_second": "x"}}}})
+    assert stats.hashrate_ths is None and stats.power_w is None
+    assert parse_miner_stats(None).hashrate_ths is None
+    snap = parse_snapshot({MINER_STATS: {"power_stats": {"approximated_consumption": {"watt": -5}}}})
+    assert snap.power_w is None and snap.mode is Mode.UNKNOWN
+
+
+def test_power_target_from_the_configuration() -> None:
+    config = {"pool_groups": [], "tuner": {"enabled": True, "tuner_mode": 1, "power_target": {"watt": 3000}}}
+    assert parse_power_target(config) == 3000.0
+    assert parse_power_target({"tuner": {"enabled": False, "power_target": {"watt": 3000}}}) is None
+    assert parse_power_target({"pool_groups": []}) is None and parse_power_target(None) is None
+    snap = parse_snapshot({MINER_STATS: load_fixture(CAPTURE), MINER_CONFIG: config})
+    assert snap.power_limit_w == 3000.0
+
+
+def test_detection_tells_bos_from_stock_cgminer() -> None:
+    assert is_braiins(BOSER_VERSION)
+    assert is_braiins({"VERSION": [{"BOSminer": "0.2.0", "API": "3.7"}]})
+    assert not is_braiins({"VERSION": [{"BMMiner": "2.0.0", "API": "3.1", "Type": "Antminer S19"}]})
+    assert not is_braiins({"VERSION": [{"CGMiner": "4.11.1", "API": "3.7"}]})
+    assert not is_braiins(None)
+    ident = BraiinsDriver.from_version(BOSER_VERSION, host="h")
+    assert (
+        ident is not None and ident.driver == "braiins" and ident.firmware.startswith("bosminer-plus-tuner")
+    )
+    assert BraiinsDriver.from_version({"VERSION": [{"CGMiner": "4.11.1"}]}) is None
+
+
+def test_identity_from_the_miner_details() -> None:
+    details = {
+        "miner_identity": {
+            "brand": 1,
+            "model": 0,
+            "name": "Antminer S21 Pro",
+            "miner_model": "Antminer S21 Pro",
+        },
+        "bos_version": {"current": "26.04", "major": "26.04"},
+        "hostname": "bos-01",
+        "mac_address": "AA:BB:CC:00:11:22",
+        "serial_number": "JYZZ1234",
+    }
+    ident = parse_identity({"rpc_version": BOSER_VERSION, DETAILS: details}, host="10.0.0.5")
+    assert (ident.vendor, ident.model, ident.firmware) == ("antminer", "Antminer S21 Pro", "26.04")
+    assert (ident.mac, ident.hostname, ident.serial, ident.host) == (
+        "aa:bb:cc:00:11:22",
+        "bos-01",
+        "JYZZ1234",
+        "10.0.0.5",
+    )
+
+
+def test_tunerstatus_gives_consumption_and_limit_when_rest_is_absent() -> None:
+    tuner = {"TUNERSTATUS": [{"ApproximateMinerPowerConsumption": 3300, "PowerLimit": 3400}]}
+    assert parse_tuner(tuner) == (3300.0, 3400.0)
+    assert parse_tuner({"TUNERSTATUS": [{"PowerLimit": 0, "ApproximateMinerPowerConsumption": "x"}]}) == (
+        None,
+        None,
+    )
+    summary = {"SUMMARY": [{"MHS 5s": 200_000_000.0}]}
+    snap = parse_snapshot({"rpc_summary": summary, "rpc_tunerstatus": tuner})
+    assert snap.power_w == 3300.0 and snap.power_limit_w == 3400.0
+    # A fresh read's REST replies take over.
+    config = {"tuner": {"enabled": True, "power_target": {"watt": 2500}}}
+    fresh = parse_snapshot(
+        {
+            "rpc_summary": summary,
+            "rpc_tunerstatus": tuner,
+            MINER_STATS: load_fixture(CAPTURE),
+            MINER_CONFIG: config,
+        }
+    )
+    assert fresh.power_w == 3480.0 and fresh.power_limit_w == 2500.0
