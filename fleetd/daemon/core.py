@@ -156,6 +156,12 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         await self._start_curtailment()
         self._start_scheduler()
         self._start_mqtt()
+        # inbound MQTT demand response: [curtailment.mqtt_dr] with [mqtt] (fleetd.exporters.mqtt_curtail)
+        self.mqtt_dr = None
+        if self.config.mqtt is not None and self.config.curtailment is not None:
+            from fleetd.exporters.mqtt_curtail import start_dr
+
+            self.mqtt_dr = start_dr(self)
         self._task = asyncio.create_task(self._poll_loop(), name="fleetd-poll")
         self.started = True
         self.emit(Event(EventKind.STARTED, f"fleetd started with {len(self.state.miners)} miners"))
@@ -186,6 +192,10 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
             self._task = None
         await self._stop_curtailment()
         await self.poller.close()
+        if getattr(self, "mqtt_dr", None) is not None:  # inbound MQTT demand response
+            from fleetd.exporters.mqtt_curtail import stop_dr
+
+            await stop_dr(self)
         if self.mqtt is not None:  # after the last cycle's messages; says "offline"
             if self.mqtt.on_cycle in self.on_cycle:
                 self.on_cycle.remove(self.mqtt.on_cycle)
@@ -315,7 +325,9 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         from fleetd.exporters.mqtt import MqttPublisher
 
         try:
-            pub = MqttPublisher(self.config.mqtt, lambda: self.state)
+            pub = MqttPublisher(
+                self.config.mqtt, lambda: self.state, lambda: getattr(self, "curtail_status", None)
+            )
             pub.start()
         except Exception as exc:  # e.g. an unreadable TLS CA file: polling goes on without MQTT
             log.error("MQTT publishing disabled: %s: %s", type(exc).__name__, exc)

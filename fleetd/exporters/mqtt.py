@@ -1,10 +1,12 @@
 """MQTT publishing after each poll cycle: fleet summary, per-miner state (when changed), availability.
 
 Topics under the configured prefix: `<prefix>/status` ("online", or "offline": clean stop and the last
-will), `<prefix>/fleet` (summary JSON), `<prefix>/miners/<id>/state` (compact JSON). The event loop only
-builds messages; a sender thread hands them to paho, whose own network thread talks to the broker and
-reconnects with backoff. Pending messages are kept one per topic (the newest wins), so a broker that is
-down holds at most one message per miner; beyond `queue_size` topics new messages are dropped and counted.
+will), `<prefix>/fleet` (summary JSON), `<prefix>/miners/<id>/state` (compact JSON); with curtailment,
+`<prefix>/curtailment` and `<prefix>/miners/<id>/curtailment` (fleetd.exporters.mqtt_curtail). The event
+loop only builds messages; a sender thread hands them to paho, whose own network thread talks to the
+broker and reconnects with backoff. Pending messages are kept one per topic (the newest wins), so a
+broker that is down holds at most one message per miner; beyond `queue_size` topics new messages are
+dropped and counted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -25,6 +28,7 @@ from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
 
 if TYPE_CHECKING:
     from fleetd.config import MqttConfig
+    from fleetd.curtail.status import CurtailStatus
 
 log = logging.getLogger("fleetd.mqtt")
 
@@ -138,10 +142,35 @@ def fleet_summary(state: FleetState, now: float) -> dict[str, Any]:
     return out
 
 
-class MqttPublisher:
-    """Start with `start()`, feed with `on_cycle(stats)` (a Daemon.on_cycle hook), end with `stop()`."""
+def new_client(c: MqttConfig, client_id: str) -> paho.Client:
+    """A paho client with the [mqtt] section's credentials, TLS and reconnect settings (not connected)."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311)
+    if c.username is not None or c.password is not None:
+        password = c.password.resolve().get_secret_value() if c.password is not None else None
+        client.username_pw_set(c.username or "", password)
+    if c.tls:
+        client.tls_set(ca_certs=c.ca_file or None)
+    client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    client.connect_timeout = CONNECT_TIMEOUT_S
+    return client
 
-    def __init__(self, config: MqttConfig, state: FleetState | Any) -> None:
+
+def default_client_id(c: MqttConfig) -> str:
+    return c.client_id or f"fleetd-{socket.gethostname()}"
+
+
+class MqttPublisher:
+    """Start with `start()`, feed with `on_cycle(stats)` (a Daemon.on_cycle hook), end with `stop()`.
+
+    `curtail` (the daemon's curtail_status, read at each cycle) adds the curtailment topics; the daemon's
+    curtailment loop may also call `publish_curtailment(status)` after each pass."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        state: FleetState | Any,
+        curtail: Callable[[], CurtailStatus | None] | None = None,
+    ) -> None:
         self.config = config
         self._state_of = state if callable(state) else (lambda: state)
         self.prefix = config.topic_prefix
@@ -159,6 +188,11 @@ class MqttPublisher:
         self._seen: dict[str, tuple[Any, ...]] = {}
         self._sender: threading.Thread | None = None
         self.client: paho.Client | None = None
+        self._curtail_of = curtail
+        self._curtail_last: CurtailStatus | None = None
+        self._curtail_seen: dict[str, tuple[Any, ...]] = {}
+        self._curtail_resync = True
+        self._curtail_passes = 0
 
     @property
     def queue_depth(self) -> int:
@@ -168,16 +202,8 @@ class MqttPublisher:
     def start(self) -> None:
         """Connect in the background (never blocks on the broker); reconnects with backoff by itself."""
         c = self.config
-        client_id = c.client_id or f"fleetd-{socket.gethostname()}"
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311)
-        if c.username is not None or c.password is not None:
-            password = c.password.resolve().get_secret_value() if c.password is not None else None
-            client.username_pw_set(c.username or "", password)
-        if c.tls:
-            client.tls_set(ca_certs=c.ca_file or None)
+        client = new_client(c, default_client_id(c))
         client.will_set(self.status_topic, b"offline", qos=1, retain=True)
-        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
-        client.connect_timeout = CONNECT_TIMEOUT_S
         client.max_queued_messages_set(BACKLOG_MAX)  # QoS 1/2 messages not yet acknowledged
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -214,6 +240,7 @@ class MqttPublisher:
             return
         self.connected = True
         self._resync = True
+        self._curtail_resync = True
         client.publish(self.status_topic, b"online", qos=1, retain=True)
         log.info("MQTT: connected to %s:%d", self.config.host, self.config.port)
         self._wake.set()
@@ -251,6 +278,28 @@ class MqttPublisher:
             for mid in [m for m in seen if m not in state.miners]:
                 del seen[mid]
         self._enqueue(messages, retain)
+        if self._curtail_of is not None:
+            status = self._curtail_of()
+            if status is not None:
+                self.publish_curtailment(status)
+
+    def publish_curtailment(self, status: CurtailStatus) -> None:
+        """Queue the curtailment summary and the miners' curtailment states that changed or are due (loop
+        thread); a status already published is skipped, so the loop and on_cycle may both call it."""
+        if status is self._curtail_last and not self._curtail_resync:
+            return
+        from fleetd.exporters.mqtt_curtail import curtail_messages
+
+        full, self._curtail_resync = self._curtail_resync, False
+        self._curtail_last = status
+        self._curtail_passes += 1
+        messages, cleared = curtail_messages(
+            status, self.prefix, self._curtail_seen, time.time(), full, self._curtail_passes, self.config
+        )
+        retain = self.config.retain
+        self._enqueue(messages, retain)
+        if cleared and retain:  # an empty retained message removes a gone miner's retained state
+            self._enqueue([(t, b"") for t in cleared], True)
 
     def _enqueue(self, messages: list[tuple[str, bytes]], retain: bool) -> None:
         limit = self.config.queue_size

@@ -23,8 +23,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
 from fleetd import __version__
+from fleetd.curtail.status import CurtailStatus
 from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
 from fleetd.economics.unit import Economics
+from fleetd.exporters import prometheus_curtail
 from fleetd.model import Hashboard, Mode, Snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -147,6 +149,8 @@ class Extras:
     prices: list[tuple[str, float | None, float | None, bool]] = field(default_factory=list)
     # (code, component, severity) -> count; miner -> [(code, subject, severity)]
     health: tuple[dict[tuple[str, str, str], int], dict[str, list[tuple[str, str, str]]]] | None = None
+    curtail: CurtailStatus | None = None  # the daemon's curtail_status (fleetd_curtail_* series)
+    curtail_rules: tuple[str, ...] = ()  # configured curtailment rule names
     warnings: tuple[Any, ...] | None = None  # HealthMonitor.export_warnings()
 
 
@@ -378,6 +382,9 @@ def chunks(
             lines = out.lines.get(name, [])
         if lines:
             yield f"# HELP {name} {help_}\n# TYPE {name} {kind}\n" + "\n".join(lines) + "\n"
+    if ex.curtail is not None:
+        labels = {r.rec.id: r.lb for r in rows} if per_miner else None
+        yield from prometheus_curtail.chunks(ex.curtail, labels, ex.curtail_rules)
 
 
 PRICE_FAMILY = "fleetd_electricity_price_per_megawatt_hour"
@@ -479,6 +486,9 @@ class Exporter:
         if mon is not None:
             ex.health = mon.export()
             ex.warnings = mon.export_warnings()
+        ex.curtail = getattr(d, "curtail_status", None)
+        if ex.curtail is not None:
+            ex.curtail_rules = prometheus_curtail.rule_names(d.config)
         eco = d.economics
         if eco is not None:
             ex.currency = eco.config.currency
@@ -521,6 +531,7 @@ class Exporter:
             _, per_miner, components, cache_s = self._settings()
             cycle = state.last_cycle
             key = (id(state), cycle.ended_at if cycle else None, len(state.miners), per_miner, components)
+            key += (getattr(self.daemon, "curtail_status", None),)  # a new one after every pass
             now = time.time()
             if self._cache is not None and self._cache[0] == key and now - self._cache[1] < cache_s:
                 return self._cache[2]

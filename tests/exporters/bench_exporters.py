@@ -1,7 +1,8 @@
 """Scrape and MQTT cost at fleet scale: `python -m tests.exporters.bench_exporters [--miners N]`.
 
 Not a test (no timing assertions): prints render time, output size (plain and gzip), peak memory of a
-rendering, the HTTP scrape time through the API, and the MQTT per-cycle cost on the event loop.
+rendering, the HTTP scrape time through the API, and the MQTT per-cycle cost on the event loop; then the
+same with a curtailment status for every miner (fleetd_curtail_* series, curtailment MQTT topics).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import aiohttp
 from fleetd.api import ApiServer
 from fleetd.config import MqttConfig
 from fleetd.exporters.mqtt import MqttPublisher
-from fleetd.exporters.prometheus import Exporter, render
+from fleetd.exporters.prometheus import Exporter, Extras, render
 
+from .curtail import status
 from .synthetic import fleet
 
 
@@ -98,6 +100,38 @@ def main() -> None:
     print(
         f"  MQTT on_cycle (event loop): first {first * 1000:.0f} ms ({queued} messages), "
         f"steady {steady * 1000:.0f} ms ({pub.queue_depth} messages: fleet + ~1/full_every of the miners)"
+    )
+    _curtailment(st)
+
+
+def _curtailment(st) -> None:
+    cs = status(st.miners)
+    extras = Extras(curtail=cs)
+    plain = _best(lambda: render(st))
+    secs = _best(lambda: render(st, extras=extras))
+    text = render(st, extras=extras)
+    curtail_lines = sum(1 for line in text.splitlines() if line.startswith("fleetd_curtail_"))
+    print(
+        f"  with curtailment: render {secs * 1000:.1f} ms (+{(secs - plain) * 1000:.1f} ms), "
+        f"{curtail_lines} fleetd_curtail_* samples"
+    )
+    pub = MqttPublisher(MqttConfig(), st)
+    t0 = time.perf_counter()
+    pub.publish_curtailment(cs)
+    first = time.perf_counter() - t0
+    queued = pub.queue_depth
+    pub._pending.clear()
+    steady = float("inf")
+    for _ in range(3):
+        nxt = status(st.miners)  # a new pass, nothing changed
+        t0 = time.perf_counter()
+        pub.publish_curtailment(nxt)
+        steady = min(steady, time.perf_counter() - t0)
+        queued_steady = pub.queue_depth
+        pub._pending.clear()
+    print(
+        f"  MQTT publish_curtailment (event loop): first {first * 1000:.0f} ms ({queued} messages), "
+        f"steady {steady * 1000:.0f} ms ({queued_steady} messages)"
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 GRAFANA = Path(__file__).resolve().parents[2] / "grafana"
-DASHBOARDS = ("fleetd-fleet.json", "fleetd-miner.json")
+DASHBOARDS = ("fleetd-fleet.json", "fleetd-miner.json", "fleetd-curtailment.json")
 HEALTH = "fleetd-health.json"  # its queries need findings and warnings: see test_grafana_health.py
 ALL = (*DASHBOARDS, HEALTH)
 _NAME = re.compile(r"\bfleetd_[a-z0-9_]+")
@@ -40,4 +40,5 @@ def concrete(expr: str, miner: str) -> str:
     """A dashboard query with its variables filled in, as Grafana would send it."""
     if expr.startswith("label_values("):  # a variable query: the metric selector inside
         expr = expr.removeprefix("label_values(").rsplit(",", 1)[0]
+    expr = expr.replace("$__rate_interval", "1m")
     return expr.replace("$site", ".*").replace("$model", ".*").replace("$miner", miner)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import socket
@@ -18,7 +19,9 @@ from fleetd.sim.fleet import Fleet, Group
 from tests.conftest import web_port
 
 BLOCK = 25
-_subnets = itertools.count(1)
+_subnets: collections.defaultdict[int, itertools.count[int]] = collections.defaultdict(
+    lambda: itertools.count(1)
+)
 ECONOMICS = {
     "currency": "USD",
     "hashprice": [{"kind": "static", "per_ph_day": 50.0}],
@@ -26,9 +29,9 @@ ECONOMICS = {
 }
 
 
-def subnet() -> str:
-    """A fresh 127.25.N. prefix; addresses .1 and up are free for this test."""
-    return f"127.{BLOCK}.{next(_subnets)}."
+def subnet(block: int = BLOCK) -> str:
+    """A fresh 127.<block>.N. prefix (block 25 unless told); addresses .1 and up are free for this test."""
+    return f"127.{block}.{next(_subnets[block])}."
 
 
 def free_port() -> int:
@@ -55,9 +58,11 @@ def daemon_config(hosts: list[str], **sections: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def running(count: int, tmp_path: Path, *, api: bool = True, **sections: Any) -> AsyncIterator[Any]:
+async def running(
+    count: int, tmp_path: Path, *, api: bool = True, block: int = BLOCK, **sections: Any
+) -> AsyncIterator[Any]:
     """`count` emulated S19 Pros, a Daemon polling them (SQLite in tmp_path) and its API on a free port."""
-    base = subnet() + "1"
+    base = subnet(block) + "1"
     groups = [Group("Antminer S19 Pro", count, base, {"web": web_port()}, ramp_s=0, jitter=0)]
     async with Fleet(groups) as miners:
         d = Daemon(daemon_config([m.host for m in miners], **sections), state_dir=tmp_path)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from fleetd.exporters.prometheus import FAMILIES, Extras, render
+from fleetd.exporters.prometheus_curtail import FAMILIES as CURTAIL_FAMILIES
 from fleetd.health.findings import Severity
 from fleetd.health.trends import TrendWarning
 from fleetd.model import Component
 
+from .curtail import status
 from .dashboards import ALL, load, metric_names, panels, queries
 from .synthetic import fleet
 
@@ -21,6 +23,7 @@ def _warning() -> TrendWarning:
 
 
 def _exported_names() -> set[str]:
+    st = fleet(3)
     extras = Extras(
         cycles=1,
         overruns=0,
@@ -28,10 +31,11 @@ def _exported_names() -> set[str]:
         mqtt=(True, 0, 1, 0),
         currency="USD",
         prices=[("hashprice", 50.0, 10.0, False), ("electricity", 45.0, 5.0, False)],
+        curtail=status(st.miners),
         health=({("fan_failed", "fan", "critical"): 1}, {"10.0.0.1": [("fan_failed", "fan 0", "critical")]}),
         warnings=({("fan_rpm_rising", "fan", "warning"): 1}, [("10.0.0.1", _warning())], 1.0, 0.1),
     )
-    text = render(fleet(3), extras=extras, render_s=0.1)
+    text = render(st, extras=extras, render_s=0.1)
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
 
 
@@ -70,3 +74,14 @@ def test_the_miner_dashboard_covers_the_per_miner_series() -> None:
     used = set().union(*(metric_names(q) for q in queries(load("fleetd-miner.json"))))
     per_miner = {n for n in FAMILIES if n.startswith("fleetd_miner_")}
     assert per_miner <= used, sorted(per_miner - used)
+
+
+def test_the_curtailment_dashboard_covers_every_curtailment_series() -> None:
+    dash = load("fleetd-curtailment.json")
+    used = set().union(*(metric_names(q) for q in queries(dash)))
+    assert set(CURTAIL_FAMILIES) <= used, sorted(set(CURTAIL_FAMILIES) - used)
+    titles = {p["title"] for p in panels(dash)}
+    wanted = {"Mode", "Fail-safe", "Rules in force", "Load shed", "Unresponsive", "Not controllable"}
+    wanted |= {"DR target vs measured load", "Miners by target", "Miners by verified state"}
+    wanted |= {"Commands sent", "Commands failed", "Commands retried", "Per-miner targets"}
+    assert wanted <= titles, sorted(wanted - titles)

@@ -18,6 +18,7 @@ from fleetd.daemon.state import FleetState, Health
 from fleetd.exporters.prometheus import FAMILIES, Exporter, escape, render
 from tests.conftest import require_binary
 
+from .curtail import CURTAIL_BLOCK, status
 from .dashboards import DASHBOARDS, concrete, load, queries
 from .helpers import free_port, running, until
 from .synthetic import fleet
@@ -143,8 +144,10 @@ async def test_daemon_metrics_include_prices_storage_and_cycles(tmp_path: Path) 
 async def test_real_prometheus_scrapes_the_daemon(tmp_path: Path) -> None:
     # ~6 s: Prometheus hands new targets to its scrapers only every 5 s, whatever the scrape interval.
     prometheus = require_binary("prometheus")
-    async with running(3, tmp_path / "state") as (d, server, _m):
-        await until(lambda: d.state.up() == 3, what="3 miners up")
+    async with running(6, tmp_path / "state", block=CURTAIL_BLOCK) as (d, server, _m):
+        await until(lambda: d.state.up() == 6, what="6 miners up")
+        # the curtailment dashboard's series: a status set by hand where the daemon's loop puts its own
+        d.curtail_status = status(d.state.miners)
         port = free_port()
         cfg = tmp_path / "prometheus.yml"
         target = server.url.removeprefix("http://")
@@ -162,12 +165,13 @@ async def test_real_prometheus_scrapes_the_daemon(tmp_path: Path) -> None:
         )
         try:
             result = await _query(port, 'fleetd_miners{health="up"}', proc)
-            assert [float(r["value"][1]) for r in result] == [3.0]
+            assert [float(r["value"][1]) for r in result] == [6.0]
             hr = await _query(port, "sum(fleetd_miner_hashrate_hashes_per_second)", proc)
-            assert float(hr[0]["value"][1]) > 3 * 50e12  # three S19 Pros hashing (~110 TH/s each)
+            assert float(hr[0]["value"][1]) > 6 * 50e12  # six S19 Pros hashing (~110 TH/s each)
             up = await _query(port, 'up{job="fleetd"}', proc)
             assert float(up[0]["value"][1]) == 1.0
             await _dashboard_queries_run(port, d.state.miners)
+            await _curtailment_queries_return_data(port, d.state.miners, proc)
         finally:
             proc.terminate()
             _, err = await proc.communicate()
@@ -198,6 +202,8 @@ async def _dashboard_queries_run(port: int, miners: dict) -> None:
     empty = []
     async with aiohttp.ClientSession() as s:
         for name in DASHBOARDS:
+            if name == CURTAILMENT:
+                continue  # every query returns data: _curtailment_queries_return_data
             for expr in queries(load(name)):
                 q = concrete(expr, miner)
                 async with s.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": q}) as r:
@@ -209,3 +215,20 @@ async def _dashboard_queries_run(port: int, miners: dict) -> None:
     # and what stock S19 Pro firmware does not report (ambient temperature, power limit).
     allowed = ("rate(", "== 0", "overruns", "mqtt", "ambient", "power_limit")
     assert all(any(a in q for a in allowed) for q in empty), empty
+
+
+CURTAILMENT = "fleetd-curtailment.json"
+
+
+async def _curtailment_queries_return_data(port: int, miners: dict, proc: asyncio.subprocess.Process) -> None:
+    """Every query of the curtailment dashboard returns data (rates once two scrapes have landed)."""
+    miner = next(iter(miners))
+    for expr in queries(load(CURTAILMENT)):
+        result = await _query(port, concrete(expr, miner), proc)
+        if (
+            "fleetd_curtail_miner_target" in expr
+            and "unresponsive" not in expr
+            and "label_values" not in expr
+        ):
+            assert len(result) == len(miners), expr  # one row per miner, joined with its verified state
+            assert all("actual" in r["metric"] and "target" in r["metric"] for r in result)
