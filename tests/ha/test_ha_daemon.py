@@ -65,6 +65,16 @@ async def _api(d: Daemon) -> AsyncIterator[str]:
         await server.stop()
 
 
+def _check_health_schema(body: dict[str, Any]) -> None:
+    import jsonschema
+
+    from fleetd.api.openapi import openapi_document
+
+    doc = openapi_document("test")
+    schema = {"$ref": "#/components/schemas/Health", "components": doc["components"]}
+    jsonschema.Draft202012Validator(schema).validate(body)
+
+
 async def _get(url: str) -> tuple[int, Any]:
     async with aiohttp.ClientSession() as s, s.get(url) as r:
         body = await r.json() if r.content_type == "application/json" else await r.text()
@@ -106,6 +116,7 @@ async def test_one_active_standby_takes_over_when_the_active_loses_the_database(
                 status, body = await _get(b_url + "/healthz")
                 assert status == 200 and body["status"] == "standby" and body["ha"]["role"] == "standby"
                 assert body["ha"]["lock_key"] == cfg.ha.key() and body["miners"] == 0
+                _check_health_schema(body)
                 assert (await _get(b_url + "/healthz?role=active"))[0] == 503
                 assert (await _get(a_url + "/healthz?role=active"))[0] == 200
                 assert (await _get(b_url + "/healthz?role=standby"))[0] == 200
@@ -136,6 +147,7 @@ async def test_one_active_standby_takes_over_when_the_active_loses_the_database(
                 assert status == 200 and body["status"] == "standby" and body["ha"]["takeovers"] == 1
                 status, body = await _get(b_url + "/healthz")
                 assert status == 200 and body["ha"]["role"] == "active" and body["up"] == 3
+                _check_health_schema(body)
                 _, text = await _get(a_url + "/metrics")
                 assert 'fleetd_ha_role{role="standby"} 1' in text
                 assert "fleetd_miner_up{" not in text  # the old active exports no per-miner series
