@@ -95,21 +95,46 @@ class AdvisoryLock:
         self.key = key
         self.timings = timings
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def connected(self) -> bool:
         return self._conn is not None and not self._conn.closed
 
     async def _query(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        """One row's first value, within heartbeat_s; any failure closes the connection and raises."""
-        assert self._conn is not None
+        """One row's first value, within heartbeat_s; a failure drops the connection (unless the server just
+        refused the statement) and raises. Never waits longer: psycopg's own cancellation of a query
+        waits for the server, which may be the part that hangs."""
+        import psycopg
+
+        conn = self._conn
+        assert conn is not None
+        task = asyncio.ensure_future(_fetch(conn, sql, params))
         try:
-            cur = await asyncio.wait_for(self._conn.execute(sql, params), self.timings.heartbeat_s)
-            row = await cur.fetchone()
-        except BaseException:
-            await self.close()
+            done, _ = await asyncio.wait({task}, timeout=self.timings.heartbeat_s)
+        except asyncio.CancelledError:
+            self._abandon(conn, task)
             raise
-        return row[0] if row else None
+        if not done:
+            self._abandon(conn, task)
+            raise TimeoutError(f"no answer within {self.timings.heartbeat_s:g} s")
+        try:
+            return task.result()
+        except psycopg.ProgrammingError:  # e.g. a setting this server does not know; the session is fine
+            raise
+        except BaseException:
+            self._drop()  # the caller acts on the failure now; the session ends in the background
+            raise
+
+    def _abandon(self, conn: psycopg.AsyncConnection[Any], task: asyncio.Future[Any]) -> None:
+        """Give up on a hung query: close the socket under it (which ends the wait) and forget both."""
+        if self._conn is conn:
+            self._conn = None
+        with contextlib.suppress(Exception):
+            conn.pgconn.finish()
+        task.cancel()
+        self._closing.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(_forget(self._closing))
 
     async def _connect(self) -> None:
         import psycopg
@@ -132,14 +157,8 @@ class AdvisoryLock:
         self._conn = conn
         for sql in session_settings(self.timings):
             try:
-                await asyncio.wait_for(conn.execute(sql), h)
-            except asyncio.CancelledError:
-                await self.close()
-                raise
-            except TimeoutError:
-                await self.close()
-                raise
-            except Exception as exc:  # an older server without the setting: keepalives still apply
+                await self._query(sql)
+            except psycopg.ProgrammingError as exc:  # an older server without it: the others still apply
                 log.warning("HA lock connection: %s refused (%s); relying on the other settings", sql, exc)
 
     async def try_acquire(self) -> bool:
@@ -158,8 +177,34 @@ class AdvisoryLock:
         """End the session, which frees the lock if held."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 2.0)
+            await _close(conn)
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            task = asyncio.get_running_loop().create_task(_close(conn))
+            self._closing.add(task)
+            task.add_done_callback(_forget(self._closing))
+
+
+def _forget(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Future[Any]], None]:
+    def done(task: asyncio.Future[Any]) -> None:
+        tasks.discard(task)  # type: ignore[arg-type]
+        if not task.cancelled():
+            task.exception()  # retrieved: an abandoned query's error is expected
+
+    return done
+
+
+async def _fetch(conn: psycopg.AsyncConnection[Any], sql: str, params: tuple[Any, ...]) -> Any:
+    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    row = await cur.fetchone() if cur.description is not None else None
+    return row[0] if row else None
+
+
+async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(conn.close(), 2.0)
 
 
 def _reason(exc: BaseException) -> str:

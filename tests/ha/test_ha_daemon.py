@@ -211,3 +211,57 @@ async def test_reload_in_standby_keeps_the_file_for_takeover(
     finally:
         await d.stop()
         await holder.stop()
+
+
+def _lock_backend_pid(key: int) -> int:
+    from fleetd.daemon.ha import split_key
+
+    with psycopg.connect(CONNINFO, autocommit=True) as conn:
+        (pid,) = conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+            "AND classid::bigint = %s AND objid::bigint = %s",
+            split_key(key),
+        ).fetchone()
+    return pid
+
+
+def _local_process(pid: int) -> bool:
+    return Path(f"/proc/{pid}/cmdline").is_file() and b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+async def test_an_active_whose_lock_check_hangs_steps_down_before_anyone_can_take_over(
+    pg_url: str, lock_name: str, tmp_path: Path
+) -> None:
+    """The lock's server process stops answering (as behind a dead link): no confirmation, no polling."""
+    import os
+    import signal
+
+    hosts = [loopback_host(90)]
+    groups = [Group("Antminer S19 Pro", 1, hosts[0], {"web": web_port()}, ramp_s=0, jitter=0)]
+    cfg = _config(pg_url, lock_name, hosts)
+    a = Daemon(cfg, state_dir=tmp_path / "a")
+    b = Daemon(cfg, state_dir=tmp_path / "b")
+    async with Fleet(groups):
+        await a.start()
+        backend = 0
+        try:
+            await _until(lambda: a.ha is not None and a.ha.active and a.state.up() == 1, 10, "A to poll")
+            await b.start()
+            backend = _lock_backend_pid(cfg.ha.key())
+            if not _local_process(backend):
+                pytest.skip("the PostgreSQL server runs elsewhere: cannot stop its backend")
+            os.kill(backend, signal.SIGSTOP)
+            took = await _until(lambda: a.ha is not None and not a.ha.active, 5, "A to step down")
+            assert took <= 2 * HEARTBEAT_S + 0.5
+            await _until(lambda: a._task is None, 5, "A's poll loop to end")
+            assert not a.may_command()
+            assert b.ha is not None and not b.ha.active  # the stopped session still holds the lock
+            os.kill(backend, signal.SIGCONT)  # it reads A's goodbye and ends: the lock is free
+            backend = 0
+            await _until(lambda: b.ha is not None and b.ha.active, TAKEOVER_S, "B to take over")
+            await _until(lambda: b.state.up() == 1, 10, "B to poll")
+        finally:
+            if backend:
+                os.kill(backend, signal.SIGCONT)
+            await a.stop()
+            await b.stop()
