@@ -233,6 +233,32 @@ class StorageConfig(_Model):
         return v
 
 
+class HaConfig(_Model):
+    """High availability: an active/standby pair on one PostgreSQL, by a session-level advisory lock."""
+
+    enabled: bool = False
+    lock_name: str = "fleetd"  # pairs sharing one database (shards) need distinct names
+    lock_key: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # explicit 64-bit key; overrides lock_name
+    heartbeat_s: float = Field(2.0, ge=0.1, le=60)  # lock check of the active, acquire attempt of the standby
+    takeover_s: float = Field(15.0, gt=0, le=3600)  # the standby takes over at most this long after a loss
+
+    @field_validator("lock_name")
+    @classmethod
+    def _lock_name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("expected letters, digits, '-', '_' or '.' (at most 64)")
+        return v
+
+    def key(self) -> int:
+        """The advisory lock's key: lock_key, else one derived from lock_name (the same on every host)."""
+        if self.lock_key is not None:
+            return self.lock_key
+        import hashlib
+
+        digest = hashlib.sha256(b"fleetd.ha:" + self.lock_name.encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+
 class LoggingConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -344,6 +370,7 @@ class Config(_Model):
     economics: dict[str, Any] | None = None
     # Validated by fleetd.curtail.config.CurtailmentConfig; `curtailment_config()` returns the model.
     curtailment: dict[str, Any] | None = None
+    ha: HaConfig = HaConfig()  # off unless [ha] enabled = true
 
     def curtailment_config(self) -> Any:
         """The validated [curtailment] section (a CurtailmentConfig), or None when there is none."""
@@ -437,10 +464,29 @@ def _check(cfg: Config, *, secrets: bool = True) -> list[str]:
                 ref.resolve()
             except ValueError as exc:
                 errors.append(f"{where}: {exc}")
+    errors += _check_ha(cfg)
     if cfg.economics is not None:
         errors += _check_economics(cfg.economics, secrets=secrets)
     if cfg.curtailment is not None:
         errors += _check_curtailment(cfg.curtailment)
+    return errors
+
+
+def _check_ha(cfg: Config) -> list[str]:
+    ha = cfg.ha
+    if not ha.enabled:
+        return []
+    errors = []
+    if not cfg.storage.url.startswith("postgresql"):
+        errors.append(
+            "ha.enabled: needs a PostgreSQL [storage] url (the pair shares its database and the lock lives "
+            "there); the storage is " + ("SQLite" if cfg.storage.url else "the default SQLite file")
+        )
+    if ha.takeover_s < 4 * ha.heartbeat_s:
+        errors.append(
+            f"ha.takeover_s: must be at least 4 x heartbeat_s ({4 * ha.heartbeat_s:g}), so that the active "
+            f"steps down before the database frees its lock; got {ha.takeover_s:g}"
+        )
     return errors
 
 

@@ -28,6 +28,7 @@ PROGRESS_KEY = web.AppKey("fleetd_progressing", object)
 POWER_KEY = web.AppKey("fleetd_power_of", object)
 PRICES_KEY = web.AppKey("fleetd_prices", object)
 HEALTH_KEY = web.AppKey("fleetd_health", object)
+HA_KEY = web.AppKey("fleetd_ha", object)  # () -> the HA coordinator's status dict, or None without [ha]
 
 _LAG_TICK_S = 1.0
 
@@ -62,7 +63,14 @@ async def healthz(request: web.Request) -> web.Response:
         poll_interval_s=request.app[INTERVAL_KEY],
         loop_lag_s=lag[0] if lag else None,
         progressing=progressing() if (progressing := request.app[PROGRESS_KEY]) is not None else None,
+        ha=request.app[HA_KEY](),  # type: ignore[operator]
     )
+    wanted = request.query.get("role")  # ?role=active: 503 unless this instance is the active one
+    if wanted is not None:
+        if wanted not in ("active", "standby"):
+            return _error(400, f"role must be active or standby, not {wanted!r}")
+        role = body["ha"]["role"] if "ha" in body else "active"
+        ok = ok and role == wanted
     return _json(body, 200 if ok else 503)
 
 
@@ -205,6 +213,7 @@ def create_app(
     app[POWER_KEY] = power_of or configured_power
     app[PRICES_KEY] = economics or (lambda: None)
     app[HEALTH_KEY] = health or (lambda: None)
+    app[HA_KEY] = lambda: None
     app[INTERVAL_KEY] = float(poll_interval_s)
     app[CLOCK_KEY] = clock
     app[LAG_KEY] = []
@@ -304,6 +313,7 @@ class ApiServer:
             token=curtail_routes.load_token(daemon.config.api.token),
         )
         prometheus.bind_daemon(server.app, daemon)
+        server.app[HA_KEY] = lambda: daemon.ha.status() if getattr(daemon, "ha", None) is not None else None
         return server
 
     @property

@@ -278,7 +278,7 @@ def openapi_document(version: str) -> dict[str, Any]:
         ),
         "Health": _obj(
             {
-                "status": {"type": "string", "enum": ["ok", "starting", "stalled"]},
+                "status": {"type": "string", "enum": ["ok", "starting", "stalled", "standby"]},
                 "now": {"type": "number"},
                 "started_at": {"type": "number"},
                 "last_cycle_ended_at": _NUM,
@@ -288,6 +288,37 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "miners": {"type": "integer"},
                 "up": {"type": "integer"},
                 "down": {"type": "integer"},
+                "ha": {
+                    **_ref("HaStatus"),
+                    "description": "Only with an [ha] section (an active/standby pair)",
+                },
+            },
+            required=[
+                "status",
+                "now",
+                "started_at",
+                "last_cycle_ended_at",
+                "last_cycle_age_s",
+                "max_cycle_age_s",
+                "loop_lag_ms",
+                "miners",
+                "up",
+                "down",
+            ],
+        ),
+        "HaStatus": _obj(
+            {
+                "role": {"type": "string", "enum": ["active", "standby"]},
+                "since": {"type": "number"},
+                "lock_key": {"type": "integer"},
+                "lock_name": {"type": ["string", "null"]},
+                "database_connected": {"type": "boolean"},
+                "last_heartbeat_at": _NUM,
+                "last_attempt_at": _NUM,
+                "heartbeat_s": {"type": "number"},
+                "takeover_s": {"type": "number"},
+                "takeovers": {"type": "integer"},
+                "last_error": {"type": ["string", "null"]},
             }
         ),
         "Cycle": {
@@ -374,9 +405,24 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "get": {
                     "operationId": "health",
                     "summary": "Whether poll cycles are progressing and when the last one ended",
+                    "parameters": [
+                        {
+                            "name": "role",
+                            "in": "query",
+                            "required": False,
+                            "description": "HA: answer 503 unless this instance holds this role (for load "
+                            "balancers); without [ha] an instance counts as active.",
+                            "schema": {"type": "string", "enum": ["active", "standby"]},
+                        }
+                    ],
                     "responses": {
-                        "200": _json(_ref("Health"), "Polling progresses (or has just started)"),
-                        "503": _json(_ref("Health"), "No poll cycle ended for too long"),
+                        "200": _json(
+                            _ref("Health"), "Polling progresses (or has just started), or a ready standby"
+                        ),
+                        "503": _json(
+                            _ref("Health"), "No poll cycle ended for too long, or not in the role asked"
+                        ),
+                        "400": _ERROR,
                     },
                 }
             },

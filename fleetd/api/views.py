@@ -358,8 +358,12 @@ def health(
     poll_interval_s: float,
     loop_lag_s: float | None = None,
     progressing: bool | None = None,
+    ha: dict[str, Any] | None = None,
 ) -> tuple[bool, dict[str, Any]]:
     """Whether poll cycles are progressing: the last one ended recently enough (or the daemon just started).
+
+    With an HA pair (`ha`, the coordinator's status), a standby is healthy while it is ready to take over
+    (`progressing` then says so) and its status is "standby".
 
     Without the daemon's own verdict (`progressing`), polling counts as stalled when no cycle ended
     within three poll intervals (at least 30 s): a single overrun is the poller's to report.
@@ -383,6 +387,10 @@ def health(
         "up": state.up(),
         "down": state.down(),
     }
+    if ha is not None:
+        body["ha"] = ha
+        if ha.get("role") == "standby":
+            body["status"] = "standby" if ok else "stalled"
     return ok, body
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from fleetd.curtail.status import CurtailStatus
     from fleetd.daemon.curtail_controls import ControlsStore
     from fleetd.daemon.curtailment import CurtailmentLoop
+    from fleetd.daemon.ha import HaCoordinator
     from fleetd.economics.catalog import Catalog
     from fleetd.economics.service import EconomicsService
     from fleetd.exporters.mqtt import MqttPublisher
@@ -119,6 +120,7 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         self.curtail_controls: ControlsStore | None = None  # when the config has a [curtailment] section
         self.curtailment: CurtailmentLoop | None = None  # the loop that decides and acts (same condition)
         self.curtail_status: CurtailStatus | None = None  # its latest picture, for the views
+        self.ha: HaCoordinator | None = None  # [ha] enabled: started and stopped by the lock's holder
         self.on_cycle: list[Callable[[CycleStats], None]] = []  # called after every poll cycle
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -131,6 +133,9 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Open storage (migrations applied), load the inventory, start polling and the periodic jobs."""
+        if self._ha_delegates():  # standby: the rest runs when this instance takes the HA lock
+            await self.ha.start()  # type: ignore[union-attr]
+            return
         if self.started:
             return
         inventory: list[InventoryRow] = []
@@ -168,6 +173,9 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
 
     async def stop(self) -> None:
         """Finish (or time out) polls in flight, write what is pending, close everything."""
+        if self._ha_delegates():  # stops what runs, then frees the HA lock
+            await self.ha.stop()  # type: ignore[union-attr]
+            return
         if not self.started:
             return
         self.started = False
@@ -251,6 +259,8 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
     def progressing(self, now: float | None = None) -> bool:
         """Whether poll cycles are making progress (for the systemd watchdog and /healthz)."""
         now = time.time() if now is None else now
+        if self.ha is not None and not self.ha.active:
+            return self.ha.progressing()
         p = self.config.polling
         return (
             self._task is not None
@@ -259,6 +269,8 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         )
 
     def status_line(self) -> str:
+        if self.ha is not None and not self.ha.active:
+            return self.ha.status_line()
         st = self.state
         n = len(st.miners)
         line = f"{st.up()} up, {st.down()} down of {n} miners"
@@ -279,6 +291,16 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
             later.append("api.listen")
         if config.mqtt != old.mqtt:
             later.append("mqtt")
+        if config.ha != old.ha:
+            later.append("ha")
+        if self.ha is not None and not self.started:  # standby: the new file applies at takeover
+            self.config = config.model_copy(update={"ha": old.ha})
+            logging.getLogger("fleetd").setLevel(_LEVELS[config.logging.level])
+            log.info(
+                "configuration reloaded (standby)"
+                + (f"; restart to apply {', '.join(later)}" if later else "")
+            )
+            return later
         wanted = self._targets(config)  # may raise (an unreadable secret) before anything changes
         self.config = config
         self.poller.polling = config.polling
@@ -334,6 +356,44 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
             return
         self.mqtt = pub
         self.on_cycle.append(pub.on_cycle)
+
+    # --- high availability (fleetd.daemon.ha) --------------------------------------------------------------
+    def _ha_delegates(self) -> bool:
+        """Whether start()/stop() go through the HA coordinator (which calls them back itself)."""
+        if self.ha is None and self.config.ha.enabled:
+            from fleetd.daemon.ha import HaCoordinator
+
+            self.ha = HaCoordinator(self, self.config.ha, self.config.storage_url(self.state_dir))
+        return self.ha is not None and not self.ha.in_control
+
+    def may_command(self) -> bool:
+        """Whether a power command may go out now: no HA pair, or this instance's lock confirmed recently."""
+        return self.ha is None or self.ha.may_command()
+
+    async def stop_polling_now(self) -> None:
+        """HA step-down: end the poll loop (and what runs after its cycles) at once, polls in flight cut."""
+        self.poller.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def fresh_state(self) -> None:
+        """HA standby: no stale miners shown or exported; a takeover starts again from storage."""
+        self.state = FleetState()
+        self.rollups = Rollups(
+            self._max_gap(self.config), power_of=self.power_estimate, prices_at=self._prices_at
+        )
+        self.poller = Poller(
+            self.state,
+            self.config.polling,
+            on_event=self.emit,
+            on_identity=self._identity_seen,
+            on_sample=self.rollups.sample,
+            driver_state_dir=self.state_dir / DRIVER_STATE_SUBDIR,
+        )
+        self.health = None
 
     # --- reading back --------------------------------------------------------------------------------------
     def miner(self, miner_id: str) -> MinerRecord | None:

@@ -266,6 +266,12 @@ class CurtailmentLoop:
         else:
             self._dry_sent.clear()
         step = plan_step(self.plan.decisions, states, self.views, cfg, now)
+        if enforce and step.commands and not self.d.may_command():
+            # HA: this instance's lock is not confirmed right now; the active one (or this one, once
+            # confirmed) sends them. A command must never go out from two instances.
+            self._waiting = {c.miner_id: "standby" for c in step.commands}
+            self._next_step = now + 1.0
+            return
         dry = self._dry_sent
         self._waiting = {m: "dry run" if w == "in flight" and m in dry else w for m, w in step.waiting}
         if not step.commands:

@@ -38,6 +38,9 @@ class EventKind(StrEnum):
     CURTAIL_UNRESPONSIVE = "curtail_unresponsive"  # retries exhausted: flagged, retried less often
     CURTAIL_FAILSAFE = "curtail_failsafe"  # the fail-safe started or ended (stale prices, lost control)
     CURTAIL_NOT_CONTROLLABLE = "curtail_not_controllable"  # a decision the miner's driver cannot carry out
+    # high availability (fleetd.daemon.ha)
+    HA_ACTIVE = "ha_active"  # this instance took the lock and polls
+    HA_STANDBY = "ha_standby"  # this instance lost the lock and stopped polling and commanding
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "fleetd_mqtt_published_messages_total": ("counter", "MQTT messages handed to the broker connection"),
     "fleetd_mqtt_dropped_messages_total": ("counter", "MQTT messages dropped (queue full, not connected)"),
     "fleetd_metrics_render_seconds": ("gauge", "Time the previous rendering of this output took"),
+    "fleetd_ha_role": ("gauge", "HA pair ([ha]): 1 for the role this instance holds, active or standby"),
+    "fleetd_ha_last_heartbeat_timestamp_seconds": (
+        "gauge",
+        "HA: Unix time the active last confirmed its lock",
+    ),
     "fleetd_health_findings": ("gauge", "Active health findings by code, component and severity"),
     "fleetd_health_miners_with_findings": ("gauge", "Miners with at least one active finding of a severity"),
     "fleetd_health_miner_findings": (
@@ -145,6 +150,7 @@ class Extras:
     overruns: int | None = None
     storage: tuple[bool, int, int, int] | None = None  # up, queue depth, dropped, unstored
     mqtt: tuple[bool, int, int, int] | None = None  # connected, queue depth, published, dropped
+    ha: tuple[str, float | None] | None = None  # role, last heartbeat; None without [ha]
     currency: str = ""
     prices: list[tuple[str, float | None, float | None, bool]] = field(default_factory=list)
     # (code, component, severity) -> count; miner -> [(code, subject, severity)]
@@ -370,6 +376,10 @@ def chunks(
         add("fleetd_mqtt_published_messages_total", "", published)
         add("fleetd_mqtt_dropped_messages_total", "", dropped)
     add("fleetd_metrics_render_seconds", "", render_s)
+    if ex.ha is not None:
+        for role in ("active", "standby"):
+            add("fleetd_ha_role", f'role="{role}"', ex.ha[0] == role)
+        add("fleetd_ha_last_heartbeat_timestamp_seconds", "", ex.ha[1])
     if ex.health is not None:
         _health_lines(add, *ex.health)
     if ex.warnings is not None:
@@ -489,6 +499,9 @@ class Exporter:
         ex.curtail = getattr(d, "curtail_status", None)
         if ex.curtail is not None:
             ex.curtail_rules = prometheus_curtail.rule_names(d.config)
+        ha = getattr(d, "ha", None)
+        if ha is not None:
+            ex.ha = (ha.role.value, ha.last_heartbeat_at)
         eco = d.economics
         if eco is not None:
             ex.currency = eco.config.currency
@@ -532,6 +545,7 @@ class Exporter:
             cycle = state.last_cycle
             key = (id(state), cycle.ended_at if cycle else None, len(state.miners), per_miner, components)
             key += (getattr(self.daemon, "curtail_status", None),)  # a new one after every pass
+            key += (getattr(getattr(self.daemon, "ha", None), "role", None),)  # HA role changes show at once
             now = time.time()
             if self._cache is not None and self._cache[0] == key and now - self._cache[1] < cache_s:
                 return self._cache[2]

@@ -42,7 +42,9 @@ def test_render_has_every_family_and_promtool_accepts_it() -> None:
     daemon_only = {
         n
         for n in FAMILIES
-        if n.startswith(("fleetd_storage", "fleetd_mqtt", "fleetd_cycles_total", "fleetd_health"))
+        if n.startswith(
+            ("fleetd_storage", "fleetd_mqtt", "fleetd_cycles_total", "fleetd_health", "fleetd_ha_")
+        )
     }
     daemon_only |= {"fleetd_cycle_overruns_total", "fleetd_economics_info", "fleetd_price_age_seconds"}
     daemon_only |= {"fleetd_price_stale", "fleetd_hashprice_per_petahash_day"}
