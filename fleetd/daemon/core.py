@@ -175,6 +175,7 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         """Finish (or time out) polls in flight, write what is pending, close everything."""
         if self._ha_delegates():  # stops what runs, then frees the HA lock
             await self.ha.stop()  # type: ignore[union-attr]
+            self._stop.set()  # wait() returns, also for a standby that never polled
             return
         if not self.started:
             return
