@@ -37,7 +37,9 @@ def fixture_text(name: str) -> str:
 def loopback_host(block: int) -> str:
     """A fresh 127.<block>.x.y address; each test area uses its own block number."""
     n = next(_next_host)
-    return f"127.{block}.{(n >> 8) & 0xFF}.{n & 0xFF or 1}"
+    while n & 0xFF == 0:  # .0 is skipped (not taken as .1, which the next call hands out)
+        n = next(_next_host)
+    return f"127.{block}.{(n >> 8) & 0xFF}.{n & 0xFF}"
 
 
 def require_service(name: str, host: str, port: int) -> None:
