@@ -26,6 +26,16 @@ __all__ = [
 ]
 
 _TH = 1e12  # H/s in one TH/s
+_AGGREGATES = {
+    "temperature_avg",
+    "efficiency",
+    "efficiency_fract",
+    "percent_expected_chips",
+    "percent_expected_hashrate",
+    "percent_expected_wattage",
+    "nominal",
+    "total_chips",
+}
 # pyasic's mining_mode.mode -> ours; tuning modes run at normal clocks with a target.
 _MODES = {
     "normal": Mode.NORMAL,
@@ -59,7 +69,8 @@ def as_mapping(data: Any) -> Mapping[str, Any]:
     dump = getattr(data, "model_dump_json", None)
     if dump is None:
         raise TypeError(f"expected pyasic MinerData or its JSON form, got {type(data).__name__}")
-    out = json.loads(dump())
+    # pyasic's own aggregates are not used, and round(inf) in them would fail the whole dump.
+    out = json.loads(dump(exclude=_AGGREGATES, warnings=False))  # type drift (int fields holding floats)
     if not isinstance(out, dict):
         raise TypeError("MinerData did not dump to a JSON object")
     return out
@@ -147,7 +158,7 @@ def snapshot_from_data(data: Any, *, polled_at: float = 0.0) -> Snapshot:
     temps = [t for b in boards for t in (b.chip_temp_c, b.board_temp_c) if t is not None]
     env = _num(d.get("env_temp"))
     psu: dict[str, Any] = {}
-    if (fan_psu := _int(d.get("fan_psu"))) is not None:
+    if (fan_psu := _fan_psu(d.get("fan_psu"))) is not None:
         psu["fan_rpm"] = fan_psu
     if (volts := _num(d.get("voltage"))) is not None:
         psu["output_voltage_v"] = volts
@@ -232,6 +243,13 @@ def _fault(e: Mapping[str, Any]) -> Fault:
     low = message.lower()
     component = next((c for words, c in _COMPONENTS if any(w in low for w in words)), Component.OTHER)
     return Fault("" if code is None else str(code), message, component)
+
+
+def _fan_psu(v: Any) -> int | None:
+    """The PSU fan's RPM: a number, or (btminer v3 backends) a list of fans."""
+    if isinstance(v, list):
+        v = v[0].get("speed") if v and isinstance(v[0], Mapping) else None
+    return _int(v)
 
 
 def _mode(d: Mapping[str, Any]) -> Mode:
