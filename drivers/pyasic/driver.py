@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -48,20 +49,29 @@ _DEFAULT_PORTS = {"api_port": 4028, "web_port": 80}
 
 
 def pyasic_missing() -> str:
-    """Why the pyasic driver cannot run here ("" when pyasic imports)."""
+    """Why the pyasic driver cannot run here ("" when pyasic is installed); cheap: nothing is imported."""
     try:
-        _pyasic()
-    except ImportError as exc:
-        return f"the pyasic driver needs pyasic ({exc.name or 'pyasic'} is not installed); {INSTALL_HINT}"
+        spec = importlib.util.find_spec("pyasic")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return f"the pyasic driver needs pyasic, which is not installed; {INSTALL_HINT}"
     return ""
 
 
+_quiet = False
+
+
 def _pyasic() -> Any:
+    """pyasic, imported on first use (about a second of imports that fleetd without it never pays)."""
+    global _quiet
     module = importlib.import_module("pyasic")
-    # pyasic warns about unknown chip counts per miner object and its dependencies about deprecations;
-    # neither is fleetd's to act on.
-    warnings.filterwarnings("ignore", module=r"pyasic(\.|$)")
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"passlib(\.|$)")
+    if not _quiet:
+        # pyasic warns about unknown chip counts per miner object and its dependencies about
+        # deprecations; neither is fleetd's to act on.
+        warnings.filterwarnings("ignore", module=r"pyasic(\.|$)")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"passlib(\.|$)")
+        _quiet = True
     return module
 
 
@@ -117,7 +127,14 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
             return self._miner
         if missing := pyasic_missing():
             raise UnsupportedError(missing, host=self.host, command="pyasic")
-        pyasic = _pyasic()
+        try:
+            pyasic = _pyasic()
+        except ImportError as exc:
+            raise UnsupportedError(
+                f"pyasic is installed but does not import ({exc}); {INSTALL_HINT}",
+                host=self.host,
+                command="pyasic",
+            ) from None
         miner = await self._call("get_miner", pyasic.get_miner(self.host))
         if miner is None or getattr(miner, "make", None) is None:
             if not required:
