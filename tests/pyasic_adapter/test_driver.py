@@ -178,3 +178,28 @@ async def test_probe_cli_with_driver_pyasic(start: Start, capsys: pytest.Capture
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["identity"]["driver"] == "pyasic" and out["snapshot"]["hashrate_ths"] > 0
+
+
+class _Client:
+    def __init__(self, port: int) -> None:
+        self.port, self.pwd, self.username = port, None, None
+
+
+def test_configured_login_and_ports_reach_pyasic_clients() -> None:
+    from types import SimpleNamespace
+
+    from fleetd.drivers.base import Credentials, Login
+
+    miner = SimpleNamespace(make="WhatsMiner", rpc=_Client(4028), web=_Client(80))
+    creds = Credentials(vendors={"whatsminer": Login(None, "pw")})
+    PyasicDriver(Endpoint("10.0.0.1", api_port=14028, web_port=8080, credentials=creds))._configure(miner)
+    assert (miner.rpc.pwd, miner.rpc.port, miner.web.pwd, miner.web.port) == ("pw", 14028, "pw", 8080)
+
+    other = SimpleNamespace(make="Goldshell", rpc=_Client(4028), web=_Client(80))
+    creds = Credentials(vendors={"pyasic": Login("admin", "p2")})
+    PyasicDriver(Endpoint("10.0.0.2", credentials=creds))._configure(other)
+    assert (other.web.username, other.web.pwd, other.rpc.pwd, other.rpc.port) == ("admin", "p2", "p2", 4028)
+
+    untouched = SimpleNamespace(make="AntMiner", rpc=_Client(4028), web=_Client(80))
+    PyasicDriver(Endpoint("10.0.0.3"))._configure(untouched)  # nothing set: pyasic keeps its defaults
+    assert untouched.web.pwd is None and untouched.rpc.pwd is None
