@@ -46,6 +46,26 @@ __all__ = ["INSTALL_HINT", "PyasicDriver", "pyasic_missing"]
 INSTALL_HINT = "install the optional extra: pip install 'fleetd[pyasic]'"
 RAW_KEY = "pyasic_get_data"  # raw_responses' key: MinerData's JSON form, passwords blanked
 _DEFAULT_PORTS = {"api_port": 4028, "web_port": 80}
+# pyasic's DataOptions (by value): the identity items are read on the first poll and then every
+# IDENTITY_REFRESH_S, other polls read telemetry only (a third less CPU per Antminer poll); the fault
+# light is never read (fleetd does not use it).
+IDENTITY_REFRESH_S = 600.0
+IDENTITY_ITEMS = ("serial_number", "psu_serial_number", "mac", "api_ver", "fw_ver", "hostname")
+TELEMETRY_ITEMS = (
+    "hashrate",
+    "expected_hashrate",
+    "hashboards",
+    "env_temp",
+    "wattage",
+    "wattage_limit",
+    "fans",
+    "fan_psu",
+    "errors",
+    "is_mining",
+    "uptime",
+    "config",
+    "pools",
+)
 
 
 def pyasic_missing() -> str:
@@ -86,7 +106,7 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
         '`driver = "pyasic"` or `[drivers] pyasic_fallback`)'
     )
     models = ("models no native driver claims",)
-    reads = "pyasic `get_data` per poll (its own RPC and web requests)"
+    reads = "pyasic `get_data` per poll (its own RPC and web requests); identity items every 10 min"
     controls = (
         "sleep/wake: pyasic `stop_mining`/`resume_mining`; power limit: `set_power_limit`; "
         "each verified by fleetd's re-read"
@@ -97,6 +117,8 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self._miner: Any = None
+        self._identity_items: dict[str, Any] = {}  # the last identity items read, merged into later polls
+        self._identity_due = 0.0  # time.monotonic() of the next read of the identity items
 
     @classmethod
     def missing(cls) -> str:
@@ -187,12 +209,21 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
 
     # --- reading -------------------------------------------------------------------------------
 
-    async def _data(self) -> Mapping[str, Any]:
+    async def _data(self, *, full: bool = False) -> Mapping[str, Any]:
+        """One get_data: everything when `full`, else telemetry plus (when due) the identity items."""
         miner = await self._find()
-        data = as_mapping(await self._call("get_data", miner.get_data()))
+        refresh = full or time.monotonic() >= self._identity_due
+        include = None if full else [*TELEMETRY_ITEMS, *(IDENTITY_ITEMS if refresh else ())]
+        data = as_mapping(await self._call("get_data", miner.get_data(include=include)))
         if not has_telemetry(data):
             raise UnreachableError("pyasic read nothing from the miner", host=self.host, command="get_data")
-        return data
+        if refresh:
+            got = {k: data.get(k) for k in IDENTITY_ITEMS if data.get(k) not in (None, "")}
+            self._identity_items.update(got)
+            if got.get("mac") or got.get("serial_number"):
+                self._identity_due = time.monotonic() + IDENTITY_REFRESH_S
+        missing = {k: v for k, v in self._identity_items.items() if data.get(k) in (None, "")}
+        return {**data, **missing} if missing else data
 
     async def read(self) -> Reading:
         data = await self._data()
@@ -207,7 +238,7 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
         return (await self.read()).snapshot
 
     async def raw_responses(self) -> dict[str, Any]:
-        return {RAW_KEY: redacted(await self._data())}
+        return {RAW_KEY: redacted(await self._data(full=True))}
 
     @classmethod
     def parse_responses(

@@ -203,3 +203,13 @@ def test_configured_login_and_ports_reach_pyasic_clients() -> None:
     untouched = SimpleNamespace(make="AntMiner", rpc=_Client(4028), web=_Client(80))
     PyasicDriver(Endpoint("10.0.0.3"))._configure(untouched)  # nothing set: pyasic keeps its defaults
     assert untouched.web.pwd is None and untouched.rpc.pwd is None
+
+
+async def test_later_polls_keep_the_identity_read_on_the_first(start: Start) -> None:
+    """Polls between identity refreshes read telemetry only; the identity must not look changed."""
+    _, ep = await start(S19PRO)
+    drv = PyasicDriver(ep)
+    first = await drv.read()
+    assert first.identity.mac and first.identity.serial and first.identity.firmware
+    second = await drv.read()
+    assert second.identity == first.identity and second.snapshot.hashrate_ths
