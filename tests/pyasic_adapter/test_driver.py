@@ -10,6 +10,7 @@ from fleetd.drivers import detection_classes, driver_class, driver_classes, iden
 from fleetd.drivers.antminer import AntminerDriver
 from fleetd.drivers.base import Endpoint
 from fleetd.drivers.pyasic import PyasicDriver
+from fleetd.drivers.pyasic.driver import RAW_KEY
 from fleetd.drivers.pyasic.parse import identity_from_data, snapshot_from_data
 from fleetd.drivers.whatsminer import WhatsminerDriver
 
@@ -213,3 +214,38 @@ async def test_later_polls_keep_the_identity_read_on_the_first(start: Start) -> 
     assert first.identity.mac and first.identity.serial and first.identity.firmware
     second = await drv.read()
     assert second.identity == first.identity and second.snapshot.hashrate_ths
+
+
+async def test_scan_with_pyasic_fallback(
+    start: Start, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    _, ep = await start(M50S)
+    code = await asyncio.to_thread(main, ["scan", ep.host, "--json", "--pyasic-fallback", "--timeout", "3"])
+    assert code == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["driver"] == "whatsminer"  # native drivers still come first
+    assert "pyasic" in [c.name for c in detection_classes()]
+    monkeypatch.setitem(sys.modules, "pyasic", None)
+    assert main(["scan", ep.host, "--pyasic-fallback"]) == 2
+    assert "fleetd[pyasic]" in capsys.readouterr().err
+
+
+async def test_dump_device_records_what_the_parser_reads(
+    start: Start, tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+    from pathlib import Path
+
+    _, ep = await start(M50S)
+    args = ["dump-device", ep.host, "--driver", "pyasic", "--out", str(tmp_path), "--name", "cap"]
+    assert await asyncio.to_thread(main, args) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err
+    folder = Path(str(tmp_path)) / "cap"
+    raw = json.loads((folder / f"{RAW_KEY}.json").read_text())
+    text = json.dumps(raw)
+    assert ep.host not in text and "fleetd_sim" not in text  # IPs and pool users redacted
+    reading = PyasicDriver.parse_responses({RAW_KEY: raw})
+    assert reading.snapshot.hashrate_ths and reading.identity.model == "Whatsminer M50S VH50"
