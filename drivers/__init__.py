@@ -38,6 +38,7 @@ __all__ = [
     "driver_class",
     "driver_classes",
     "identify",
+    "unavailable_drivers",
     "use_fallbacks",
 ]
 
@@ -72,6 +73,11 @@ def driver_classes() -> list[type[Driver]]:
 def detection_classes() -> list[type[Driver]]:
     """The drivers detection tries, in order: fallback-only ones only when enabled (`use_fallbacks`)."""
     return [c for c in driver_classes() if not c.fallback_only or c.name in _FALLBACKS]
+
+
+def unavailable_drivers() -> dict[str, str]:
+    """Registered drivers that cannot run here (an optional dependency absent): name -> why."""
+    return {cls.name: why for cls in _imported() if (why := cls.missing())}
 
 
 def _imported() -> list[type[Driver]]:

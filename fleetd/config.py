@@ -505,9 +505,9 @@ def _check_ha(cfg: Config) -> list[str]:
 def _check_optional_drivers(cfg: Config, targets: list[tuple[str, _Target]]) -> list[str]:
     """A driver configured or enabled whose optional dependency is absent (e.g. pyasic) is an error."""
     try:
-        from fleetd.drivers import _imported
+        from fleetd.drivers import unavailable_drivers
 
-        missing = {c.name: why for c in _imported() if (why := c.missing())}
+        missing = unavailable_drivers()
     except Exception:  # drivers under construction must not break config validation
         return []
     errors = [f"{where}.driver: {missing[t.driver]}" for where, t in targets if t.driver in missing]
