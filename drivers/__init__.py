@@ -34,9 +34,12 @@ __all__ = [
     "SupportsSleep",
     "Timeouts",
     "detect",
+    "detection_classes",
     "driver_class",
     "driver_classes",
     "identify",
+    "unavailable_drivers",
+    "use_fallbacks",
 ]
 
 # Detection order: most specific first; the generic CGMiner driver answers for anything that
@@ -48,12 +51,36 @@ _REGISTRY: tuple[str, ...] = (
     "avalon:AvalonDriver",
     "vnish:VNishDriver",
     "whatsminer:WhatsminerDriver",
+    # Optional (pyasic installed) and fallback-only: detection tries it only when enabled.
+    "pyasic:PyasicDriver",
     "cgminer:CGMinerDriver",
 )
+# Fallback-only drivers detection may try (`use_fallbacks`; the daemon sets it from [drivers]).
+_FALLBACKS: set[str] = set()
+
+
+def use_fallbacks(names: set[str] | frozenset[str]) -> None:
+    """Let detection try these fallback-only drivers (e.g. {"pyasic"}); an empty set turns them off."""
+    _FALLBACKS.clear()
+    _FALLBACKS.update(names)
 
 
 def driver_classes() -> list[type[Driver]]:
     """The registered driver classes that are present, in detection order."""
+    return [cls for cls in _imported() if not cls.missing()]
+
+
+def detection_classes() -> list[type[Driver]]:
+    """The drivers detection tries, in order: fallback-only ones only when enabled (`use_fallbacks`)."""
+    return [c for c in driver_classes() if not c.fallback_only or c.name in _FALLBACKS]
+
+
+def unavailable_drivers() -> dict[str, str]:
+    """Registered drivers that cannot run here (an optional dependency absent): name -> why."""
+    return {cls.name: why for cls in _imported() if (why := cls.missing())}
+
+
+def _imported() -> list[type[Driver]]:
     out: list[type[Driver]] = []
     for entry in _REGISTRY:
         mod, cls = entry.split(":")
@@ -68,8 +95,10 @@ def driver_classes() -> list[type[Driver]]:
 
 
 def driver_class(name: str) -> type[Driver]:
-    for cls in driver_classes():
+    for cls in _imported():
         if cls.name == name:
+            if why := cls.missing():
+                raise KeyError(f"driver {name!r} is unavailable: {why}")
             return cls
     raise KeyError(f"unknown driver {name!r}; known: {', '.join(c.name for c in driver_classes())}")
 
@@ -103,7 +132,7 @@ async def identify(endpoint: Endpoint) -> Detection:
     neither port accepts a connection no driver is asked at all. Other drivers `probe` only when every
     driver ahead of them has passed, so a miner already identified waits for nothing further down.
     """
-    classes = driver_classes()
+    classes = detection_classes()
     # CGMiner-family drivers (fleetd.drivers.cgminer.VersionProbe) decide from a `version` reply.
     shared = any(hasattr(c, "from_version") for c in classes)
     others = not all(hasattr(c, "from_version") for c in classes)

@@ -119,6 +119,8 @@ class Driver(abc.ABC):
     models: ClassVar[tuple[str, ...]] = ()  # the models or families it is meant for
     reads: ClassVar[str] = ""  # what a poll reads
     controls: ClassVar[str] = ""  # how each capability is carried out
+    # Detection tries it only when enabled (fleetd.drivers.use_fallbacks, e.g. [drivers] pyasic_fallback).
+    fallback_only: ClassVar[bool] = False
     # Where the driver may keep what must outlive the process (the CLI and the daemon set it); None: memory.
     state_dir: Path | None = None
 
@@ -128,6 +130,11 @@ class Driver(abc.ABC):
     @property
     def host(self) -> str:
         return self.endpoint.host
+
+    @classmethod
+    def missing(cls) -> str:
+        """Why the driver cannot run here (an optional dependency absent), or "" when it can."""
+        return ""
 
     @classmethod
     @abc.abstractmethod

@@ -219,6 +219,16 @@ class PollingConfig(_Model):
     redetect_after: int = Field(3, ge=1)  # consecutive failures before the driver is detected again
 
 
+class DriversConfig(_Model):
+    """Driver selection beyond each miner's own `driver`."""
+
+    pyasic_fallback: bool = False  # detection tries the pyasic adapter for models no native driver claims
+
+    def fallbacks(self) -> frozenset[str]:
+        """The fallback-only drivers detection may try (fleetd.drivers.use_fallbacks)."""
+        return frozenset({"pyasic"} if self.pyasic_fallback else ())
+
+
 class StorageConfig(_Model):
     url: str = ""  # empty: SQLite file fleetd.db in the state directory
     queue_size: int = Field(100_000, ge=100)
@@ -371,6 +381,7 @@ class Config(_Model):
     # Validated by fleetd.curtail.config.CurtailmentConfig; `curtailment_config()` returns the model.
     curtailment: dict[str, Any] | None = None
     ha: HaConfig = HaConfig()  # off unless [ha] enabled = true
+    drivers: DriversConfig = DriversConfig()  # fallback-only drivers stay off unless enabled here
 
     def curtailment_config(self) -> Any:
         """The validated [curtailment] section (a CurtailmentConfig), or None when there is none."""
@@ -465,6 +476,7 @@ def _check(cfg: Config, *, secrets: bool = True) -> list[str]:
             except ValueError as exc:
                 errors.append(f"{where}: {exc}")
     errors += _check_ha(cfg)
+    errors += _check_optional_drivers(cfg, targets)
     if cfg.economics is not None:
         errors += _check_economics(cfg.economics, secrets=secrets)
     if cfg.curtailment is not None:
@@ -487,6 +499,20 @@ def _check_ha(cfg: Config) -> list[str]:
             f"ha.takeover_s: must be at least 4 x heartbeat_s ({4 * ha.heartbeat_s:g}), so that the active "
             f"steps down before the database frees its lock; got {ha.takeover_s:g}"
         )
+    return errors
+
+
+def _check_optional_drivers(cfg: Config, targets: list[tuple[str, _Target]]) -> list[str]:
+    """A driver configured or enabled whose optional dependency is absent (e.g. pyasic) is an error."""
+    try:
+        from fleetd.drivers import unavailable_drivers
+
+        missing = unavailable_drivers()
+    except Exception:  # drivers under construction must not break config validation
+        return []
+    errors = [f"{where}.driver: {missing[t.driver]}" for where, t in targets if t.driver in missing]
+    if cfg.drivers.pyasic_fallback and "pyasic" in missing:
+        errors.append(f"drivers.pyasic_fallback: {missing['pyasic']}")
     return errors
 
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from fleetd.cli import CLIError
 from fleetd.cli.argtypes import port, seconds
 from fleetd.discovery import TargetError, parse_host
-from fleetd.drivers import Credentials, Driver, Endpoint, Timeouts, detect, driver_class, driver_classes
+from fleetd.drivers import Credentials, Driver, Endpoint, Timeouts, detect, detection_classes, driver_class
 from fleetd.model import Identity
 from fleetd.transport.errors import (
     AuthError,
@@ -120,7 +120,7 @@ def _with_state(driver: Driver) -> Driver:
 
 async def _why_undetected(ep: Endpoint) -> Exception:
     """Ask each driver again to learn why none claimed the host, and return the most telling error."""
-    classes = driver_classes()
+    classes = detection_classes()
     results = await asyncio.gather(*(c.probe(ep) for c in classes), return_exceptions=True)
     errors = [r for r in results if isinstance(r, DeviceError)]
     for kind in _ERROR_RANK:

@@ -61,6 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_connection_args(p)
     p.add_argument("--no-hashrate", action="store_true", help="identify only; skip the telemetry read")
     p.add_argument(
+        "--pyasic-fallback",
+        action="store_true",
+        help="let pyasic identify what no native driver claims (needs the extra fleetd[pyasic])",
+    )
+    p.add_argument(
         "--force", action="store_true", help=f"allow scans of more than {MAX_ADDRESSES:,} addresses"
     )
     p.set_defaults(func=main)
@@ -71,6 +76,13 @@ def main(args: argparse.Namespace) -> int:
         targets = parse_targets(args.targets, force=args.force)
     except TargetError as exc:
         raise CLIError(str(exc)) from None
+    if args.pyasic_fallback:
+        from fleetd.drivers import use_fallbacks
+        from fleetd.drivers.pyasic import pyasic_missing
+
+        if why := pyasic_missing():
+            raise CLIError(f"--pyasic-fallback: {why}")
+        use_fallbacks(frozenset({"pyasic"}))
     concurrency = _fit_concurrency(args.concurrency)
     progress = Progress(len(targets)) if stderr_is_tty() else None
     # On a terminal each miner is shown as soon as it is found; into a pipe, sorted at the end.

@@ -10,7 +10,7 @@ from fleetd.daemon.events import Event, EventKind
 from fleetd.daemon.poller import MinerTarget, Poller
 from fleetd.daemon.rollups import Rollups
 from fleetd.daemon.state import FleetState, Labels
-from fleetd.drivers import Endpoint, Timeouts
+from fleetd.drivers import Endpoint, Timeouts, use_fallbacks
 
 if TYPE_CHECKING:
     from fleetd.storage.store import InventoryRow
@@ -63,6 +63,7 @@ class Targets:
         return wanted
 
     def _apply_targets(self, config: Config, wanted: dict[str, MinerTarget], *, initial: bool) -> None:
+        use_fallbacks(config.drivers.fallbacks())  # process-wide: which fallback-only drivers detection tries
         current = self.poller.targets()
         for mid in current:
             if mid in wanted:

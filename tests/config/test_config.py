@@ -194,6 +194,7 @@ def test_example_documents_every_key() -> None:
         ApiConfig,
         CredentialsConfig,
         DiscoveryConfig,
+        DriversConfig,
         HaConfig,
         LoggingConfig,
         PollingConfig,
@@ -203,7 +204,7 @@ def test_example_documents_every_key() -> None:
 
     text = (ROOT / "config" / "fleetd.example.toml").read_text()
     models = [Config, ApiConfig, PollingConfig, StorageConfig, LoggingConfig, SiteConfig, CredentialsConfig]
-    models += [MinerConfig, DiscoveryConfig, HaConfig]
+    models += [MinerConfig, DiscoveryConfig, HaConfig, DriversConfig]
     missing = [
         f"{m.__name__}.{name}"
         for m in models
