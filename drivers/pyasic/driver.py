@@ -219,6 +219,10 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
             raise UnreachableError("pyasic read nothing from the miner", host=self.host, command="get_data")
         if refresh:
             got = {k: data.get(k) for k in IDENTITY_ITEMS if data.get(k) not in (None, "")}
+            before = self._identity_items.get("mac")
+            if before and got.get("mac") and got["mac"] != before:
+                # Another machine behind the address: pyasic's object is model-specific, find it again.
+                self._miner, self._identity_items = None, {}
             self._identity_items.update(got)
             if got.get("mac") or got.get("serial_number"):
                 self._identity_due = time.monotonic() + IDENTITY_REFRESH_S

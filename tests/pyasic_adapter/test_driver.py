@@ -249,3 +249,16 @@ async def test_dump_device_records_what_the_parser_reads(
     assert ep.host not in text and "fleetd_sim" not in text  # IPs and pool users redacted
     reading = PyasicDriver.parse_responses({RAW_KEY: raw})
     assert reading.snapshot.hashrate_ths and reading.identity.model == "Whatsminer M50S VH50"
+
+
+async def test_another_machine_behind_the_address_is_found_again(start: Start) -> None:
+    _, ep = await start(M50S)
+    drv = PyasicDriver(ep)
+    await drv.read()
+    found = drv._miner
+    drv._identity_items["mac"] = "00:00:00:00:00:01"  # as if the last refresh had read another MAC
+    drv._identity_due = 0.0
+    reading = await drv.read()
+    assert drv._miner is None and reading.identity.mac != "00:00:00:00:00:01"
+    await drv.read()
+    assert drv._miner is not None and drv._miner is not found
