@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from fleetd.transport.errors import AuthError, DeviceError
+from fleetd.model import Snapshot
+from fleetd.transport.errors import AuthError, DeviceError, NotCompliedError
+from fleetd.transport.timeouts import Timeouts
 
 T = TypeVar("T")
 
@@ -63,3 +65,42 @@ async def until(
         if remaining <= 0:
             return Outcome(False, last, error, loop.time() - t0)
         await asyncio.sleep(min(interval, remaining))
+
+
+async def confirm(
+    read: Callable[[], Awaitable[Snapshot]],
+    ok: Callable[[Snapshot], bool],
+    *,
+    action: str,
+    host: str,
+    timeouts: Timeouts,
+    describe: Callable[[Snapshot], str],
+    by: str = "",
+) -> Snapshot:
+    """Re-read until `ok` holds and return that reading; else NotCompliedError saying what was last seen.
+
+    `describe` renders the last reading for the message ("hashrate 0.00 TH/s, mode sleep"); `by` names
+    who acknowledged the command when it was not the miner itself (" by pyasic").
+    """
+    end = await until(read, ok, deadline=deadline_in(timeouts.verify_s), interval=timeouts.verify_interval_s)
+    if end.ok and end.last is not None:
+        return end.last
+    seen = "no reading"
+    if end.last is not None:
+        seen = describe(end.last)
+    elif end.error is not None:
+        seen = f"last error: {end.error.message}"
+    raise NotCompliedError(
+        f"{action} acknowledged{by} but not in effect after {end.waited(timeouts.verify_s)} ({seen})",
+        host=host,
+        command=action,
+    )
+
+
+def rate(snap: Snapshot) -> str:
+    """ "12.34 TH/s" or "unknown", for verification messages."""
+    return "unknown" if snap.hashrate_ths is None else f"{snap.hashrate_ths:.2f} TH/s"
+
+
+def watts(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:g} W"

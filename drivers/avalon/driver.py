@@ -26,7 +26,6 @@ from fleetd.transport.errors import (
     CommandRejectedError,
     DeviceTimeoutError,
     MalformedReplyError,
-    NotCompliedError,
 )
 
 __all__ = ["SOFT_DELAY_S", "AvalonDriver"]
@@ -142,24 +141,11 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
         return await self._verify(f"workmode {mode.value}", lambda s: s.mode is mode)
 
     async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
-        timeouts = self.endpoint.timeouts
-        end = await verify.until(
+        return await verify.confirm(
             self.snapshot,
             ok,
-            deadline=verify.deadline_in(timeouts.verify_s),
-            interval=timeouts.verify_interval_s,
-        )
-        if end.ok and end.last is not None:
-            return end.last
-        seen = "no reading"
-        if end.last is not None:
-            snap = end.last
-            rate = "unknown" if snap.hashrate_ths is None else f"{snap.hashrate_ths:.2f} TH/s"
-            seen = f"mode {snap.mode.value}, hashrate {rate}"
-        elif end.error is not None:
-            seen = f"last error: {end.error.message}"
-        raise NotCompliedError(
-            f"{action} acknowledged but not in effect after {end.waited(timeouts.verify_s)} ({seen})",
+            action=action,
             host=self.host,
-            command=action,
+            timeouts=self.endpoint.timeouts,
+            describe=lambda s: f"mode {s.mode.value}, hashrate {verify.rate(s)}",
         )

@@ -36,7 +36,7 @@ from fleetd.drivers.cgminer import VersionProbe, reply_content
 
 from fleetd.model import Identity, Mode, Reading, Snapshot
 from fleetd.transport.cgminer import CGMinerAPI
-from fleetd.transport.errors import AuthError, CommandRejectedError, MalformedReplyError, NotCompliedError
+from fleetd.transport.errors import AuthError, CommandRejectedError, MalformedReplyError
 from fleetd.transport.jsonfix import loads_tolerant
 from fleetd.transport.keepalive import KeepAliveHTTP
 
@@ -232,25 +232,11 @@ class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
         return parse_power_target(await self.rest("GET", CONFIG_PATH))
 
     async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
-        timeouts = self.endpoint.timeouts
-        end = await verify.until(
+        return await verify.confirm(
             self._fresh_snapshot,
             ok,
-            deadline=verify.deadline_in(timeouts.verify_s),
-            interval=timeouts.verify_interval_s,
-        )
-        if end.ok and end.last is not None:
-            return end.last
-        seen = "no reading"
-        if end.last is not None:
-            snap = end.last
-            rate = "unknown" if snap.hashrate_ths is None else f"{snap.hashrate_ths:.2f} TH/s"
-            limit = "unknown" if snap.power_limit_w is None else f"{snap.power_limit_w:g} W"
-            seen = f"hashrate {rate}, power target {limit}"
-        elif end.error is not None:
-            seen = f"last error: {end.error.message}"
-        raise NotCompliedError(
-            f"{action} acknowledged but not in effect after {timeouts.verify_s:g} s ({seen})",
+            action=action,
             host=self.host,
-            command=action,
+            timeouts=self.endpoint.timeouts,
+            describe=lambda s: f"hashrate {verify.rate(s)}, power target {verify.watts(s.power_limit_w)}",
         )

@@ -30,7 +30,7 @@ from fleetd.drivers.luxos.parse import (
 
 from fleetd.model import Identity, Mode, Reading, Snapshot
 from fleetd.transport.cgminer import CGMinerAPI
-from fleetd.transport.errors import CommandRejectedError, DeviceError, NotCompliedError
+from fleetd.transport.errors import CommandRejectedError, DeviceError
 
 __all__ = ["LuxOSDriver", "SessionBusyError"]
 
@@ -202,27 +202,13 @@ class LuxOSDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
             return None
 
     async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
-        timeouts = self.endpoint.timeouts
-        end = await verify.until(
+        return await verify.confirm(
             self.snapshot,
             ok,
-            deadline=verify.deadline_in(timeouts.verify_s),
-            interval=timeouts.verify_interval_s,
-        )
-        if end.ok and end.last is not None:
-            return end.last
-        seen = "no reading"
-        if end.last is not None:
-            snap = end.last
-            rate = "unknown" if snap.hashrate_ths is None else f"{snap.hashrate_ths:.2f} TH/s"
-            limit = "unknown" if snap.power_limit_w is None else f"{snap.power_limit_w:g} W"
-            seen = f"hashrate {rate}, profile power {limit}"
-        elif end.error is not None:
-            seen = f"last error: {end.error.message}"
-        raise NotCompliedError(
-            f"{action} acknowledged but not in effect after {end.waited(timeouts.verify_s)} ({seen})",
+            action=action,
             host=self.host,
-            command=action,
+            timeouts=self.endpoint.timeouts,
+            describe=lambda s: f"hashrate {verify.rate(s)}, profile power {verify.watts(s.power_limit_w)}",
         )
 
 

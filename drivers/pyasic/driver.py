@@ -36,7 +36,6 @@ from fleetd.transport.errors import (
     DeviceError,
     DeviceTimeoutError,
     MalformedReplyError,
-    NotCompliedError,
     UnreachableError,
     UnsupportedError,
 )
@@ -303,29 +302,21 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
             return None
 
     async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
-        timeouts = self.endpoint.timeouts
-        end = await verify.until(
+        return await verify.confirm(
             self.snapshot,
             ok,
-            deadline=verify.deadline_in(timeouts.verify_s),
-            interval=timeouts.verify_interval_s,
-        )
-        if end.ok and end.last is not None:
-            return end.last
-        seen = "no reading"
-        if end.last is not None:
-            snap = end.last
-            rate = "unknown" if snap.hashrate_ths is None else f"{snap.hashrate_ths:.2f} TH/s"
-            limit = "unknown" if snap.power_limit_w is None else f"{snap.power_limit_w:g} W"
-            seen = f"hashrate {rate}, power limit {limit}, mode {snap.mode.value}"
-        elif end.error is not None:
-            seen = f"last error: {end.error.message}"
-        raise NotCompliedError(
-            f"{action} acknowledged by pyasic but not in effect after "
-            f"{end.waited(timeouts.verify_s)} ({seen})",
+            action=action,
             host=self.host,
-            command=action,
+            timeouts=self.endpoint.timeouts,
+            describe=lambda s: (
+                f"hashrate {verify.rate(s)}, power limit {verify.watts(s.power_limit_w)}, mode {s.mode.value}"
+            ),
+            by=" by pyasic",
         )
+
+
+def _seen(s: Snapshot) -> str:
+    return f"hashrate {verify.rate(s)}, power limit {verify.watts(s.power_limit_w)}, mode {s.mode.value}"
 
 
 def _hashing(s: Snapshot) -> bool:

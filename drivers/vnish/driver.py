@@ -235,25 +235,13 @@ class VNishDriver(Driver, SupportsSleep, SupportsPowerLimit):
         )
 
     async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
-        timeouts = self.endpoint.timeouts
-        end = await verify.until(
+        return await verify.confirm(
             self._fresh_snapshot,
             ok,
-            deadline=verify.deadline_in(timeouts.verify_s),
-            interval=timeouts.verify_interval_s,
-        )
-        if end.ok and end.last is not None:
-            return end.last
-        seen = "no reading"
-        if end.last is not None:
-            rate = end.last.hashrate_ths
-            seen = f"hashrate {'unknown' if rate is None else f'{rate:.2f} TH/s'}, mode {end.last.mode.value}"
-        elif end.error is not None:
-            seen = f"last error: {end.error.message}"
-        raise NotCompliedError(
-            f"{action} acknowledged but not in effect after {timeouts.verify_s:g} s ({seen})",
+            action=action,
             host=self.host,
-            command=action,
+            timeouts=self.endpoint.timeouts,
+            describe=lambda s: f"hashrate {verify.rate(s)}, mode {s.mode.value}",
         )
 
 
