@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from fleetd.curtail.model import Action, Actual, MinerView, PricePoint, PriceView
 from fleetd.curtail.ramp import ControlState
+from fleetd.curtail.rules.scope import MAX_HASHRATE_THS, MAX_POWER_W, number
 from fleetd.daemon.state import Health, MinerRecord
 from fleetd.economics.hashprice import fee_factor
 from fleetd.economics.unit import catalog_model, is_asleep, unit_hashrate_ths
@@ -67,14 +68,14 @@ def running_figures(rec: MinerRecord, state: ControlState) -> Running | None:
         return None
     if state.actual is Actual.LIMITED or snap.mode in (Mode.LOW, Mode.SLEEP):
         return None
-    hashrate = unit_hashrate_ths(snap)
-    if not hashrate > 0.0:
+    hashrate = number(unit_hashrate_ths(snap), 1e-9, MAX_HASHRATE_THS)  # NaN, inf, garbage: not a figure
+    if hashrate is None:
         return None
     power = snap.power_w
     eco = rec.economics
     if power is None and eco is not None and eco.power_source != "asleep":
         power = eco.power_w
-    return Running(hashrate, power)
+    return Running(hashrate, number(power, 0.0, MAX_POWER_W))
 
 
 def miner_views(

@@ -33,6 +33,7 @@ from fleetd.curtail.ramp import (
     satisfied,
     started,
 )
+from fleetd.curtail.rules.scope import MAX_POWER_W, number
 from fleetd.curtail.status import CurtailStatus, MinerCurtailStatus
 from fleetd.daemon.curtail_inputs import (
     HISTORY_S,
@@ -459,11 +460,10 @@ def _load_kw(d: Daemon) -> float | None:
     """Fleet load now from the last poll: measured power, else the catalog's estimate."""
     total, known = 0.0, False
     for rec in d.state.miners.values():
-        eco = rec.economics
-        if eco is not None and eco.power_w is not None:
-            total += eco.power_w
-            known = True
-        elif rec.snapshot is not None and rec.snapshot.power_w is not None:
-            total += rec.snapshot.power_w
+        eco, snap = rec.economics, rec.snapshot
+        raw = eco.power_w if eco is not None and eco.power_w is not None else snap.power_w if snap else None
+        w = number(raw, 0.0, MAX_POWER_W)  # one miner's absurd figure must not make the fleet's absurd
+        if w is not None:
+            total += w
             known = True
     return round(total / 1000.0, 3) if known else None

@@ -274,3 +274,24 @@ async def test_a_miner_without_sleep_is_reported_not_controllable_never_skipped(
             assert len(said()) == 1
         finally:
             await d.stop()
+
+
+def test_one_miners_absurd_figures_stay_its_own() -> None:
+    """NaN, inf and 1e300 from one miner give no running figures for it and leave the fleet load finite."""
+    from types import SimpleNamespace
+
+    from fleetd.curtail.ramp import ControlState
+    from fleetd.daemon.curtail_inputs import running_figures
+    from fleetd.daemon.curtailment import _load_kw
+    from fleetd.daemon.state import FleetState, Health, MinerRecord
+    from fleetd.model import Mode, Snapshot
+
+    st = FleetState()
+    good = Snapshot(hashrate_ths=100.0, power_w=3000.0, is_mining=True, mode=Mode.NORMAL)
+    for i, (hr, pw) in enumerate([(100.0, 3000.0), (float("nan"), float("inf")), (1e300, 1e300)]):
+        snap = good if i == 0 else Snapshot(hashrate_ths=hr, power_w=pw, is_mining=True, mode=Mode.NORMAL)
+        st.miners[f"m{i}"] = MinerRecord(f"m{i}", f"m{i}", snapshot=snap, health=Health.UP)
+    runs = [running_figures(r, ControlState()) for r in st.miners.values()]
+    assert runs[0] is not None and runs[0].power_w == 3000.0
+    assert runs[1] is None and runs[2] is None
+    assert _load_kw(SimpleNamespace(state=st)) == 3.0  # type: ignore[arg-type]
