@@ -307,6 +307,47 @@ class MqttConfig(_Model):
         return v
 
 
+class FindingsConfig(_Model):
+    """Alert-fatigue control of diagnosis findings (fleetd.health.tracker)."""
+
+    min_duration_s: float = Field(120.0, ge=0)  # held this long before it starts (critical: 2nd sighting)
+    clear_after_s: float = Field(600.0, gt=0)  # absent this long before it clears
+    restart_window_s: float = Field(86_400.0, gt=0)  # self-restarts are counted over this window
+
+
+class TrendsConfig(_Model):
+    """Thresholds of the predictive-maintenance trend job (fleetd.health.trends.TrendRules) and the
+    start/clear hysteresis of its warnings' events."""
+
+    window_h: float = Field(24.0, gt=0, le=24 * 14)
+    min_points: int = Field(6, ge=3)
+    t_min: float = Field(3.0, gt=0)
+    min_group: int = Field(3, ge=2)
+    chip_temp_c_per_day: float = Field(1.5, gt=0)
+    fan_share_per_day: float = Field(0.03, gt=0)
+    hw_errors_ratio: float = Field(2.0, gt=1)
+    hw_errors_min_per_h: float = Field(10.0, ge=0)
+    efficiency_share_per_day: float = Field(0.02, gt=0)
+    board_ratio_per_day: float = Field(0.02, gt=0)
+    restarts: int = Field(3, ge=1)
+    critical_within_h: float = Field(24.0, ge=0)
+    start_after_s: float = Field(1800.0, ge=0)  # seen this long (two hourly runs) before trend_started
+    clear_after_s: float = Field(9000.0, gt=0)  # absent this long (three hourly runs) before trend_cleared
+
+    def rules(self) -> Any:
+        """The detector's TrendRules."""
+        from fleetd.health.trends import TrendRules
+
+        return TrendRules(**self.model_dump(exclude={"start_after_s", "clear_after_s"}))
+
+
+class HealthConfig(_Model):
+    """Miner health (fleetd.health); model limits come from the catalog's [models.<key>.limits]."""
+
+    findings: FindingsConfig = FindingsConfig()
+    trends: TrendsConfig = TrendsConfig()
+
+
 class SiteConfig(_Model):
     name: str
     description: str = ""
@@ -382,6 +423,7 @@ class Config(_Model):
     curtailment: dict[str, Any] | None = None
     ha: HaConfig = HaConfig()  # off unless [ha] enabled = true
     drivers: DriversConfig = DriversConfig()  # fallback-only drivers stay off unless enabled here
+    health: HealthConfig = HealthConfig()
 
     def curtailment_config(self) -> Any:
         """The validated [curtailment] section (a CurtailmentConfig), or None when there is none."""
