@@ -282,6 +282,32 @@ class MetricsConfig(_Model):
     cache_s: float = Field(10.0, ge=0)  # a rendering is reused this long unless a poll cycle ended since
 
 
+def _check_topic(v: str) -> str:
+    if not v or any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/"):
+        raise ValueError("expected a topic without wildcards (+, #) or leading/trailing '/'")
+    return v
+
+
+class HomeAssistantConfig(_Model):
+    """Home Assistant MQTT discovery of fleet and per-site sensors (fleetd.exporters.mqtt_discovery)."""
+
+    enabled: bool = False
+    discovery_prefix: str = "homeassistant"  # Home Assistant's own discovery_prefix setting
+    node_id: str = ""  # the discovery topics' node id; empty: the topic_prefix ([A-Za-z0-9_-] kept)
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        return _check_topic(v)
+
+    @field_validator("node_id")
+    @classmethod
+    def _node(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v):
+            raise ValueError("expected letters, digits, '_' or '-' (at most 64)")
+        return v
+
+
 class MqttConfig(_Model):
     """Publishing fleet and miner state to an MQTT broker after each poll cycle."""
 
@@ -298,13 +324,12 @@ class MqttConfig(_Model):
     keepalive_s: int = Field(30, ge=5, le=3600)
     full_every: int = Field(10, ge=1)  # an unchanged miner's state is republished every this many cycles
     queue_size: int = Field(50_000, ge=100)  # messages waiting for the broker; beyond, new ones are dropped
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()  # off unless enabled
 
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
-        if not v or any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/"):
-            raise ValueError("expected a topic without wildcards (+, #) or leading/trailing '/'")
-        return v
+        return _check_topic(v)
 
 
 class FindingsConfig(_Model):

@@ -198,7 +198,9 @@ def test_example_documents_every_key() -> None:
         FindingsConfig,
         HaConfig,
         HealthConfig,
+        HomeAssistantConfig,
         LoggingConfig,
+        MqttConfig,
         PollingConfig,
         SiteConfig,
         StorageConfig,
@@ -215,6 +217,8 @@ def test_example_documents_every_key() -> None:
         HealthConfig,
         FindingsConfig,
         TrendsConfig,
+        MqttConfig,
+        HomeAssistantConfig,
     ]
     missing = [
         f"{m.__name__}.{name}"
