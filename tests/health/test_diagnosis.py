@@ -56,6 +56,24 @@ def test_whatsminer_psu_capture_gives_psu_faults() -> None:
     assert all(f.component is Component.PSU and f.cause and f.action for f in psu)
 
 
+def test_avalon_board_and_controller_error_codes_become_findings() -> None:
+    folder = DEVICES / "cgminer_avalon_a1566"
+    responses = {
+        f.stem: json.loads(f.read_text()) for f in folder.glob("*.json") if f.name != "manifest.json"
+    }
+    estats = json.dumps(responses["rpc_estats"])
+    assert "ECHU[0 0 0] ECMM[0]" in estats
+    responses["rpc_estats"] = json.loads(estats.replace("ECHU[0 0 0] ECMM[0]", "ECHU[0 512 2048] ECMM[4]"))
+    reading = driver_class("avalon").parse_responses(responses, host="192.0.2.1", polled_at=1.0)
+    out = {f.key: f for f in diagnose(reading.snapshot, vendor="avalon")}
+    for i, code in ((1, 512), (2, 2048)):
+        f = out[f"vendor_error:board {i}"]
+        assert f.component is Component.BOARD and f"error code {code}" in f.cause and "cables" in f.action
+    assert "vendor_error:board 0" not in out
+    mm = out["vendor_error:code ECMM:4"]
+    assert mm.component is Component.CONTROL_BOARD and "controller" in mm.action
+
+
 def test_catalog_limits_reach_the_lookup() -> None:
     lim = LOOKUP("Antminer S19 Pro", "antminer")
     assert (lim.chips_per_board, lim.boards, lim.chip_temp_max_c) == (114, 3, 95.0)
