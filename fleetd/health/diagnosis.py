@@ -280,7 +280,10 @@ def diagnose(
             )
         )
     seen: set[str] = set()
+    fans_failed = any(f.code == "fan_failed" for f in out)
     for fault in snap.errors:
+        if fault.code == "fan_stopped" and fans_failed:  # drivers derive it from the same 0 rpm reading
+            continue
         f = finding_for(fault, vendor)
         if f.key not in seen:
             seen.add(f.key)

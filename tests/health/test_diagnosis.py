@@ -195,3 +195,9 @@ def test_repeated_vendor_codes_are_one_finding() -> None:
     assert codes(snap, vendor="whatsminer") == {"vendor_error:code 110": Severity.CRITICAL}
     web = healthy(errors=(Fault("fans:F1", "fan lost", Component.FAN),))
     assert codes(web, vendor="antminer") == {"vendor_error:code fans:F1": Severity.CRITICAL}
+
+
+def test_a_stopped_fan_is_one_finding_not_also_the_drivers_fault() -> None:
+    fans = (Fan(0, 0), Fan(1, 5800))
+    snap = healthy(fans=fans, errors=(Fault("fan_stopped", "fan 0 stopped", Component.FAN),))
+    assert codes(snap, vendor="antminer") == {"fan_failed:fan 0": Severity.CRITICAL}
