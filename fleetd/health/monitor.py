@@ -203,11 +203,19 @@ class HealthMonitor:
     def export_warnings(
         self,
     ) -> tuple[dict[tuple[str, str, str], int], list[tuple[str, TrendWarning]], float | None, float | None]:
-        """For Prometheus: counts by (code, component, severity), (miner, warning) rows, when, how long."""
+        """For Prometheus: counts by (code, component, severity), (miner, warning) rows, when, how long.
+
+        The last run's warnings, plus started ones its hysteresis still holds (missed by a run or two, not
+        yet cleared), so a trend flickering across its threshold is one steady series an alert's for: sees.
+        """
         kinds: Counter[tuple[str, str, str]] = Counter()
         rows: list[tuple[str, TrendWarning]] = []
         for miner_id, ws in self.warnings.items():
             for w in ws:
-                kinds[(w.code, str(w.component), str(w.severity))] += 1
                 rows.append((miner_id, w))
+        for miner_id, active in self.trend_tracker.all_active().items():
+            now = {w.key for w in self.warnings.get(miner_id, ())}
+            rows += [(miner_id, a.finding) for a in active if a.finding.key not in now]
+        for _, w in rows:
+            kinds[(w.code, str(w.component), str(w.severity))] += 1
         return dict(kinds), rows, self.trends_at, self.trends_duration_s

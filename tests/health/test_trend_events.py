@@ -95,3 +95,18 @@ def test_events_say_what_trend_which_window_how_far_from_the_median_and_time_to_
     (c,) = mon.set_warnings({}, 4 * H)  # three runs without it
     ev = _event(c)
     assert ev.kind is EventKind.TREND_CLEARED and ev.message == "trend fan_rpm_rising cleared"
+
+
+def test_prometheus_keeps_a_started_warning_through_a_missed_run_until_it_clears() -> None:
+    mon = HealthMonitor(None)
+    mon.set_warnings({"m1": [_warning()], "m2": [_warning("m2")]}, 0.0)
+    kinds, rows, _, _ = mon.export_warnings()
+    assert sorted(m for m, _ in rows) == ["m1", "m2"]  # a fresh warning shows at once
+    mon.set_warnings({"m1": [_warning()]}, H)  # m1 started; m2 seen once only
+    mon.set_warnings({}, 2 * H)  # a run that misses m1
+    kinds, rows, _, _ = mon.export_warnings()
+    assert [(m, w.code) for m, w in rows] == [("m1", "fan_rpm_rising")]
+    assert kinds == {("fan_rpm_rising", "fan", "warning"): 1}
+    mon.set_warnings({}, 3 * H)
+    mon.set_warnings({}, 4 * H)  # cleared
+    assert mon.export_warnings()[1] == []
