@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from tests.conftest import require_service, web_port
 from .curtail import status
 from .helpers import ECONOMICS, clear_retained, subnet, until
 from .synthetic import fleet
-from .test_mqtt_curtail import Listener
+from .test_mqtt_curtail import Listener, _wait
 
 BROKER = ("127.0.0.1", 1883)
 REQUIRED = {"name", "unique_id", "state_topic", "value_template", "availability", "device", "state_class"}
@@ -106,7 +107,7 @@ def test_site_states_add_up_to_the_fleet() -> None:
     assert sites["site-0"]["profit_per_day"] > 0
 
 
-def test_republished_on_reconnect_and_on_change_of_sites_gone_ones_removed() -> None:
+def test_republished_on_change_of_sites_gone_ones_removed() -> None:
     st = fleet(30)
     pub = MqttPublisher(_ha(node_id="farm-1"), st)
     pub.on_cycle()
@@ -116,25 +117,12 @@ def test_republished_on_reconnect_and_on_change_of_sites_gone_ones_removed() -> 
     pub.on_cycle()  # nothing changed: site states only
     assert not _configs(pub._pending) and "fleetd/sites/site-0/state" in pub._pending
     pub._pending.clear()
-    pub._on_connect(_Client(), None, None, _Reason(), None)  # a reconnect
-    pub.on_cycle()
-    assert _configs(pub._pending).keys() == first.keys()
-    pub._pending.clear()
     for mid in [m for m, r in st.miners.items() if r.labels.site == "site-2"]:
         del st.miners[mid]
     pub.on_cycle()
     gone = {t for t in first if "/site_site-2_" in t}
     assert len(gone) == 5
     assert {t for t, (p, r) in pub._pending.items() if p == b"" and r} == gone | {"fleetd/sites/site-2/state"}
-
-
-class _Reason:
-    is_failure = False
-
-
-class _Client:
-    def publish(self, *_a: object, **_k: object) -> None:
-        return None
 
 
 # --- the real broker ----------------------------------------------------------------------------------------
@@ -234,3 +222,36 @@ async def test_daemon_announces_sites_and_removes_a_site_that_goes(node: str, tm
         assert any("/site_hall-a_" in t for t in late.retained())
     finally:
         late.close()
+
+
+@pytest.mark.mqtt
+def test_configs_are_sent_again_after_a_reconnect(node: str) -> None:
+    st = fleet(6)
+    pub = MqttPublisher(
+        MqttConfig(topic_prefix=node, client_id=f"fleetd-{node}", homeassistant={"enabled": True}), st
+    )
+    ha = Listener(f"homeassistant/sensor/{node}")
+
+    def configs() -> int:
+        return sum(1 for _, p, _ in list(ha.messages) if p)
+
+    try:
+        pub.start()
+        _wait(lambda: pub.connected, "connected")
+        pub.on_cycle()
+        assert pub.discovery is not None
+        n = sum(len(t) for t in pub.discovery._published.values())
+        assert n == 5 * 5  # five sensors on the fleet and on each of its four sites
+        _wait(lambda: configs() == n, "every config")
+        pub.on_cycle()
+        assert pub.client is not None
+        sock = pub.client.socket()
+        assert isinstance(sock, socket.socket)
+        sock.shutdown(socket.SHUT_RDWR)  # the connection dies; paho reconnects
+        _wait(lambda: not pub.connected, "disconnected")
+        _wait(lambda: pub.connected, "reconnected")
+        pub.on_cycle()
+        _wait(lambda: configs() == 2 * n, "every config again after the reconnect")
+    finally:
+        pub.stop()
+        ha.close()
