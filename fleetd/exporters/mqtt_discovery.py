@@ -11,6 +11,7 @@ its configs cleared (an empty retained message removes the entity). Built here, 
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import zlib
@@ -27,6 +28,8 @@ from fleetd.daemon.state import FleetState, Health
 if TYPE_CHECKING:
     from fleetd.config import MqttConfig
     from fleetd.curtail.status import CurtailStatus
+
+log = logging.getLogger("fleetd.mqtt")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _AVAILABILITY = {"payload_available": "online", "payload_not_available": "offline"}  # fleetd/status
@@ -127,6 +130,7 @@ class HaDiscovery:
         self._curtail_of = curtail
         self._published: dict[str, tuple[str, ...]] = {}  # device key -> config topics last published
         self._sites: set[str] = set()  # sites whose state was published
+        self.failures = 0
 
     # --- what to announce ---------------------------------------------------------------------------------
     def _device(self, key: str, name: str, model: str, via: str | None = None) -> dict[str, Any]:
@@ -201,6 +205,14 @@ class HaDiscovery:
     def cycle(self, state: FleetState, now: float, full: bool) -> None:
         """Queue the site states; the discovery configs too on a (re)connect (`full`) or when the set of
         sites or sensors changed, and empty retained configs for the sensors and sites that went away."""
+        try:
+            self._cycle(state, now, full)
+        except Exception:  # never at the cost of the publisher's other topics
+            self.failures += 1
+            if self.failures == 1:
+                log.exception("MQTT: Home Assistant discovery failed (further failures counted only)")
+
+    def _cycle(self, state: FleetState, now: float, full: bool) -> None:
         curtail = self._curtail_of() if self._curtail_of is not None else None
         sites = site_states(state, curtail, now)
         configs = self.configs(state, sorted(sites), curtail is not None)

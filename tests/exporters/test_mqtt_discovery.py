@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from fleetd.config import ConfigError, MqttConfig, parse_config
+from fleetd.daemon.state import Labels
 from fleetd.exporters.mqtt import MqttPublisher
 from fleetd.exporters.mqtt_curtail import summary
 from fleetd.exporters.mqtt_discovery import site_states, slug
@@ -123,6 +124,20 @@ def test_republished_on_change_of_sites_gone_ones_removed() -> None:
     gone = {t for t in first if "/site_site-2_" in t}
     assert len(gone) == 5
     assert {t for t, (p, r) in pub._pending.items() if p == b"" and r} == gone | {"fleetd/sites/site-2/state"}
+
+
+def test_a_discovery_failure_never_stops_the_other_topics() -> None:
+    st = fleet(6)
+
+    class Odd(str):
+        def encode(self, *_a: object, **_k: object) -> bytes:
+            raise ValueError("cannot encode")
+
+    st.miners["10.0.0.1"].labels = Labels(site=Odd("hall.a"))  # a name discovery cannot turn into an id
+    pub = MqttPublisher(_ha(), st)
+    pub.on_cycle()
+    assert pub.discovery is not None and pub.discovery.failures == 1
+    assert "fleetd/fleet" in pub._pending and "fleetd/miners/10.0.0.2/state" in pub._pending
 
 
 # --- the real broker ----------------------------------------------------------------------------------------
