@@ -123,7 +123,9 @@ def _boards(snap: Snapshot, lim: Limits, expected: float | None, out: list[Findi
         chips = num(b.chips)
         exp_chips = num(b.expected_chips) or (float(lim.chips_per_board) if lim.chips_per_board else None)
         subject = f"board {b.index}"
-        if not b.ok or chips == 0 or rate == 0:
+        # A board the firmware flags but that hashes is not dead: the checks below (chips, share) and the
+        # driver's fault for it say what is wrong.
+        if chips == 0 or rate == 0 or (not b.ok and rate is None):
             out.append(
                 Finding(
                     "board_dead",
@@ -281,10 +283,13 @@ def diagnose(
         )
     seen: set[str] = set()
     fans_failed = any(f.code == "fan_failed" for f in out)
+    boards_found = {f.subject for f in out if f.component is Component.BOARD}
     for fault in snap.errors:
         if fault.code == "fan_stopped" and fans_failed:  # drivers derive it from the same 0 rpm reading
             continue
         f = finding_for(fault, vendor)
+        if fault.code == "board" and f.subject in boards_found:  # derived from the board's own readings
+            continue
         if f.key not in seen:
             seen.add(f.key)
             out.append(f)

@@ -86,12 +86,12 @@ def finding_for(fault: Fault, vendor: str = "") -> Finding:
         if hit is not None:
             component, severity, action = hit
     subject = f"code {code}"
+    if code == "board" and fault.message.startswith("board ") and ":" in fault.message:
+        subject = fault.message.split(":", 1)[0]  # drivers' "board N: status": one finding per board
     if vendor == "avalon":
         hit = _AVALON.get(code.split(":", 1)[0])
         if hit is not None:
             component, severity, action = hit
-        if code == "board" and ":" in fault.message:  # one finding per board, not one for all boards
-            subject = fault.message.split(":", 1)[0]
     return Finding(
         code="psu_fault" if component is Component.PSU else "vendor_error",
         severity=severity,

@@ -70,6 +70,7 @@ def test_avalon_board_and_controller_error_codes_become_findings() -> None:
         f = out[f"vendor_error:board {i}"]
         assert f.component is Component.BOARD and f"error code {code}" in f.cause and "cables" in f.action
     assert "vendor_error:board 0" not in out
+    assert not [k for k in out if k.startswith("board_dead")]  # the boards still hash: not dead
     mm = out["vendor_error:code ECMM:4"]
     assert mm.component is Component.CONTROL_BOARD and "controller" in mm.action
 
@@ -201,3 +202,18 @@ def test_a_stopped_fan_is_one_finding_not_also_the_drivers_fault() -> None:
     fans = (Fan(0, 0), Fan(1, 5800))
     snap = healthy(fans=fans, errors=(Fault("fan_stopped", "fan 0 stopped", Component.FAN),))
     assert codes(snap, vendor="antminer") == {"fan_failed:fan 0": Severity.CRITICAL}
+
+
+def test_a_flagged_board_that_hashes_is_diagnosed_by_its_readings_not_called_dead() -> None:
+    weak = board(1, chips=100, hashrate_ths=32.0, ok=False, status="100/114 chips")
+    snap = healthy(
+        hashboards=(board(0), weak, board(2)),
+        errors=(Fault("board", "board 1: 100/114 chips", Component.BOARD),),
+    )
+    assert codes(snap, vendor="antminer") == {"board_missing_chips:board 1": Severity.WARNING}
+    dead = board(2, chips=None, hashrate_ths=None, ok=False, status="no chips detected")
+    snap = healthy(
+        hashboards=(board(0), board(1), dead),
+        errors=(Fault("board", "board 2: no chips detected", Component.BOARD),),
+    )
+    assert codes(snap, vendor="antminer") == {"board_dead:board 2": Severity.CRITICAL}
