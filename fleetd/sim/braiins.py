@@ -2,8 +2,10 @@
 
 CGMiner API: `version` names the miner `BOSer` (how detection tells BOS from stock cgminer),
 `summary` and `devs` carry MHS figures, one DEVS entry per hashboard; `tunerstatus` carries the
-tuner's `PowerLimit` and `ApproximateMinerPowerConsumption` (field names as BOSer's API has them;
-no capture here); `pools` is the Antminer emulator's.
+tuner's `PowerLimit` and `ApproximateMinerPowerConsumption` with the field set, key order and STATUS
+code of the reply Braiins documents (an S9 on BOSminer+ 0.2.0; unlicensed, so not copied: see
+tests/fixtures/PROVENANCE.md); its status strings when tuned or paused are inferred; `pools` is the
+Antminer emulator's.
 
 REST API (the paths and JSON of Braiins' published Public REST API): `POST /api/v1/auth/login`
 gives a token (`timeout_s` 3600) that every other call must carry in its `Authorization` header.
@@ -153,19 +155,23 @@ class BraiinsMiner(AntminerS19Pro):
         return {"STATUS": self._bos_status(9, msg, now), "DEVS": items, "id": 1}
 
     def _rpc_tunerstatus(self, _param: str, now: float) -> dict:
+        # Fields, types, key order (BOSminer sorts keys) and STATUS code as the reply Braiins documents
+        # for BOSminer+ (tests/fixtures/PROVENANCE.md: seen, not copied); the values are ours.
         watts = round(self.state.power_w(now))
         limit = int(self._power_target_w())
         boards = len(self.state.board_fractions())
+        started = int(now) - self._live(now).elapsed
         chains = [
             {
+                "ApproximatePowerConsumptionWatt": watts // max(1, boards),
                 "HashchainIndex": i,
                 "Iteration": 0,
-                "LoadedProfile": True,
+                "LoadedProfileCreatedOn": started,
                 "PowerLimitWatt": limit // max(1, boards),
-                "ApproximatePowerConsumptionWatt": watts // max(1, boards),
+                "StageElapsed": 0,
                 "Status": "Tuning complete" if not self.state.sleeping else "Paused",
-                "StageProgress": 100,
                 "TunerRunning": False,
+                "TuningElapsed": 0,
             }
             for i in range(boards)
         ]
@@ -175,9 +181,8 @@ class BraiinsMiner(AntminerS19Pro):
             "DynamicPowerScaling": "Disabled",
             "PowerLimit": limit,
             "TunerChainStatus": chains,
-            "TunerMode": "PowerTarget",
         }
-        return {"STATUS": self._bos_status(0, "Tuner Status", now), "TUNERSTATUS": [item], "id": 1}
+        return {"STATUS": self._bos_status(203, "Tuner Status", now), "TUNERSTATUS": [item], "id": 1}
 
     _BOS_RPC: ClassVar[dict[str, Any]] = {
         "version": _rpc_version,
