@@ -4,8 +4,8 @@ CGMiner API: `version` names the miner `BOSer` (how detection tells BOS from sto
 `summary` and `devs` carry MHS figures, one DEVS entry per hashboard; `tunerstatus` carries the
 tuner's `PowerLimit` and `ApproximateMinerPowerConsumption` with the field set, key order and STATUS
 code of the reply Braiins documents (an S9 on BOSminer+ 0.2.0; unlicensed, so not copied: see
-tests/fixtures/PROVENANCE.md); its status strings when tuned or paused are inferred; `pools` is the
-Antminer emulator's.
+tests/fixtures/PROVENANCE.md); its status strings when tuned or paused are inferred; `fans` has the
+documented `FANS[]` shape (FAN, ID, RPM, Speed); `pools` is the Antminer emulator's.
 
 REST API (the paths and JSON of Braiins' published Public REST API): `POST /api/v1/auth/login`
 gives a token (`timeout_s` 3600) that every other call must carry in its `Authorization` header.
@@ -184,11 +184,19 @@ class BraiinsMiner(AntminerS19Pro):
         }
         return {"STATUS": self._bos_status(203, "Tuner Status", now), "TUNERSTATUS": [item], "id": 1}
 
+    def _rpc_fans(self, _param: str, now: float) -> dict:
+        # The shape Braiins documents for BOSminer's `fans` (sorted keys, Speed in %); speed is ours.
+        live = self._live(now)
+        speed = 100 if not self.state.sleeping else 30
+        items = [{"FAN": i, "ID": i, "RPM": rpm, "Speed": speed} for i, rpm in enumerate(live.fans)]
+        return {"STATUS": self._bos_status(202, f"{len(items)} Fan(s)", now), "FANS": items, "id": 1}
+
     _BOS_RPC: ClassVar[dict[str, Any]] = {
         "version": _rpc_version,
         "summary": _rpc_summary,
         "devs": _rpc_devs,
         "tunerstatus": _rpc_tunerstatus,
+        "fans": _rpc_fans,
     }
 
     # --- REST API ------------------------------------------------------------------------------
