@@ -6,8 +6,11 @@ the captured order, with the live keys (GHSspd, MGHS, TMax, Fan*, WALLPOWER/PS, 
 MPO, ...) filled from the miner's state; the Q keeps its "'STATS':{...}" wrapping and its HBinfo.
 `ascset|0,softoff,1:<ts>` and `softon` act at `ts` on the miner's clock (which `clock_offset_s`
 shifts, as on Avalons whose clock was never set) and answer like the captured softoff (STATUS "I",
-code 118); softon closes the socket without a reply unless `softon_reply`. `ascset|0,workmode,set,N`
-switches Eco/Standard/Super. The Q has no capture of `version` or `devs`: the A1566's shapes are used.
+code 118); softon closes the socket without a reply unless `softon_reply` (then as captured).
+`ascset|0,workmode,set,N` switches Eco/Standard/Super and `ascset|0,worklevel,set,N` the work level,
+both answered as the captured workmode reply ("ASC 0 set OK", code 119); the work level shows as
+WORKLEVEL where the layout carries it (the Q's) and changes nothing else (its effect is not known
+here). The Q has no capture of `version` or `devs`: the A1566's shapes are used.
 
 The wrong_password fault (the API has no password) refuses `ascset` as access denied.
 
@@ -83,6 +86,7 @@ class AvalonMiner(EmulatedMiner):
         self.mac = digest[12:24]
         self.soft_off_at: float | None = None
         self.soft_on_at: float | None = None
+        self.work_level = 0
         self._timers: list[asyncio.TimerHandle] = []
         stats = capture(self.stats_capture)
         self.template = copy.deepcopy(stats["STATS"])
@@ -216,6 +220,7 @@ class AvalonMiner(EmulatedMiner):
             "WALLPOWER": str(watts),
             "SoftOFF": self.soft_off_value if off else "0",
             "WORKMODE": str(_MODE_VALUES.get(st.mode, 1)),
+            "WORKLEVEL": str(self.work_level),  # only where the layout carries it (the Q's)
             "MPO": str(mpo),
             "ECHU": " ".join("0" if s else "512" for s in shares),
             "TA": str(st.spec.chips_per_board * boards),
@@ -305,16 +310,13 @@ class AvalonMiner(EmulatedMiner):
                 "id": 1,
             }
         if what in ("workmode", "worklevel") and len(parts) > 3 and parts[2] == "set":
-            if (
-                what == "workmode"
-                and parts[3] in ("0", "1", "2")
-                and not self.state.faults.ignore_power_commands
-            ):
-                self.state.mode = _MODES[int(parts[3])]
-            return {
-                "STATUS": self._status(118, f"ASC 0 set info: success {what}:{parts[3]}", now, "I"),
-                "id": 1,
-            }
+            if not self.state.faults.ignore_power_commands:
+                if what == "workmode" and parts[3] in ("0", "1", "2"):
+                    self.state.mode = _MODES[int(parts[3])]
+                elif what == "worklevel" and parts[3].isdigit():
+                    self.work_level = int(parts[3])
+            # As captured (avalon_q_ascset-workmode.json): a plain success, not the "set info" form.
+            return {"STATUS": self._status(119, "ASC 0 set OK", now), "id": 1}
         return {"STATUS": self._status(119, f"ASC 0 set failed: {what}", now, "E"), "id": 1}
 
     _RPC: ClassVar[dict[str, Any]] = {

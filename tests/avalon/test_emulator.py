@@ -58,6 +58,26 @@ async def test_softoff_reply_as_captured_and_softon_without_reply(start: Start) 
     assert raw == b""
 
 
+@pytest.mark.parametrize("what", ["workmode", "worklevel"])
+async def test_workmode_and_worklevel_replies_as_captured(start: Start, what: str) -> None:
+    _, endpoint = await start("Avalon Q")
+    reply = await api(endpoint.host, "ascset", f"0,{what},set,2")
+    captured = load_fixture("avalon_q_ascset-workmode.json")
+    assert shape_diff(reply, captured) == []
+    keys = ("STATUS", "Code", "Msg", "Description")
+    assert [reply["STATUS"][0][k] for k in keys] == [captured["STATUS"][0][k] for k in keys]
+
+
+async def test_softon_reply_when_asked_is_as_captured(start: Start) -> None:
+    _, endpoint = await start("Avalon Q", softon_reply=True)
+    when = (await api(endpoint.host, "version"))["STATUS"][0]["When"]
+    reply = await api(endpoint.host, "ascset", f"0,softon,1:{when + 5}")
+    captured = load_fixture("avalon_q_ascset-softon.json")
+    assert shape_diff(reply, captured) == []
+    assert (reply["STATUS"][0]["STATUS"], reply["STATUS"][0]["Code"]) == ("I", 118)
+    assert reply["STATUS"][0]["Msg"] == f"ASC 0 set info: success softon:{when + 5}"
+
+
 async def test_unknown_command_refused(start: Start) -> None:
     _, endpoint = await start("Avalon Q")
     reply = await api(endpoint.host, "frobnicate")
