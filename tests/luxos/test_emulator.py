@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import load_fixture
 from tests.luxos.conftest import Start
 from tests.sim.helpers import api
@@ -22,9 +24,26 @@ async def test_profiles_reply_is_the_capture(start: Start) -> None:
     assert ours["Description"].startswith("LUXminer ")
 
 
+@pytest.mark.parametrize("command", ["version", "config", "power", "fans"])
+async def test_replies_have_the_capture_shape(start: Start, command: str) -> None:
+    _, endpoint = await start(MODEL)
+    reply = await api(endpoint.host, command)
+    captured = load_fixture(f"luxos_s19kpro_{command}.json")
+    assert shape_diff(reply, captured) == []
+    section = next(k for k in captured if k not in ("STATUS", "id", "FANCTRL"))
+    assert [list(item) for item in reply[section]] == [list(item) for item in captured[section]]
+    ours, theirs = reply["STATUS"][0], captured["STATUS"][0]
+    assert (ours["STATUS"], ours["Code"], ours["Msg"]) == (theirs["STATUS"], theirs["Code"], theirs["Msg"])
+    if command == "config":
+        item = reply["CONFIG"][0]
+        assert (item["Model"], item["IPAddr"], item["RedLed"]) == (MODEL, endpoint.host, "auto")
+    if command == "fans":
+        assert [f["FAN"] for f in reply["FANS"]] == [f["FAN"] for f in captured["FANS"]]
+
+
 async def test_every_reply_names_luxminer(start: Start) -> None:
     _, endpoint = await start(MODEL)
-    for command in ("version", "summary", "stats", "pools", "power", "config", "tempctrl", "atm"):
+    for command in ("version", "summary", "stats", "pools", "power", "config", "fans", "tempctrl", "atm"):
         reply = await api(endpoint.host, command)
         assert reply["STATUS"][0]["STATUS"] == "S", command
         assert reply["STATUS"][0]["Description"].startswith("LUXminer "), command
