@@ -191,11 +191,18 @@ def _boards(devs_reply: Mapping[str, Any] | None, mining: bool) -> tuple[Hashboa
     return tuple(out)
 
 
+MINER_STATUS_PAUSED = 3  # braiins.bos.v1.MinerStatus: 1 not started, 2 normal, 3 paused, 4 suspended
+
+
 def _user_paused(responses: Mapping[str, Any]) -> bool:
-    """Whether fresh details (read together with the REST stats) say the user paused the miner."""
+    """Whether fresh details (read together with the REST stats) say the user paused the miner: the
+    MinerStatus enum (`status`, what BOS 26.04 sends), or a `detailed_status` stopped by user_pause."""
     if MINER_STATS not in responses:
         return False  # the poll's details are cached: too old to tell the state
-    status = ((responses.get(DETAILS) or {}).get("detailed_status") or {}).get("status") or {}
+    details = responses.get(DETAILS) or {}
+    if num(details.get("status")) == MINER_STATUS_PAUSED:
+        return True
+    status = (details.get("detailed_status") or {}).get("status") or {}
     stopped = status.get("stopped") if isinstance(status, Mapping) else None
     reason = (stopped or {}).get("reason") if isinstance(stopped, Mapping) else None
     return isinstance(reason, Mapping) and "user_pause" in reason

@@ -92,11 +92,17 @@ async def test_tunerstatus_has_the_documented_fields(start: Start) -> None:
     assert parse_tuner(reply) == (watts, limit) and watts > 0 and limit > 0
 
 
-async def test_details_and_configuration_follow_the_published_schemas(start: Start) -> None:
+async def test_details_and_configuration_have_the_capture_shape(start: Start) -> None:
     miner, endpoint = await start(MODEL)
     details = await _rest(endpoint.host, "/api/v1/miner/details")
-    assert details["miner_identity"]["miner_model"] == "Antminer S21 Pro"
-    assert details["bos_version"]["current"] == "26.04" and details["serial_number"] == miner.state.serial
-    assert "running" in details["detailed_status"]["status"]
+    captured = load_fixture("braiins_s21pro_rest-miner-details.json")
+    assert shape_diff(details, captured) == [] and list(details) == list(captured)
+    assert details["miner_identity"]["miner_model"] == "Antminer S21 Pro" and details["status"] == 2
+    assert (
+        details["bos_version"] == captured["bos_version"] and details["serial_number"] == miner.state.serial
+    )
     config = await _rest(endpoint.host, "/api/v1/configuration/miner")
+    assert list(config) == list(load_fixture("braiins_s21pro_rest-configuration-miner.json"))
     assert config["tuner"]["power_target"] == {"watt": 3480} and config["pool_groups"]
+    miner.state.sleep()
+    assert (await _rest(endpoint.host, "/api/v1/miner/details"))["status"] == 3  # MinerStatus paused

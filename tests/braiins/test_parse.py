@@ -168,3 +168,15 @@ def test_fans_and_a_stopped_fan_while_mining() -> None:
     assert [e.code for e in mining.errors] == ["fan_stopped"] and len(mining.fans) == 3
     idle = parse_snapshot({"rpc_summary": {"SUMMARY": [{"MHS 5s": 0}]}, "rpc_fans": fans})
     assert idle.errors == ()
+
+
+def test_paused_by_the_miner_status_enum_of_fresh_details() -> None:
+    """BOS 26.04 details carry `status` (3: paused) and no detailed_status."""
+    summary = {"SUMMARY": [{"MHS 5s": 0, "Elapsed": 10}]}
+    details = load_fixture("braiins_s21pro_rest-miner-details.json")
+    paused = {**details, "status": 3}
+    stats = {"miner_stats": {}, "power_stats": {"approximated_consumption": {"watt": 900}}}
+    fresh = {"rpc_summary": summary, DETAILS: paused, MINER_STATS: stats}
+    assert parse_snapshot(fresh).mode is Mode.SLEEP
+    assert parse_snapshot({**fresh, DETAILS: details}).mode is Mode.UNKNOWN  # status 2, 900 W, no hashrate
+    assert parse_snapshot({"rpc_summary": summary, DETAILS: paused}).mode is Mode.UNKNOWN  # cached: too old
