@@ -101,7 +101,14 @@ def parse_identity(responses: Mapping[str, Any], *, host: str = "") -> Identity:
     return Identity(
         vendor="avalon",
         model=str(version.get("PROD") or version.get("MODEL") or "Avalon").strip(),
-        firmware=str(version.get("VERSION") or version.get("CGMiner") or "").strip(),
+        # A15xx: VERSION; Avalon Q/Nano: LVERSION (= CGVERSION); CGMiner is cgminer's own version.
+        firmware=str(
+            version.get("VERSION")
+            or version.get("LVERSION")
+            or version.get("CGVERSION")
+            or version.get("CGMiner")
+            or ""
+        ).strip(),
         api_version=str(version.get("API") or ""),
         serial=str(version.get("DNA") or ""),
         mac=_mac(version.get("MAC")),

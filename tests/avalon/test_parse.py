@@ -85,3 +85,11 @@ def test_work_level_only_where_the_layout_has_it() -> None:
     assert work_level({"rpc_stats": load_fixture("avalon_q_stats.json")}) == 0
     assert work_level({"rpc_estats": load_fixture("avalon_a1566_estats.json")}) is None
     assert work_level({}) is None
+
+
+def test_avalon_q_version_identity() -> None:
+    """The Q's version has no VERSION: its firmware is LVERSION; its MAC comes colon-separated."""
+    reply = load_fixture("avalon_q_version.json")
+    assert is_avalon(reply) and AvalonDriver.from_version(reply) is not None
+    ident = AvalonDriver.parse_responses({"rpc_version": reply}).identity
+    assert (ident.model, ident.firmware, ident.mac) == ("Avalon Q", "25052801_14a19a2", "aa:bb:cc:dd:ee:ff")
