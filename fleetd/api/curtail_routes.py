@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from fleetd.api import curtail_views as cv
-from fleetd.api.views import page
+from fleetd.api.views import dumps, page, parse_int
 from fleetd.daemon.curtail_controls import ControlsError, ControlsStore
 from fleetd.daemon.state import FleetState
 
@@ -58,7 +58,7 @@ def load_token(ref: Any) -> Token:
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
+    return web.Response(body=dumps(obj), status=status, content_type="application/json")
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -129,16 +129,7 @@ async def _body(request: web.Request) -> Any:
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-    return value
+    return parse_int(name, request.query.get(name), default, low, high)  # type: ignore[return-value]
 
 
 # --- reads -------------------------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
 from fleetd.economics.unit import Economics
 from fleetd.exporters import prometheus_curtail
 from fleetd.model import Hashboard, Mode, Snapshot
+from fleetd.numbers import hashrate_ths, power_w
+from fleetd.view_errors import VIEW_ERRORS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TH = 1e12  # hashes per second in one TH/s (the model's unit)
@@ -122,6 +124,10 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "fleetd_miner_profit_per_day": ("gauge", "Profit per day"),
     "fleetd_miner_efficiency_joules_per_terahash": ("gauge", "Efficiency, J/TH"),
     "fleetd_miner_breakeven_electricity_price_per_megawatt_hour": ("gauge", "Price at which profit is zero"),
+    "fleetd_view_errors_total": (
+        "counter",
+        "Miner records a view (api, metrics, mqtt) skipped because their figures could not be rendered",
+    ),
 }
 
 
@@ -286,6 +292,22 @@ def _miner_lines(name: str, rows: list[_Row], components: bool) -> list[str]:
     raise KeyError(name)
 
 
+def _isolated_lines(name: str, rows: list[_Row], components: bool) -> list[str]:
+    """The samples of one per-miner family; when a miner's figures break it (a wrong type), that miner's
+    samples are left out and counted, and every other miner's are kept."""
+    try:
+        return _miner_lines(name, rows, components)
+    except Exception:
+        pass
+    out: list[str] = []
+    for r in rows:
+        try:
+            out += _miner_lines(name, [r], components)
+        except Exception as exc:
+            VIEW_ERRORS.record("metrics", r.rec.id, exc)
+    return out
+
+
 def chunks(
     state: FleetState,
     miners: Iterable[MinerRecord] | None = None,
@@ -305,28 +327,40 @@ def chunks(
     mining = 0
     fleet_ths = fleet_expected = fleet_w = 0.0
     for rec in state.miners.values() if miners is None else miners:
-        counts[rec.health] += 1
-        snap = rec.snapshot if rec.health is Health.UP else None
-        power: float | None = None
-        source = ""
+        try:  # read (and check) everything first: a record that raises is skipped whole
+            health = rec.health
+            snap = rec.snapshot if health is Health.UP else None
+            power: float | None = None
+            source = ""
+            ths = expected = None
+            if snap is not None:
+                # An impossible figure (NaN, inf, absurd, wrong type) is no sample and adds nothing.
+                ths, expected = hashrate_ths(snap.hashrate_ths), hashrate_ths(snap.expected_hashrate_ths)
+                eco = rec.economics
+                if eco is not None and eco.power_w is not None:
+                    power, source = power_w(eco.power_w), eco.power_source
+                elif snap.power_w is not None:
+                    power, source = power_w(snap.power_w), "measured"
+            lb = ""
+            if per_miner:
+                ident = rec.identity
+                lb = (
+                    f'miner="{escape(rec.id)}",host="{escape(rec.host)}",site="{escape(rec.labels.site)}",'
+                    f'rack="{escape(rec.labels.rack)}",model="{escape(ident.model if ident else rec.model)}",'
+                    f'vendor="{escape(ident.vendor if ident else "")}"'
+                )
+                source = escape(source)
+            counts[health] += 1
+        except Exception as exc:
+            VIEW_ERRORS.record("metrics", str(getattr(rec, "id", "?")), exc)
+            continue
         if snap is not None:
-            mining += snap.is_mining
-            fleet_ths += snap.hashrate_ths or 0.0
-            fleet_expected += snap.expected_hashrate_ths or 0.0
-            eco = rec.economics
-            if eco is not None and eco.power_w is not None:
-                power, source = eco.power_w, eco.power_source
-            elif snap.power_w is not None:
-                power, source = snap.power_w, "measured"
+            mining += snap.is_mining is True
+            fleet_ths += ths or 0.0
+            fleet_expected += expected or 0.0
             fleet_w += power or 0.0
         if per_miner:
-            ident = rec.identity
-            lb = (
-                f'miner="{escape(rec.id)}",host="{escape(rec.host)}",site="{escape(rec.labels.site)}",'
-                f'rack="{escape(rec.labels.rack)}",model="{escape(ident.model if ident else rec.model)}",'
-                f'vendor="{escape(ident.vendor if ident else "")}"'
-            )
-            rows.append(_Row(lb, rec, snap, power, escape(source)))
+            rows.append(_Row(lb, rec, snap, power, source))
 
     add("fleetd_build_info", f'version="{escape(__version__)}"', 1)
     add("fleetd_start_time_seconds", "", state.started_at)
@@ -387,7 +421,9 @@ def chunks(
 
     for name, (kind, help_) in FAMILIES.items():
         if name.startswith("fleetd_miner_"):
-            lines = _miner_lines(name, rows, components) if rows else []
+            lines = _isolated_lines(name, rows, components) if rows else []
+        elif name == "fleetd_view_errors_total":  # last: includes what this rendering skipped
+            lines = [f'{name}{{view="{v}"}} {n}' for v, n in sorted(VIEW_ERRORS.snapshot().items())]
         else:
             lines = out.lines.get(name, [])
         if lines:
