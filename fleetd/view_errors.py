@@ -8,6 +8,7 @@ import threading
 
 log = logging.getLogger("fleetd.views")
 
+VIEWS = ("api", "metrics", "mqtt")
 _LOGGED_MAX = 10_000  # (view, miner) pairs remembered so that each is logged once
 
 
@@ -37,8 +38,9 @@ class ViewErrors:
             )
 
     def snapshot(self) -> dict[str, int]:
+        """Counts per view, every view included (a counter exists from the start, for alert rules)."""
         with self._lock:
-            return dict(self.counts)
+            return dict.fromkeys(VIEWS, 0) | self.counts
 
 
 VIEW_ERRORS = ViewErrors()

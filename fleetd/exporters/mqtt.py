@@ -25,7 +25,7 @@ import orjson
 import paho.mqtt.client as paho
 
 from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
-from fleetd.numbers import hashrate_ths, json_safe, power_w, temp_c
+from fleetd.numbers import count, finite, hashrate_ths, json_safe, power_w, temp_c
 from fleetd.view_errors import VIEW_ERRORS
 
 if TYPE_CHECKING:
@@ -59,25 +59,25 @@ def miner_state(rec: MinerRecord) -> dict[str, Any]:
         out["firmware"] = ident.firmware
     snap = rec.snapshot
     if rec.health is Health.UP and snap is not None:
-        out.update(
+        out.update(  # impossible figures (NaN, inf, out of range, wrong type) as null, as in the API
             mining=snap.is_mining,
             mode=snap.mode.value,
-            hashrate_ths=snap.hashrate_ths,
-            expected_hashrate_ths=snap.expected_hashrate_ths,
-            power_w=snap.power_w,
-            temp_c=snap.temp_c,
-            fans_rpm=[f.rpm for f in snap.fans],
+            hashrate_ths=hashrate_ths(snap.hashrate_ths),
+            expected_hashrate_ths=hashrate_ths(snap.expected_hashrate_ths),
+            power_w=power_w(snap.power_w),
+            temp_c=temp_c(snap.temp_c),
+            fans_rpm=[count(f.rpm) for f in snap.fans],
             faults=[f.code for f in snap.errors],
-            uptime_s=snap.uptime_s,
+            uptime_s=count(snap.uptime_s),
             polled_at=snap.polled_at,
         )
         eco = rec.economics
         if eco is not None:
             out.update(
-                power_w=eco.power_w,
+                power_w=power_w(eco.power_w),
                 power_source=eco.power_source,
-                profit_per_day=eco.profit_per_day,
-                efficiency_j_per_th=eco.efficiency_j_per_th,
+                profit_per_day=finite(eco.profit_per_day),
+                efficiency_j_per_th=finite(eco.efficiency_j_per_th),
                 currency=eco.currency,
             )
     else:

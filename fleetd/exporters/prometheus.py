@@ -28,7 +28,7 @@ from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
 from fleetd.economics.unit import Economics
 from fleetd.exporters import prometheus_curtail
 from fleetd.model import Hashboard, Mode, Snapshot
-from fleetd.numbers import hashrate_ths, power_w
+from fleetd.numbers import count, finite, hashrate_ths, power_w, temp_c
 from fleetd.view_errors import VIEW_ERRORS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -179,8 +179,10 @@ class _Out:
         self.lines.setdefault(name, []).append(line)
 
 
+# Per-miner samples: an impossible figure (NaN, inf, out of range, wrong type) is no sample, as in the API.
 def _ths(v: float | None) -> float | None:
-    return None if v is None else v * TH
+    h = hashrate_ths(v)
+    return None if h is None else h * TH
 
 
 @dataclass(slots=True)
@@ -195,14 +197,14 @@ class _Row:
 
 
 def _max_chip(s: Snapshot) -> float | None:
-    chips = [b.chip_temp_c for b in s.hashboards if b.chip_temp_c is not None]
-    return max(chips) if chips else s.temp_c
+    chips = [t for b in s.hashboards if (t := temp_c(b.chip_temp_c)) is not None]
+    return max(chips) if chips else temp_c(s.temp_c)
 
 
 def _shares(s: Snapshot, accepted: bool) -> int | None:
     if not s.pools:
         return None
-    return sum(p.accepted if accepted else p.rejected for p in s.pools)
+    return count(sum(p.accepted if accepted else p.rejected for p in s.pools))
 
 
 # per-miner families that are one value per miner: name -> value of a row (None: no sample)
@@ -218,24 +220,24 @@ _UP: dict[str, Callable[[Snapshot], float | int | bool | None]] = {
     "fleetd_miner_hashrate_hashes_per_second": lambda s: _ths(s.hashrate_ths),
     "fleetd_miner_hashrate_average_hashes_per_second": lambda s: _ths(s.hashrate_avg_ths),
     "fleetd_miner_expected_hashrate_hashes_per_second": lambda s: _ths(s.expected_hashrate_ths),
-    "fleetd_miner_power_limit_watts": lambda s: s.power_limit_w,
+    "fleetd_miner_power_limit_watts": lambda s: power_w(s.power_limit_w),
     "fleetd_miner_chip_temperature_max_celsius": _max_chip,
-    "fleetd_miner_ambient_temperature_celsius": lambda s: s.env_temp_c,
+    "fleetd_miner_ambient_temperature_celsius": lambda s: temp_c(s.env_temp_c),
     "fleetd_miner_shares_accepted_total": lambda s: _shares(s, True),
     "fleetd_miner_shares_rejected_total": lambda s: _shares(s, False),
-    "fleetd_miner_uptime_seconds": lambda s: s.uptime_s,
+    "fleetd_miner_uptime_seconds": lambda s: count(s.uptime_s),
     "fleetd_miner_faults": lambda s: len(s.errors),
 }
 _ECONOMICS: dict[str, Callable[[Economics], float | None]] = {
-    "fleetd_miner_revenue_per_day": lambda e: e.revenue_per_day,
-    "fleetd_miner_power_cost_per_day": lambda e: e.power_cost_per_day,
-    "fleetd_miner_profit_per_day": lambda e: e.profit_per_day,
-    "fleetd_miner_efficiency_joules_per_terahash": lambda e: e.efficiency_j_per_th,
-    "fleetd_miner_breakeven_electricity_price_per_megawatt_hour": lambda e: e.breakeven_per_mwh,
+    "fleetd_miner_revenue_per_day": lambda e: finite(e.revenue_per_day),
+    "fleetd_miner_power_cost_per_day": lambda e: finite(e.power_cost_per_day),
+    "fleetd_miner_profit_per_day": lambda e: finite(e.profit_per_day),
+    "fleetd_miner_efficiency_joules_per_terahash": lambda e: finite(e.efficiency_j_per_th),
+    "fleetd_miner_breakeven_electricity_price_per_megawatt_hour": lambda e: finite(e.breakeven_per_mwh),
 }
 _BOARD: dict[str, Callable[[Hashboard], float | bool | None]] = {
-    "fleetd_miner_board_chip_temperature_celsius": lambda b: b.chip_temp_c,
-    "fleetd_miner_board_temperature_celsius": lambda b: b.board_temp_c,
+    "fleetd_miner_board_chip_temperature_celsius": lambda b: temp_c(b.chip_temp_c),
+    "fleetd_miner_board_temperature_celsius": lambda b: temp_c(b.board_temp_c),
     "fleetd_miner_board_hashrate_hashes_per_second": lambda b: _ths(b.hashrate_ths),
     "fleetd_miner_board_ok": lambda b: b.ok,
 }
@@ -283,11 +285,11 @@ def _miner_lines(name: str, rows: list[_Row], components: bool) -> list[str]:
         ]
     if name == "fleetd_miner_fan_speed_rpm":
         return [
-            f'{name}{{{r.lb},fan="{f.index}"}} {f.rpm}'
+            f'{name}{{{r.lb},fan="{f.index}"}} {rpm}'
             for r in rows
             if r.snap is not None
             for f in r.snap.fans
-            if f.rpm is not None
+            if (rpm := count(f.rpm)) is not None
         ]
     raise KeyError(name)
 
