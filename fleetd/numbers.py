@@ -22,8 +22,11 @@ INT64_MAX = 2**63 - 1
 
 def number(x: object, lo: float, hi: float) -> float | None:
     """`x` as a float when it is a real number within [lo, hi], else None (NaN fails both comparisons)."""
-    if type(x) is float or type(x) is int:
-        return float(x) if lo <= x <= hi else None  # type: ignore[operator]
+    t = type(x)
+    if t is float:  # the common case first: called for several figures of every miner in every view
+        return x if lo <= x <= hi else None  # type: ignore[operator,return-value]
+    if t is int:
+        return float(x) if lo <= x <= hi else None  # type: ignore[operator,arg-type]
     return None
 
 
@@ -39,16 +42,22 @@ def finite(x: object) -> float | None:
 
 def hashrate_ths(x: object) -> float | None:
     """A miner's (or a board's) hashrate when plausible, else None."""
+    if type(x) is float:
+        return x if 0.0 <= x <= MAX_HASHRATE_THS else None  # type: ignore[operator,return-value]
     return number(x, 0.0, MAX_HASHRATE_THS)
 
 
 def power_w(x: object) -> float | None:
     """A miner's power when plausible, else None."""
+    if type(x) is float:
+        return x if 0.0 <= x <= MAX_POWER_W else None  # type: ignore[operator,return-value]
     return number(x, 0.0, MAX_POWER_W)
 
 
 def temp_c(x: object) -> float | None:
     """A temperature when plausible, else None."""
+    if type(x) is float:
+        return x if MIN_TEMP_C <= x <= MAX_TEMP_C else None  # type: ignore[operator,return-value]
     return number(x, MIN_TEMP_C, MAX_TEMP_C)
 
 
