@@ -1,5 +1,6 @@
-"""Per-miner failure isolation for the views: a miner whose record cannot be rendered is skipped, counted
-per view (fleetd_view_errors_total) and logged once, and every other miner is rendered as usual."""
+"""Per-miner failure isolation for the views (and the per-miner passes behind them: health diagnosis,
+economics): a miner whose record cannot be read is skipped, counted per view (fleetd_view_errors_total) and
+logged once, and every other miner is handled as usual."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import threading
 
 log = logging.getLogger("fleetd.views")
 
-VIEWS = ("api", "metrics", "mqtt")
+VIEWS = ("api", "metrics", "mqtt", "health", "economics")
 _LOGGED_MAX = 10_000  # (view, miner) pairs remembered so that each is logged once
 
 
 class ViewErrors:
-    """Counts of records skipped per view ("api", "metrics", "mqtt"), shared by the process's views."""
+    """Counts of records skipped per view (VIEWS), shared by the process's views."""
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}

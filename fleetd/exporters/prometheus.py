@@ -126,7 +126,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "fleetd_miner_breakeven_electricity_price_per_megawatt_hour": ("gauge", "Price at which profit is zero"),
     "fleetd_view_errors_total": (
         "counter",
-        "Miner records a view (api, metrics, mqtt) skipped because their figures could not be rendered",
+        "Miner records skipped because their figures could not be read, by view (api, metrics, mqtt, "
+        "health diagnosis, economics)",
     ),
 }
 

@@ -133,3 +133,34 @@ async def test_a_miner_with_impossible_numbers_changes_nothing_for_the_others(
             listener.close()
         # The stop wrote everything pending: nothing dropped nor lost at the close deadline.
         assert store is not None and store.dropped == 0 and store._thread is None
+
+
+async def test_an_unreadable_snapshot_costs_no_other_miner_its_economics_nor_its_diagnosis(
+    tmp_path: Path,
+) -> None:
+    from fleetd.view_errors import VIEW_ERRORS
+    from tests.exporters.synthetic import fleet as synthetic_fleet
+    from tests.exporters.synthetic import with_bad_miners
+
+    d = Daemon(parse_config({"economics": ECONOMICS}), state_dir=tmp_path, storage=False)
+    d.economics = d._build_economics(d.config)
+    assert d.economics is not None
+    await d.economics.refresh_all()
+    d.state = synthetic_fleet(20)
+    good = [mid for mid, rec in d.state.miners.items() if rec.snapshot is not None and rec.economics]
+    for rec in d.state.miners.values():
+        rec.economics = None
+    bad = with_bad_miners(d.state)
+    d.poller.polled_ids = list(d.state.miners)
+    before = VIEW_ERRORS.snapshot()
+    now = d.state.last_cycle.ended_at  # type: ignore[union-attr]
+    d._after_cycle(now)
+    d._health_cycle(now)
+    assert all(d.state.miners[mid].economics is not None for mid in good)
+    assert d.state.miners["bad-raising"].economics is None
+    assert d.state.economics is not None and d.state.economics.total.revenue_per_day < 1e6
+    faulty = {mid for mid in good if d.state.miners[mid].snapshot.errors}  # type: ignore[union-attr]
+    assert faulty and d.health is not None and d.health.tracked_ids() >= faulty  # diagnosed all the same
+    after = VIEW_ERRORS.snapshot()
+    assert after["economics"] > before["economics"] and after["health"] > before["health"]
+    assert len(bad) == 9
