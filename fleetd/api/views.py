@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ def power_estimate(rec: MinerRecord, power_of: PowerOf = configured_power) -> tu
 
 
 QUERY_INT_MAX = 1_000_000_000  # offsets and limits beyond this are mistakes, not pages
+_WHOLE = re.compile(r"[+-]?[0-9]+")
 
 
 def dumps(obj: Any) -> bytes:
@@ -178,7 +180,7 @@ def parse_int(
     if raw is None or raw.strip() == "":
         return default
     text = raw.strip()
-    if not (text.isascii() and text.lstrip("+-").isdigit()):  # not "1e3", "nan", "1_000" or other digits
+    if _WHOLE.fullmatch(text) is None:  # not "1e3", "nan", "1_000", "--1" nor other scripts' digits
         raise ValueError(f"{name} must be a whole number, got {raw[:40]!r}")
     if len(text) > 12:
         raise ValueError(f"{name} must be between {low} and {high}, got {text[:40]}")

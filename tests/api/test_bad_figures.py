@@ -96,6 +96,7 @@ async def test_miner_detail_of_bad_miners(bad_api) -> None:
         "offset=" + "9" * 5000,
         "offset=%D9%A1",  # an Arabic-Indic digit one
         "offset=1_0",
+        "offset=--1",
     ],
 )
 async def test_bad_query_values_are_a_400(bad_api, query: str) -> None:
