@@ -206,15 +206,19 @@ class Summary:
 def summarize(label: str, results: Iterable[Economics]) -> Summary:
     units = incomplete = unprofitable = 0
     ths = watts = revenue = cost = 0.0
+    top = numbers.MAX_PROFIT_USD_PER_DAY
     for r in results:
         units += 1
-        if r.profit_per_day is None or r.revenue_per_day is None or r.power_cost_per_day is None:
+        # An impossible figure (NaN, inf, absurd) makes the unit incomplete, never the fleet's totals absurd.
+        rev = numbers.number(r.revenue_per_day, -top, top)
+        spent = numbers.number(r.power_cost_per_day, -top, top)
+        if r.profit_per_day is None or rev is None or spent is None:
             incomplete += 1
             continue
-        ths += r.hashrate_ths or 0.0
-        watts += r.power_w or 0.0
-        revenue += r.revenue_per_day
-        cost += r.power_cost_per_day
+        ths += numbers.hashrate_ths(r.hashrate_ths) or 0.0
+        watts += numbers.power_w(r.power_w) or 0.0
+        revenue += rev
+        cost += spent
         unprofitable += r.profit_per_day <= 0 and (r.hashrate_ths or 0) > 0  # asleep is not 'unprofitable'
     return Summary(label, units, ths, watts, revenue, cost, revenue - cost, unprofitable, incomplete)
 
