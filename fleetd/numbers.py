@@ -1,4 +1,5 @@
-"""Plausibility checks of numbers that every layer shares: a reading outside them counts as unknown.
+"""Plausibility checks of numbers that every layer shares (a reading outside them counts as unknown), and
+JSON that a broken figure cannot make fail.
 
 The lowest module of the package (it imports nothing of fleetd), so that drivers, storage, economics,
 policy and the views all judge a miner's figures by the same bounds.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+import orjson
 
 # Per miner; anything outside (or NaN, inf, a wrong type) is not a reading but a broken figure.
 MAX_HASHRATE_THS = 100_000.0
@@ -89,3 +92,12 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, float):
         return json_safe(float(obj))
     return None
+
+
+def json_bytes(obj: Any) -> bytes:
+    """`obj` as JSON. orjson writes NaN/inf (which broken firmwares produce) as null; what it refuses
+    (integers beyond 64 bits, unknown types) becomes null on a second, slower pass."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return orjson.dumps(json_safe(obj))

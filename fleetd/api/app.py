@@ -16,6 +16,7 @@ from fleetd.api.openapi import openapi_document
 from fleetd.daemon.rollups import configured_power
 from fleetd.daemon.state import FleetState
 from fleetd.exporters import prometheus
+from fleetd.numbers import json_bytes
 from fleetd.view_errors import VIEW_ERRORS
 
 StateSource = FleetState | Callable[[], FleetState]
@@ -34,7 +35,7 @@ _LAG_TICK_S = 1.0
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(body=views.dumps(obj), status=status, content_type="application/json")
+    return web.Response(body=json_bytes(obj), status=status, content_type="application/json")
 
 
 def _error(status: int, message: str) -> web.Response:

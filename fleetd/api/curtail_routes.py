@@ -19,9 +19,10 @@ import orjson
 from aiohttp import web
 
 from fleetd.api import curtail_views as cv
-from fleetd.api.views import dumps, page, parse_int
+from fleetd.api.views import page, parse_int
 from fleetd.daemon.curtail_controls import ControlsError, ControlsStore
 from fleetd.daemon.state import FleetState
+from fleetd.numbers import json_bytes
 
 log = logging.getLogger("fleetd.api")
 
@@ -58,7 +59,7 @@ def load_token(ref: Any) -> Token:
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(body=dumps(obj), status=status, content_type="application/json")
+    return web.Response(body=json_bytes(obj), status=status, content_type="application/json")
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:

@@ -7,8 +7,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from fleetd.daemon.rollups import configured_power
 from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
 from fleetd.model import Snapshot
@@ -17,7 +15,6 @@ from fleetd.numbers import (
     count,
     finite,
     hashrate_ths,
-    json_safe,
     number,
     power_w,
     temp_c,
@@ -45,15 +42,6 @@ def power_estimate(rec: MinerRecord, power_of: PowerOf = configured_power) -> tu
 
 QUERY_INT_MAX = 1_000_000_000  # offsets and limits beyond this are mistakes, not pages
 _WHOLE = re.compile(r"[+-]?[0-9]+")
-
-
-def dumps(obj: Any) -> bytes:
-    """`obj` as JSON. orjson writes NaN/inf (which broken firmwares produce) as null; what it refuses
-    (integers beyond 64 bits, unknown types) becomes null on a second, slower pass."""
-    try:
-        return orjson.dumps(obj)
-    except TypeError:
-        return orjson.dumps(json_safe(obj))
 
 
 def _r(value: float | None, digits: int) -> float | None:

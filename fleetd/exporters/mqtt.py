@@ -21,11 +21,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import paho.mqtt.client as paho
 
 from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
-from fleetd.numbers import count, finite, hashrate_ths, json_safe, power_w, temp_c
+from fleetd.numbers import count, finite, hashrate_ths, json_bytes, power_w, temp_c
 from fleetd.view_errors import VIEW_ERRORS
 
 if TYPE_CHECKING:
@@ -85,14 +84,6 @@ def miner_state(rec: MinerRecord) -> dict[str, Any]:
         out["last_error"] = rec.last_error
         out["last_ok_at"] = rec.last_ok_at
     return out
-
-
-def _dumps(doc: dict[str, Any]) -> bytes:
-    """JSON of a message: NaN and inf become null; what orjson refuses (integers beyond 64 bits) too."""
-    try:
-        return orjson.dumps(doc)
-    except TypeError:
-        return orjson.dumps(json_safe(doc))
 
 
 def fingerprint(rec: MinerRecord) -> tuple[Any, ...]:
@@ -285,7 +276,7 @@ class MqttPublisher:
         seen = self._seen
         messages: list[tuple[str, bytes]] = []
         try:
-            messages.append((f"{self.prefix}/fleet", _dumps(fleet_summary(state, now))))
+            messages.append((f"{self.prefix}/fleet", json_bytes(fleet_summary(state, now))))
         except Exception as exc:  # the miners' own states still go out
             VIEW_ERRORS.record("mqtt", "(fleet summary)", exc)
         for mid, rec in state.miners.items():
@@ -293,7 +284,7 @@ class MqttPublisher:
                 fp = fingerprint(rec)
                 due = full or seen.get(mid) != fp or (cycle + zlib.crc32(mid.encode())) % every == 0
                 if due:
-                    payload = _dumps(miner_state(rec))
+                    payload = json_bytes(miner_state(rec))
             except Exception as exc:  # one miner's broken record must not stop the others' messages
                 VIEW_ERRORS.record("mqtt", mid, exc)
                 continue
