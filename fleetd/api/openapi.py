@@ -222,6 +222,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "description": "Trends from the hourly trend job, most urgent first",
                     "items": _ref("TrendWarning"),
                 },
+                "active_warnings": {
+                    "type": "array",
+                    "description": "Trends held over [health.trends] start_after_s (trend_started)",
+                    "items": _obj({**_TREND_PROPS, "since": {"type": "number"}}),
+                },
             }
         ),
         "TrendWarning": _obj(_TREND_PROPS),

@@ -30,6 +30,7 @@ from fleetd.view_errors import VIEW_ERRORS
 if TYPE_CHECKING:
     from fleetd.config import MqttConfig
     from fleetd.curtail.status import CurtailStatus
+    from fleetd.exporters.mqtt_discovery import HaDiscovery
 
 log = logging.getLogger("fleetd.mqtt")
 
@@ -204,6 +205,11 @@ class MqttPublisher:
         self._curtail_seen: dict[str, tuple[Any, ...]] = {}
         self._curtail_resync = True
         self._curtail_passes = 0
+        self.discovery: HaDiscovery | None = None  # Home Assistant discovery ([mqtt.homeassistant])
+        if config.homeassistant.enabled:
+            from fleetd.exporters.mqtt_discovery import HaDiscovery
+
+            self.discovery = HaDiscovery(config, self.status_topic, self._enqueue, curtail)
 
     @property
     def queue_depth(self) -> int:
@@ -295,6 +301,8 @@ class MqttPublisher:
             for mid in [m for m in seen if m not in state.miners]:
                 del seen[mid]
         self._enqueue(messages, retain)
+        if self.discovery is not None:
+            self.discovery.cycle(state, now, full)
         if self._curtail_of is not None:
             status = self._curtail_of()
             if status is not None:
