@@ -113,3 +113,16 @@ def test_mqtt_publishes_every_good_miner_beside_bad_ones(prefix: str) -> None:  
     finally:
         pub.stop()
         listener.close()
+
+
+def test_home_assistant_site_states_leave_out_impossible_figures() -> None:
+    from fleetd.exporters.mqtt_discovery import site_states
+
+    st = fleet(30)
+    clean = site_states(st, None, 0.0)
+    bad = with_bad_miners(st)  # all of them on site-0
+    sites = site_states(st, None, 0.0)
+    for name, s in clean.items():
+        for key in ("hashrate_ths", "power_w", "profit_per_day"):
+            assert sites[name][key] == pytest.approx(s[key]), (name, key)
+    assert sites["site-0"]["up"] == clean["site-0"]["up"] + len(bad)
