@@ -18,6 +18,7 @@ from fleetd.health.limits import Limits
 from fleetd.health.monitor import HealthMonitor
 from fleetd.health.tracker import Change, Transition
 from fleetd.health.trends import TrendRules, TrendWarning, detect
+from fleetd.view_errors import VIEW_ERRORS
 
 if TYPE_CHECKING:
     from fleetd.config import Config
@@ -66,8 +67,13 @@ class HealthHooks:
                 continue
             ident = rec.identity
             model = ident.model if ident and ident.model else rec.model
-            changes += mon.observe(mid, rec.snapshot, now, vendor=ident.vendor if ident else "", model=model)
-            sampler.sample(mid, rec.snapshot, now)
+            try:
+                changes += mon.observe(
+                    mid, rec.snapshot, now, vendor=ident.vendor if ident else "", model=model
+                )
+                sampler.sample(mid, rec.snapshot, now)
+            except Exception as exc:  # one miner's unreadable snapshot must not cost the others diagnosis
+                VIEW_ERRORS.record("health", mid, exc)
         for mid in mon.tracked_ids() - miners.keys():
             changes += mon.forget(mid, now)
             sampler.forget(mid)

@@ -12,7 +12,6 @@ its configs cleared (an empty retained message removes the entity). Built here, 
 from __future__ import annotations
 
 import logging
-import math
 import re
 import zlib
 from collections.abc import Callable, Iterable
@@ -24,6 +23,8 @@ import orjson
 from fleetd import __version__
 from fleetd.curtail.model import Action
 from fleetd.daemon.state import FleetState, Health
+from fleetd.numbers import MAX_PROFIT_USD_PER_DAY, hashrate_ths, number, power_w
+from fleetd.view_errors import VIEW_ERRORS
 
 if TYPE_CHECKING:
     from fleetd.config import MqttConfig
@@ -84,11 +85,24 @@ def site_states(state: FleetState, curtail: CurtailStatus | None, now: float) ->
         if rec.health is Health.UP and rec.snapshot is not None:
             s["up"] += 1
             snap, eco = rec.snapshot, rec.economics
-            s["hashrate_ths"] += _finite(snap.hashrate_ths)
-            watts = eco.power_w if eco is not None and eco.power_w is not None else snap.power_w
-            s["power_w"] += _finite(watts)
-            if economics and eco is not None:
-                s["profit_per_day"] = (s["profit_per_day"] or 0.0) + _finite(eco.profit_per_day)
+            # A figure that is missing or impossible (NaN, inf, absurd) adds nothing, and a snapshot that
+            # cannot be read is skipped (counted): one bad miner must not poison its site's totals.
+            try:
+                ths = hashrate_ths(snap.hashrate_ths) or 0.0
+                watts = eco.power_w if eco is not None and eco.power_w is not None else snap.power_w
+                watts = power_w(watts) or 0.0
+                profit: float | None = None
+                if economics and eco is not None:
+                    profit = (
+                        number(eco.profit_per_day, -MAX_PROFIT_USD_PER_DAY, MAX_PROFIT_USD_PER_DAY) or 0.0
+                    )
+            except Exception as exc:
+                VIEW_ERRORS.record("mqtt", mid, exc)
+                continue
+            s["hashrate_ths"] += ths
+            s["power_w"] += watts
+            if profit is not None:
+                s["profit_per_day"] = (s["profit_per_day"] or 0.0) + profit
         elif rec.health is Health.DOWN:
             s["down"] += 1
         if curtail is not None:
@@ -96,14 +110,6 @@ def site_states(state: FleetState, curtail: CurtailStatus | None, now: float) ->
             if m is not None and m.target.action is not Action.RUN:
                 s["curtailed"] += 1
     return sites
-
-
-def _finite(v: float | None) -> float:
-    """A miner's figure, or 0 when missing or not a finite number (one bad miner must not poison a site)."""
-    try:
-        return float(v) if v is not None and math.isfinite(v) else 0.0
-    except (TypeError, OverflowError):
-        return 0.0
 
 
 def _currency(state: FleetState) -> str:

@@ -6,13 +6,13 @@ miner's bad numbers never produce findings about anything but missing data.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from fleetd.health.findings import Finding, Severity
 from fleetd.health.limits import DEFAULT, Limits
 from fleetd.health.vendor_codes import finding_for
 from fleetd.model import Component, Fault, Hashboard, Mode, Snapshot
+from fleetd.numbers import number
 
 WARN_MARGIN_C = 5.0  # a temperature this close to its limit is a warning; at the limit it is critical
 HASHRATE_LOW = 0.85  # below this share of expected hashrate (whole miner)
@@ -28,10 +28,7 @@ def num(v: Any) -> float | None:
     t = type(v)
     if t is float:  # the common case first: called ~30 times per miner per cycle
         return v if 0 <= v < 1e9 else None  # NaN fails every comparison, infinities the range
-    if t is bool or not isinstance(v, int | float):
-        return None
-    f = float(v)
-    return f if math.isfinite(f) and 0 <= f < 1e9 else None
+    return number(v, 0.0, 1e9)  # ints and the rest: the shared check
 
 
 def _temp(v: Any) -> float | None:
