@@ -76,13 +76,23 @@ async def confirm(
     timeouts: Timeouts,
     describe: Callable[[Snapshot], str],
     by: str = "",
+    deadline: float | None = None,
 ) -> Snapshot:
     """Re-read until `ok` holds and return that reading; else NotCompliedError saying what was last seen.
 
     `describe` renders the last reading for the message ("hashrate 0.00 TH/s, mode sleep"); `by` names
-    who acknowledged the command when it was not the miner itself (" by pyasic").
+    who acknowledged the command when it was not the miner itself (" by pyasic"). `deadline` (event-loop
+    time; default `timeouts.verify_s` from now) is the command's, set when it was sent.
     """
-    end = await until(read, ok, deadline=deadline_in(timeouts.verify_s), interval=timeouts.verify_interval_s)
+    if deadline is None:
+        deadline = deadline_in(timeouts.verify_s)
+    end = await until(
+        read,
+        ok,
+        deadline=deadline,
+        interval=timeouts.verify_interval_s,
+        started=deadline - timeouts.verify_s,
+    )
     if end.ok and end.last is not None:
         return end.last
     seen = "no reading"
