@@ -17,7 +17,7 @@ from typing import TypeVar
 from fleetd.curtail.config import CurtailmentConfig
 from fleetd.curtail.model import Action, Target
 from fleetd.curtail.ramp import Command, ControlState, StepPlan, failed, succeeded
-from fleetd.drivers import Driver
+from fleetd.drivers import Driver, verify
 from fleetd.drivers.base import Sent, SupportsPowerLimit, SupportsSleep
 from fleetd.model import Snapshot
 from fleetd.transport.errors import DeviceError
@@ -94,30 +94,33 @@ async def execute(
     concurrency: int = CONCURRENCY,
     clock: Callable[[], float] = time.time,
     on_sent: Callable[[], None] | None = None,
+    gate: asyncio.Semaphore | None = None,
 ) -> list[Outcome]:
     """Send the step's commands (dry run: send nothing) and return one Outcome per command, in order.
 
     Two phases: every command is sent (and acknowledged) first, then each is verified from re-read
     telemetry; `on_sent` is called between them. A miner gets one command per step, so it never has two
-    in flight. Each phase of a command is bounded by `retry.verify_timeout_s`.
+    in flight. Each phase of a command is bounded by `retry.verify_timeout_s`. At most `concurrency`
+    sends and verifying re-reads run at once (or as many as `gate`, shared with other calls, allows);
+    the waits between a command's re-reads hold no slot.
     """
     if not enforce:
         return [
             Outcome(c, states.get(c.miner_id) or ControlState(), False, "dry run", dry_run=True)
             for c in step.commands
         ]
-    gate = asyncio.Semaphore(max(1, concurrency))
+    slots = gate or asyncio.Semaphore(max(1, concurrency))
     timeout = config.retry.verify_timeout_s
 
     async def send(cmd: Command) -> Sent | str:
-        async with gate:
+        async with slots:
             return await _send_one(cmd, driver_of, timeout)
 
     async def confirm(cmd: Command, sent: Sent | str) -> Outcome:
         state = states.get(cmd.miner_id) or ControlState()
         if isinstance(sent, Sent):
-            async with gate:
-                proof = await _bounded(cmd, sent.confirm, timeout)
+            verify.READ_GATE.set(slots)  # this task's own context: its re-reads take slots one by one
+            proof = await _bounded(cmd, sent.confirm, timeout)
             if not isinstance(proof, str):
                 return Outcome(cmd, succeeded(state, cmd, clock()), True, snapshot=proof)
             sent = proof
