@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WebClient", "parse_challenge"]
 
-CHALLENGE_REUSE_S = 300.0  # lighttpd calls a digest nonce stale after 600 s
+CHALLENGE_REUSE_S = 540.0  # lighttpd (mod_auth) calls a digest nonce stale 600 s after it issued it
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 _HASHES = {
     "MD5": hashlib.md5,
