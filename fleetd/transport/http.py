@@ -140,7 +140,7 @@ class WebClient:
         total = timeout_s if timeout_s is not None else self.timeouts.read_s + self.timeouts.connect_s
         try:
             async with asyncio.timeout(total):
-                reply = await self._authenticated(method, path, json_body)
+                reply = await self._authenticated(method, path, json_body, total)
         except TimeoutError:
             await self.close()
             raise DeviceTimeoutError(
@@ -160,13 +160,13 @@ class WebClient:
         body = await self.request("POST", path, json_body=payload, timeout_s=timeout_s)
         return loads_tolerant(body, host=self.host, command=path) if body.strip() else None
 
-    async def _authenticated(self, method: str, path: str, json_body: Any) -> Reply:
+    async def _authenticated(self, method: str, path: str, json_body: Any, limit_s: float) -> Reply:
         """The reply, after answering the server's digest challenge once (a first one, or a new nonce)."""
         key = (self.host, self.port, self.username)
         known = _CHALLENGES.get(key)
         if known is not None and time.monotonic() - known.issued > CHALLENGE_REUSE_S:
             known = None
-        reply = await self._send(method, path, json_body, known)
+        reply = await self._send(method, path, json_body, known, limit_s)
         if reply.status != 401:
             return reply
         fresh = parse_challenge(reply.headers.get("www-authenticate", ""))
@@ -174,14 +174,20 @@ class WebClient:
             _CHALLENGES.pop(key, None)
             return reply  # not digest, or our answer to this very nonce was refused: a wrong login
         _CHALLENGES[key] = fresh
-        reply = await self._send(method, path, json_body, fresh)
+        reply = await self._send(method, path, json_body, fresh, limit_s)
         if reply.status == 401:
             _CHALLENGES.pop(key, None)
         return reply
 
-    async def _send(self, method: str, path: str, json_body: Any, challenge: Challenge | None) -> Reply:
+    async def _send(
+        self, method: str, path: str, json_body: Any, challenge: Challenge | None, limit_s: float
+    ) -> Reply:
         headers = None
         if challenge is not None:
             auth = challenge.authorization(self.username, self._password, method, path)
             headers = {"Authorization": auth}
-        return await self._http.exchange(method, path, json_body=json_body, headers=headers)
+        # The caller's limit, not the client's default: a miner may take many seconds to acknowledge
+        # a configuration change (the request's overall limit still applies).
+        return await self._http.exchange(
+            method, path, json_body=json_body, headers=headers, timeout_s=limit_s
+        )

@@ -171,6 +171,22 @@ async def test_silent_server_times_out() -> None:
             await web.close()
 
 
+async def test_a_slow_acknowledgement_may_take_the_callers_whole_limit() -> None:
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(1.0)  # longer than FAST's connect + read (a miner applying its configuration)
+        writer.write(http_reply("200 OK", b'{"stats":"success"}'))
+        await writer.drain()
+
+    async with raw_server(slow) as (host, _):
+        web = client(host, 4028)
+        try:
+            reply = await web.post_json("/cgi-bin/set_miner_conf.cgi", {"miner-mode": "1"}, timeout_s=5.0)
+        finally:
+            await web.close()
+    assert reply == {"stats": "success"}
+
+
 async def test_refused_is_unreachable() -> None:
     host = fresh_host()
     web = client(host, 4028)
