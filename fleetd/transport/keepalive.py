@@ -187,8 +187,14 @@ class KeepAliveHTTP:
             if length > self.max_bytes:
                 raise ValueError(f"reply of {length} bytes exceeds {self.max_bytes} bytes")
             reply = await reader.readexactly(length)
-        else:  # delimited by the server closing the connection
-            reply = await reader.read(self.max_bytes + 1)
+        else:  # delimited by the server closing the connection: read to EOF (one read() may be a part)
+            body = bytearray()
+            while len(body) <= self.max_bytes:
+                part = await reader.read(self.max_bytes + 1 - len(body))
+                if not part:
+                    break
+                body += part
+            reply = bytes(body)
             fields["connection"] = "close"
         if len(reply) > self.max_bytes:
             raise ValueError(f"reply exceeds {self.max_bytes} bytes")

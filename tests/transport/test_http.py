@@ -187,6 +187,24 @@ async def test_a_slow_acknowledgement_may_take_the_callers_whole_limit() -> None
     assert reply == {"stats": "success"}
 
 
+async def test_a_body_ended_by_closing_is_read_to_the_end() -> None:
+    async def in_parts(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n{"a": ')
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"[1, 2]}")
+        await writer.drain()
+        writer.close()
+
+    async with raw_server(in_parts) as (host, _):
+        web = client(host, 4028)
+        try:
+            assert await web.get_json("/cgi-bin/summary.cgi") == {"a": [1, 2]}
+        finally:
+            await web.close()
+
+
 async def test_refused_is_unreachable() -> None:
     host = fresh_host()
     web = client(host, 4028)
