@@ -18,7 +18,8 @@ def register(sub: Any) -> None:
             "run the daemon against them for several poll cycles, and report cycle time, polls per "
             "second, daemon CPU per miner poll and resident memory per miner. Progress goes to stderr. "
             "`fleetd bench curtail` instead times the curtailment policy over N synthetic miners and a "
-            "price spike's first ramp step sent through the real drivers to N emulated miners."
+            "price spike's first ramp step sent through the real drivers to N emulated miners, then "
+            "verified from their telemetry."
         ),
     )
     p.add_argument(
