@@ -109,7 +109,7 @@ async def execute(
             Outcome(c, states.get(c.miner_id) or ControlState(), False, "dry run", dry_run=True)
             for c in step.commands
         ]
-    slots = gate or asyncio.Semaphore(max(1, concurrency))
+    slots = gate if gate is not None else asyncio.Semaphore(max(1, concurrency))
     timeout = config.retry.verify_timeout_s
 
     async def send(cmd: Command) -> Sent | str:
