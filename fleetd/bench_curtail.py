@@ -344,7 +344,7 @@ def run_spike(
     *,
     base: str,
     processes: int | None = None,
-    concurrency: int = 1000,
+    concurrency: int | None = None,
     event_loop: str | None = None,
     progress: Progress = lambda s: None,
 ) -> SpikeResult:
@@ -353,7 +353,10 @@ def run_spike(
 
     from fleetd import runtime
     from fleetd.bench import WEB_PORT, fleet_groups
+    from fleetd.executor.runner import CONCURRENCY
     from fleetd.sim.fleet import PER_PROCESS, ProcessFleet
+
+    concurrency = concurrency or CONCURRENCY
 
     runtime.raise_nofile(4 * concurrency + 1024)
     groups = fleet_groups(n, base, models=_emulated_models())

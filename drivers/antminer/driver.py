@@ -371,18 +371,19 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
     async def _verify(
         self, action: str, want: Mode, effect: Callable[[Snapshot], bool], deadline: float
     ) -> Snapshot:
-        """Re-read configuration and telemetry until both show the change, or raise NotCompliedError."""
-        async with self._web_session():
-            return await self._verify_in_session(action, want, effect, deadline)
+        """Re-read configuration and telemetry until both show the change, or raise NotCompliedError.
 
-    async def _verify_in_session(
-        self, action: str, want: Mode, effect: Callable[[Snapshot], bool], deadline: float
-    ) -> Snapshot:
+        Each re-read opens its own web session (one connection; the remembered digest challenge spares
+        the 401), unless the whole command runs in one (`sleep()`/`wake()`): a fleet's worth of miners
+        waiting between re-reads then holds no sockets.
+        """
         mode: Mode | None = None  # kept apart: the configuration may answer when telemetry does not
 
         async def read() -> Snapshot:
             nonlocal mode
-            mode = conf_mode(await self._conf())
+            async with self._web_session():
+                conf = await self._conf()
+            mode = conf_mode(conf)
             self._remember_mode(mode)
             return dataclasses.replace((await self._read_rpc()).snapshot, mode=mode)
 
