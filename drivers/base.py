@@ -9,7 +9,8 @@ mixins) before acting; no method raises NotImplementedError.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -88,6 +89,7 @@ class Credentials:
 
 
 _EMPTY: Mapping[str, Login] = MappingProxyType({})
+RECENT_S = 120.0  # how old a reading may be to stand for "before the command" (4 polls at the default 30 s)
 _NO_LOGIN = Login()
 
 
@@ -124,8 +126,21 @@ class Driver(abc.ABC):
     # Where the driver may keep what must outlive the process (the CLI and the daemon set it); None: memory.
     state_dir: Path | None = None
 
+    # The last snapshot read (time.monotonic(), snapshot), for commands that need the state before them.
+    _seen: tuple[float, Snapshot] | None = None
+
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+
+    def _saw(self, snap: Snapshot) -> Snapshot:
+        """Remember `snap` as the latest reading (the daemon's polls go through the same driver)."""
+        self._seen = (time.monotonic(), snap)
+        return snap
+
+    def recent(self, max_age_s: float = RECENT_S) -> Snapshot | None:
+        """The snapshot read within `max_age_s` seconds, if any (spares a command its pre-read)."""
+        seen = self._seen
+        return seen[1] if seen is not None and time.monotonic() - seen[0] <= max_age_s else None
 
     @property
     def host(self) -> str:
@@ -188,8 +203,37 @@ class Driver(abc.ABC):
         """Release connections or sessions the driver keeps; the default keeps none."""
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A power command the miner acknowledged; `confirm()` re-reads until it shows and returns the proof,
+    or raises NotCompliedError. Its deadline counts from the sending, so confirming late waits no longer."""
+
+    confirm: Callable[[], Awaitable[Snapshot]]
+
+    @classmethod
+    def verified(cls, snap: Snapshot) -> Sent:
+        """A command already verified while being sent (drivers that do both in one call)."""
+
+        async def proof() -> Snapshot:
+            return snap
+
+        return cls(proof)
+
+
 class SupportsSleep(abc.ABC):
-    """Sleep stops hashing at idle power; wake restores the mode the miner had before."""
+    """Sleep stops hashing at idle power; wake restores the mode the miner had before.
+
+    `send_sleep`/`send_wake` split a command in two, so that a caller can send to many miners first and
+    verify them afterwards; by default they send and verify at once.
+    """
+
+    async def send_sleep(self) -> Sent:
+        """Send sleep; return once the miner acknowledged it, with the verification to run later."""
+        return Sent.verified(await self.sleep())
+
+    async def send_wake(self) -> Sent:
+        """Send wake; return once the miner acknowledged it, with the verification to run later."""
+        return Sent.verified(await self.wake())
 
     @abc.abstractmethod
     async def sleep(self) -> Snapshot:
@@ -201,6 +245,10 @@ class SupportsSleep(abc.ABC):
 
 
 class SupportsPowerLimit(abc.ABC):
+    async def send_power_limit(self, watts: int) -> Sent:
+        """Send a power limit; return once acknowledged, with the verification to run later."""
+        return Sent.verified(await self.set_power_limit(watts))
+
     @abc.abstractmethod
     async def set_power_limit(self, watts: int) -> Snapshot:
         """Apply a power limit and return the snapshot that shows it applied."""

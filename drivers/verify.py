@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -12,6 +13,12 @@ from fleetd.transport.errors import AuthError, DeviceError, NotCompliedError
 from fleetd.transport.timeouts import Timeouts
 
 T = TypeVar("T")
+
+# Set by a caller verifying many commands at once (the executor): each re-read holds a slot of it, and
+# the waits between re-reads hold none.
+READ_GATE: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar(
+    "fleetd_verify_read_gate", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +54,20 @@ async def until(
     The last read is at the deadline (not an interval before it), so a miner gets all the time allowed.
     A failed read does not end the wait (a miner may drop its API while it switches power), except an
     AuthError, which no amount of waiting fixes. `started` (default: now) is when the command was sent.
+    Each read holds a slot of READ_GATE when the caller set one.
     """
     loop = asyncio.get_running_loop()
     t0 = loop.time() if started is None else started
     last: T | None = None
     error: DeviceError | None = None
+    gate = READ_GATE.get()
     while True:
         try:
-            last = await read()
+            if gate is None:
+                last = await read()
+            else:
+                async with gate:
+                    last = await read()
             if ok(last):
                 return Outcome(True, last, None, loop.time() - t0)
         except AuthError:
@@ -76,13 +89,23 @@ async def confirm(
     timeouts: Timeouts,
     describe: Callable[[Snapshot], str],
     by: str = "",
+    deadline: float | None = None,
 ) -> Snapshot:
     """Re-read until `ok` holds and return that reading; else NotCompliedError saying what was last seen.
 
     `describe` renders the last reading for the message ("hashrate 0.00 TH/s, mode sleep"); `by` names
-    who acknowledged the command when it was not the miner itself (" by pyasic").
+    who acknowledged the command when it was not the miner itself (" by pyasic"). `deadline` (event-loop
+    time; default `timeouts.verify_s` from now) is the command's, set when it was sent.
     """
-    end = await until(read, ok, deadline=deadline_in(timeouts.verify_s), interval=timeouts.verify_interval_s)
+    if deadline is None:
+        deadline = deadline_in(timeouts.verify_s)
+    end = await until(
+        read,
+        ok,
+        deadline=deadline,
+        interval=timeouts.verify_interval_s,
+        started=deadline - timeouts.verify_s,
+    )
     if end.ok and end.last is not None:
         return end.last
     seen = "no reading"

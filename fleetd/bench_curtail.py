@@ -5,10 +5,11 @@ Two measurements:
 - decide: `fleetd.curtail.policy.decide` (and `plan_step`) over N synthetic MinerViews with every rule kind
   configured (economic, price strike, schedule, power cap, pins), carrying memory from pass to pass as the
   daemon does: milliseconds per pass, median of several passes;
-- spike: N emulated miners in child processes (fleetd.sim over loopback), drivers detected beforehand as
-  the daemon would have; the price jumps over a strike, and the time from that price to every miner's
-  first ramp step sent and verified through `fleetd.executor.execute` with the real drivers (enforce on,
-  a ramp that takes the whole fleet in one step): seconds, commands per second, this process's CPU.
+- spike: N emulated miners in child processes (fleetd.sim over loopback), drivers detected and every miner
+  polled once beforehand, as the daemon has them; the price jumps over a strike, and the time from that
+  price to every miner's first ramp step sent and acknowledged, then to every command verified, through
+  `fleetd.executor.execute` with the real drivers (enforce on, a ramp that takes the whole fleet in one
+  step): seconds, commands per second, CPU in this process and in the emulators.
 """
 
 from __future__ import annotations
@@ -207,14 +208,19 @@ class SpikeResult:
     concurrency: int
     decide_s: float  # the policy pass that saw the spike
     plan_s: float  # plan_step
-    total_s: float  # price seen -> every first-step command sent and verified
+    sent_s: float  # price seen -> every first-step command sent and acknowledged by its miner
+    verified_s: float  # price seen -> every one verified from the miner's re-read telemetry
     commands: int
     verified: int
     failed: int
-    commands_per_s: float
-    cpu_s: float  # this process's CPU over total_s (the emulators run in other processes)
+    sent_per_s: float  # commands over sent_s
+    verified_per_s: float  # commands over verified_s
+    cpu_sent_s: float  # this process's CPU until every command was sent
+    cpu_s: float  # this process's CPU until every command was verified (the emulators run in other processes)
+    emulator_cpu_sent_s: float
     emulator_cpu_s: float
-    detect_s: float  # setup, not measured: identifying every miner's driver
+    detect_s: float  # setup, not measured: identifying every miner's driver and polling it once
+    load_avg: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the machine's load just before the spike
     errors: list[str] = field(default_factory=list)
     loop: str = ""
 
@@ -256,11 +262,19 @@ async def _spike(
             drivers[host] = found[0](endpoints[host])
 
     await asyncio.gather(*(find(h) for h, _ in hosts))
-    detect_s = time.perf_counter() - t_detect
-    progress(f"{len(drivers)} of {len(hosts)} miners identified in {detect_s:.1f} s")
+    progress(f"{len(drivers)} of {len(hosts)} miners identified in {time.perf_counter() - t_detect:.1f} s")
     if len(drivers) < len(hosts):
         missing = sorted(set(endpoints) - set(drivers))[:5]
         raise RuntimeError(f"{len(hosts) - len(drivers)} miners not identified, e.g. {', '.join(missing)}")
+
+    async def poll(drv: Driver) -> None:
+        async with gate:
+            await drv.read()
+
+    # The daemon has polled every miner through its driver shortly before (every 30 s by default).
+    await asyncio.gather(*(poll(d) for d in drivers.values()))
+    detect_s = time.perf_counter() - t_detect
+    progress(f"every miner polled once; setup {detect_s:.1f} s")
     views = [
         MinerView(h, model=model, hashrate_ths=100.0, power_w=3000.0, sleep_power_w=20.0, can_sleep=True)
         for h, model in hosts
@@ -273,6 +287,7 @@ async def _spike(
     calm = decide(
         views, bench_prices(now - INTERVAL_S, 40.0), config, Controls(), {}, FleetMemory(), now - 60
     )
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     cpu0, emu0 = time.process_time(), children_cpu_s(emulator_pids)
     t0 = time.perf_counter()
     plan = decide(
@@ -281,8 +296,17 @@ async def _spike(
     t1 = time.perf_counter()
     step = plan_step(plan.decisions, states, by_id, config, now)
     t2 = time.perf_counter()
-    outcomes = await execute(step, states, drivers.get, config, enforce=True, concurrency=concurrency)
+    sent: list[float] = []
+
+    def all_sent() -> None:
+        sent.extend((time.perf_counter(), time.process_time(), children_cpu_s(emulator_pids)))
+        progress(f"{len(step.commands)} commands sent in {sent[0] - t0:.2f} s; verifying")
+
+    outcomes = await execute(
+        step, states, drivers.get, config, enforce=True, concurrency=concurrency, on_sent=all_sent
+    )
     t3 = time.perf_counter()
+    t_sent, cpu_sent, emu_sent = sent
     cpu, emu = time.process_time() - cpu0, children_cpu_s(emulator_pids) - emu0
     for d in drivers.values():
         await d.close()
@@ -298,14 +322,19 @@ async def _spike(
         concurrency=concurrency,
         decide_s=round(t1 - t0, 3),
         plan_s=round(t2 - t1, 3),
-        total_s=round(t3 - t0, 3),
+        sent_s=round(t_sent - t0, 3),
+        verified_s=round(t3 - t0, 3),
         commands=len(step.commands),
         verified=ok,
         failed=len(outcomes) - ok,
-        commands_per_s=round(len(outcomes) / (t3 - t0), 1) if t3 > t0 else 0.0,
+        sent_per_s=round(len(outcomes) / (t_sent - t0), 1) if t_sent > t0 else 0.0,
+        verified_per_s=round(len(outcomes) / (t3 - t0), 1) if t3 > t0 else 0.0,
+        cpu_sent_s=round(cpu_sent - cpu0, 2),
         cpu_s=round(cpu, 2),
+        emulator_cpu_sent_s=round(emu_sent - emu0, 2),
         emulator_cpu_s=round(emu, 2),
         detect_s=round(detect_s, 1),
+        load_avg=(round(load[0], 2), round(load[1], 2), round(load[2], 2)),
         errors=errors,
     )
 
@@ -315,7 +344,7 @@ def run_spike(
     *,
     base: str,
     processes: int | None = None,
-    concurrency: int = 1000,
+    concurrency: int | None = None,
     event_loop: str | None = None,
     progress: Progress = lambda s: None,
 ) -> SpikeResult:
@@ -324,7 +353,10 @@ def run_spike(
 
     from fleetd import runtime
     from fleetd.bench import WEB_PORT, fleet_groups
+    from fleetd.executor.runner import CONCURRENCY
     from fleetd.sim.fleet import PER_PROCESS, ProcessFleet
+
+    concurrency = concurrency or CONCURRENCY
 
     runtime.raise_nofile(4 * concurrency + 1024)
     groups = fleet_groups(n, base, models=_emulated_models())
@@ -387,14 +419,23 @@ def report(decide_r: DecideResult | None, spike_r: SpikeResult | None) -> str:
     if spike_r:
         s = spike_r
         models = ", ".join(f"{n} x {name}" for name, n in s.models.items())
+        per = 1000 / max(1, s.commands)  # seconds over all commands -> ms per command
         lines += [
-            f"  price spike       {s.miners:,} emulated miners ({models}) in {s.processes} processes",
-            f"    decide + first step sent and verified for all: {s.total_s:.2f} s (target <= 5 s); "
-            f"decide {s.decide_s * 1000:.0f} ms, plan_step {s.plan_s * 1000:.0f} ms",
+            f"  price spike       {s.miners:,} emulated miners ({models}) in {s.processes} processes; "
+            f"load average before {s.load_avg[0]:.2f}",
+            f"    decide + plan   {(s.decide_s + s.plan_s) * 1000:.0f} ms "
+            f"(decide {s.decide_s * 1000:.0f} ms, plan_step {s.plan_s * 1000:.0f} ms)",
+            f"    + first step sent and acknowledged by all: {s.sent_s:.2f} s from the price "
+            f"(target <= 5 s); {s.sent_per_s:,.0f} commands/s",
+            f"    + every command verified from re-read telemetry: {s.verified_s:.2f} s from the price; "
+            f"{s.verified_per_s:,.0f} commands/s",
             f"    commands        {s.commands:,} sent, {s.verified:,} verified, {s.failed:,} failed; "
-            f"{s.commands_per_s:,.0f} commands/s at {s.concurrency} in flight",
-            f"    CPU             {s.cpu_s:.2f} s this process (emulators, in other processes: "
-            f"{s.emulator_cpu_s:.2f} s); driver detection beforehand {s.detect_s:.1f} s",
+            f"{s.concurrency} in flight",
+            f"    CPU             this process {s.cpu_sent_s:.2f} s to send ({s.cpu_sent_s * per:.2f} ms per "
+            f"command), {s.cpu_s:.2f} s in all ({s.cpu_s * per:.2f} ms); emulators (other processes) "
+            f"{s.emulator_cpu_sent_s:.2f} s / {s.emulator_cpu_s:.2f} s",
+            f"    setup           drivers identified and every miner polled once beforehand: "
+            f"{s.detect_s:.1f} s",
         ]
         lines += [f"    failed: {e}" for e in s.errors]
     return "\n".join(lines)

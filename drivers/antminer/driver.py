@@ -27,7 +27,7 @@ from typing import Any
 from fleetd.drivers import verify
 from fleetd.drivers.antminer import modes
 from fleetd.drivers.antminer.parse import conf_mode, parse_identity, parse_snapshot
-from fleetd.drivers.base import Driver, Endpoint, SupportsReboot, SupportsSleep
+from fleetd.drivers.base import Driver, Endpoint, Sent, SupportsReboot, SupportsSleep
 from fleetd.drivers.cgminer import VersionProbe, first, reply_content
 
 from fleetd.model import Component, Fault, Identity, Mode, Reading, Snapshot
@@ -112,6 +112,7 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
         self._web: WebClient | None = None
         # get_system_info.cgi (MAC, hostname), fetched by identity() and merged into later reads.
         self._system_info: Mapping[str, Any] | None = None
+        self._sessions = 0  # operations using the web client now (see _web_session)
 
     @property
     def _key(self) -> tuple[str, int]:
@@ -157,11 +158,13 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
         mode = await self._cached_mode(snap)
         refused = _WEB_AUTH_FAILED.get(self._key)
         if mode is snap.mode and refused is None:
+            self._saw(snap)
             return reading
         errors = snap.errors
         if refused is not None:
             errors = (*errors, Fault(WEB_AUTH_FAULT, refused, Component.CONTROL_BOARD))
-        return Reading(reading.identity, dataclasses.replace(snap, mode=mode, errors=errors))
+        snap = self._saw(dataclasses.replace(snap, mode=mode, errors=errors))
+        return Reading(reading.identity, snap)
 
     async def _read_rpc(self) -> Reading:
         return self.parse_responses(await self._rpc(), host=self.host, polled_at=time.time())
@@ -204,12 +207,16 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
 
     @contextlib.asynccontextmanager
     async def _web_session(self) -> AsyncIterator[WebClient]:
-        """The web client for one operation; closed after it so idle miners hold no sockets."""
+        """The web client for one operation; closed after it so idle miners hold no sockets. Nested
+        operations (a command's sending and its verification) share the outer one's connection."""
+        self._sessions += 1
         try:
             yield self.web
         finally:
-            await self.close()
-            self._web = None
+            self._sessions -= 1
+            if not self._sessions:
+                await self.close()
+                self._web = None
 
     async def identity(self) -> Identity:
         """RPC identity plus MAC and hostname from the web CGI when it answers (then kept for reads)."""
@@ -261,10 +268,18 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
     # --- power -----------------------------------------------------------------------------------
 
     async def sleep(self) -> Snapshot:
+        async with self._web_session():  # one connection and digest handshake for both phases
+            return await (await self.send_sleep()).confirm()
+
+    async def wake(self) -> Snapshot:
+        async with self._web_session():
+            return await (await self.send_wake()).confirm()
+
+    async def send_sleep(self) -> Sent:
         async with self._web_session():
             return await self._sleep()
 
-    async def wake(self) -> Snapshot:
+    async def send_wake(self) -> Sent:
         async with self._web_session():
             return await self._wake()
 
@@ -274,13 +289,14 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
             with contextlib.suppress(DeviceTimeoutError, MalformedReplyError):
                 await web.request("GET", REBOOT_PATH)
 
-    async def _sleep(self) -> Snapshot:
+    async def _sleep(self) -> Sent:
         conf = await self._conf()
         current = _mode_value(conf)
         if current is not None and current != SLEEP_VALUE:
             _MODE_BEFORE_SLEEP[self._key] = current
             self._save_modes()
-        before = await self._hashrate_or_none()
+        recent = self.recent()
+        before = recent.hashrate_ths if recent is not None else await self._hashrate_or_none()
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         await self._set_mode(conf, SLEEP_VALUE, deadline)
 
@@ -291,9 +307,9 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
             reference = before or snap.expected_hashrate_ths or 0.0
             return rate <= 0.05 * reference if reference > 0 else rate <= 0.0
 
-        return await self._verify("sleep", Mode.SLEEP, dropped, deadline)
+        return Sent(lambda: self._verify("sleep", Mode.SLEEP, dropped, deadline))
 
-    async def _wake(self) -> Snapshot:
+    async def _wake(self) -> Sent:
         conf = await self._conf()
         self._load_modes()
         target = _MODE_BEFORE_SLEEP.get(self._key, NORMAL_VALUE)
@@ -304,10 +320,13 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
         def hashing(snap: Snapshot) -> bool:
             return bool(snap.hashrate_ths and snap.hashrate_ths > 0)
 
-        snap = await self._verify("wake", want, hashing, deadline)
-        if _MODE_BEFORE_SLEEP.pop(self._key, None) is not None:
-            self._save_modes()
-        return snap
+        async def confirm() -> Snapshot:
+            snap = await self._verify("wake", want, hashing, deadline)
+            if _MODE_BEFORE_SLEEP.pop(self._key, None) is not None:
+                self._save_modes()
+            return snap
+
+        return Sent(confirm)
 
     def _load_modes(self) -> None:
         """Take this miner's remembered mode from disk if memory has none."""
@@ -352,12 +371,19 @@ class AntminerDriver(VersionProbe, Driver, SupportsSleep, SupportsReboot):
     async def _verify(
         self, action: str, want: Mode, effect: Callable[[Snapshot], bool], deadline: float
     ) -> Snapshot:
-        """Re-read configuration and telemetry until both show the change, or raise NotCompliedError."""
+        """Re-read configuration and telemetry until both show the change, or raise NotCompliedError.
+
+        Each re-read opens its own web session (one connection; the remembered digest challenge spares
+        the 401), unless the whole command runs in one (`sleep()`/`wake()`): a fleet's worth of miners
+        waiting between re-reads then holds no sockets.
+        """
         mode: Mode | None = None  # kept apart: the configuration may answer when telemetry does not
 
         async def read() -> Snapshot:
             nonlocal mode
-            mode = conf_mode(await self._conf())
+            async with self._web_session():
+                conf = await self._conf()
+            mode = conf_mode(conf)
             self._remember_mode(mode)
             return dataclasses.replace((await self._read_rpc()).snapshot, mode=mode)
 

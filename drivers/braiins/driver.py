@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fleetd.drivers import verify
-from fleetd.drivers.base import Driver, Endpoint, Login, SupportsPowerLimit, SupportsSleep
+from fleetd.drivers.base import Driver, Endpoint, Login, Sent, SupportsPowerLimit, SupportsSleep
 from fleetd.drivers.braiins.parse import (
     DETAILS,
     MINER_CONFIG,
@@ -197,17 +197,29 @@ class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
     # --- power ---------------------------------------------------------------------------------
 
     async def sleep(self) -> Snapshot:
-        await self.rest("PUT", PAUSE)
-        return await self._verify("pause", lambda s: s.mode is Mode.SLEEP and not s.is_mining)
+        return await (await self.send_sleep()).confirm()
 
     async def wake(self) -> Snapshot:
-        await self.rest("PUT", RESUME)
-        return await self._verify("resume", lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0))
+        return await (await self.send_wake()).confirm()
 
     async def set_power_limit(self, watts: int) -> Snapshot:
         """Set the tuner's power target to `watts` and verify the configuration and telemetry show it."""
+        return await (await self.send_power_limit(watts)).confirm()
+
+    async def send_sleep(self) -> Sent:
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
+        await self.rest("PUT", PAUSE)
+        return self._verify("pause", lambda s: s.mode is Mode.SLEEP and not s.is_mining, deadline)
+
+    async def send_wake(self) -> Sent:
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
+        await self.rest("PUT", RESUME)
+        return self._verify("resume", lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0), deadline)
+
+    async def send_power_limit(self, watts: int) -> Sent:
         if watts <= 0:
             raise CommandRejectedError(f"power target must be positive, not {watts}", host=self.host)
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         try:
             reply = await self.rest("PUT", POWER_TARGET, {"watt": int(watts)})
         except CommandRejectedError as exc:
@@ -223,20 +235,28 @@ class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
                 host=self.host,
                 command=POWER_TARGET,
             )
-        return await self._verify(
-            f"power target {watts} W", lambda s: s.power_limit_w == float(watts) and s.mode is not Mode.SLEEP
+        return self._verify(
+            f"power target {watts} W",
+            lambda s: s.power_limit_w == float(watts) and s.mode is not Mode.SLEEP,
+            deadline,
         )
 
     async def current_power_target_w(self) -> float | None:
         """The tuner's power target, read now."""
         return parse_power_target(await self.rest("GET", CONFIG_PATH))
 
-    async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
-        return await verify.confirm(
-            self._fresh_snapshot,
-            ok,
-            action=action,
-            host=self.host,
-            timeouts=self.endpoint.timeouts,
-            describe=lambda s: f"hashrate {verify.rate(s)}, power target {verify.watts(s.power_limit_w)}",
+    def _verify(self, action: str, ok: Callable[[Snapshot], bool], deadline: float) -> Sent:
+        def describe(s: Snapshot) -> str:
+            return f"hashrate {verify.rate(s)}, power target {verify.watts(s.power_limit_w)}"
+
+        return Sent(
+            lambda: verify.confirm(
+                self._fresh_snapshot,
+                ok,
+                action=action,
+                host=self.host,
+                timeouts=self.endpoint.timeouts,
+                describe=describe,
+                deadline=deadline,
+            )
         )

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fleetd.drivers import verify
-from fleetd.drivers.base import Driver, Endpoint, SupportsPowerLimit, SupportsSleep
+from fleetd.drivers.base import Driver, Endpoint, Sent, SupportsPowerLimit, SupportsSleep
 from fleetd.drivers.cgminer import VersionProbe, first, reply_content
 from fleetd.drivers.luxos.parse import (
     Profile,
@@ -86,7 +86,7 @@ class LuxOSDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
         with reply_content(self.host):
             return Reading(
                 parse_identity(responses, host=self.host),
-                parse_snapshot(responses, polled_at=time.time(), limit_w=limit),
+                self._saw(parse_snapshot(responses, polled_at=time.time(), limit_w=limit)),
             )
 
     async def _cached_profiles(self) -> tuple[Profile, ...]:
@@ -161,7 +161,19 @@ class LuxOSDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
     # --- power ---------------------------------------------------------------------------------
 
     async def sleep(self) -> Snapshot:
-        before = await self._hashrate_or_none()
+        return await (await self.send_sleep()).confirm()
+
+    async def wake(self) -> Snapshot:
+        return await (await self.send_wake()).confirm()
+
+    async def set_power_limit(self, watts: int) -> Snapshot:
+        """Switch to the profile with the most power within `watts` and verify the miner runs it."""
+        return await (await self.send_power_limit(watts)).confirm()
+
+    async def send_sleep(self) -> Sent:
+        recent = self.recent()
+        before = recent.hashrate_ths if recent is not None else await self._hashrate_or_none()
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         async with self.session() as sid:
             await self.api.command("curtail", f"{sid},sleep")
 
@@ -171,15 +183,15 @@ class LuxOSDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
                 return False
             return rate <= 0.05 * before if before else rate <= 0.0
 
-        return await self._verify("sleep", dropped)
+        return self._verify("sleep", dropped, deadline)
 
-    async def wake(self) -> Snapshot:
+    async def send_wake(self) -> Sent:
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         async with self.session() as sid:
             await self.api.command("curtail", f"{sid},wakeup")
-        return await self._verify("wake", lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0))
+        return self._verify("wake", lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0), deadline)
 
-    async def set_power_limit(self, watts: int) -> Snapshot:
-        """Switch to the profile with the most power within `watts` and verify the miner runs it."""
+    async def send_power_limit(self, watts: int) -> Sent:
         profiles = await self.profiles()
         chosen = pick_profile(profiles, watts)
         if chosen is None:
@@ -188,11 +200,13 @@ class LuxOSDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
             raise CommandRejectedError(
                 f"no LuxOS profile fits {watts} W ({why})", host=self.host, command="profileset"
             )
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         async with self.session() as sid:
             await self.api.command("profileset", f"{sid},{chosen.name}")
-        return await self._verify(
+        return self._verify(
             f"profileset {chosen.name}",
             lambda s: s.power_limit_w == chosen.watts and s.mode is not Mode.SLEEP,
+            deadline,
         )
 
     async def _hashrate_or_none(self) -> float | None:
@@ -201,14 +215,20 @@ class LuxOSDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
         except DeviceError:
             return None
 
-    async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
-        return await verify.confirm(
-            self.snapshot,
-            ok,
-            action=action,
-            host=self.host,
-            timeouts=self.endpoint.timeouts,
-            describe=lambda s: f"hashrate {verify.rate(s)}, profile power {verify.watts(s.power_limit_w)}",
+    def _verify(self, action: str, ok: Callable[[Snapshot], bool], deadline: float) -> Sent:
+        def describe(s: Snapshot) -> str:
+            return f"hashrate {verify.rate(s)}, profile power {verify.watts(s.power_limit_w)}"
+
+        return Sent(
+            lambda: verify.confirm(
+                self.snapshot,
+                ok,
+                action=action,
+                host=self.host,
+                timeouts=self.endpoint.timeouts,
+                describe=describe,
+                deadline=deadline,
+            )
         )
 
 

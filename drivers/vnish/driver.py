@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from fleetd.drivers import verify
-from fleetd.drivers.base import Driver, Endpoint, Login, SupportsPowerLimit, SupportsSleep
+from fleetd.drivers.base import Driver, Endpoint, Login, Sent, SupportsPowerLimit, SupportsSleep
 from fleetd.drivers.cgminer import reply_content
 from fleetd.drivers.vnish.parse import (
     INFO,
@@ -194,15 +194,26 @@ class VNishDriver(Driver, SupportsSleep, SupportsPowerLimit):
     # --- power ---------------------------------------------------------------------------------
 
     async def sleep(self) -> Snapshot:
-        await self.call("POST", PAUSE)
-        return await self._verify("mining/pause", lambda s: s.mode is Mode.SLEEP and not s.is_mining)
+        return await (await self.send_sleep()).confirm()
 
     async def wake(self) -> Snapshot:
-        await self.call("POST", RESUME)
-        return await self._verify("mining/resume", lambda s: bool(s.is_mining and s.hashrate_ths))
+        return await (await self.send_wake()).confirm()
 
     async def set_power_limit(self, watts: int) -> Snapshot:
         """Switch to the preset with the most watts within `watts` and verify the miner runs it."""
+        return await (await self.send_power_limit(watts)).confirm()
+
+    async def send_sleep(self) -> Sent:
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
+        await self.call("POST", PAUSE)
+        return self._verify("mining/pause", lambda s: s.mode is Mode.SLEEP and not s.is_mining, deadline)
+
+    async def send_wake(self) -> Sent:
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
+        await self.call("POST", RESUME)
+        return self._verify("mining/resume", lambda s: bool(s.is_mining and s.hashrate_ths), deadline)
+
+    async def send_power_limit(self, watts: int) -> Sent:
         presets = await self.presets()
         chosen = pick_preset(presets, watts)
         if chosen is None:
@@ -211,6 +222,7 @@ class VNishDriver(Driver, SupportsSleep, SupportsPowerLimit):
             raise CommandRejectedError(
                 f"no VNish preset fits {watts} W ({why})", host=self.host, command=SETTINGS
             )
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         await self.call("POST", SETTINGS, {"miner": {"overclock": {"preset": chosen.name}}})
 
         async def read() -> tuple[Snapshot, str]:
@@ -218,30 +230,37 @@ class VNishDriver(Driver, SupportsSleep, SupportsPowerLimit):
             with reply_content(self.host):
                 return parse_snapshot(responses, polled_at=time.time()), current_preset(responses)
 
-        timeouts = self.endpoint.timeouts
-        end = await verify.until(
-            read,
-            lambda r: r[1] == chosen.name and r[0].mode is not Mode.SLEEP,
-            deadline=verify.deadline_in(timeouts.verify_s),
-            interval=timeouts.verify_interval_s,
-        )
-        if end.ok and end.last is not None:
-            return end.last[0]
-        seen = f"preset {end.last[1]!r}" if end.last is not None else "no reading"
-        raise NotCompliedError(
-            f"preset {chosen.name} acknowledged but not in effect after {timeouts.verify_s:g} s ({seen})",
-            host=self.host,
-            command=SETTINGS,
-        )
+        async def confirm() -> Snapshot:
+            timeouts = self.endpoint.timeouts
+            end = await verify.until(
+                read,
+                lambda r: r[1] == chosen.name and r[0].mode is not Mode.SLEEP,
+                deadline=deadline,
+                interval=timeouts.verify_interval_s,
+                started=deadline - timeouts.verify_s,
+            )
+            if end.ok and end.last is not None:
+                return end.last[0]
+            seen = f"preset {end.last[1]!r}" if end.last is not None else "no reading"
+            raise NotCompliedError(
+                f"preset {chosen.name} acknowledged but not in effect after {timeouts.verify_s:g} s ({seen})",
+                host=self.host,
+                command=SETTINGS,
+            )
 
-    async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
-        return await verify.confirm(
-            self._fresh_snapshot,
-            ok,
-            action=action,
-            host=self.host,
-            timeouts=self.endpoint.timeouts,
-            describe=lambda s: f"hashrate {verify.rate(s)}, mode {s.mode.value}",
+        return Sent(confirm)
+
+    def _verify(self, action: str, ok: Callable[[Snapshot], bool], deadline: float) -> Sent:
+        return Sent(
+            lambda: verify.confirm(
+                self._fresh_snapshot,
+                ok,
+                action=action,
+                host=self.host,
+                timeouts=self.endpoint.timeouts,
+                describe=lambda s: f"hashrate {verify.rate(s)}, mode {s.mode.value}",
+                deadline=deadline,
+            )
         )
 
 

@@ -10,7 +10,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from fleetd.drivers import verify
-from fleetd.drivers.base import Driver, Endpoint, Login, SupportsPowerLimit, SupportsReboot, SupportsSleep
+from fleetd.drivers.base import (
+    Driver,
+    Endpoint,
+    Login,
+    Sent,
+    SupportsPowerLimit,
+    SupportsReboot,
+    SupportsSleep,
+)
 from fleetd.drivers.whatsminer import parse
 
 from fleetd.model import Identity, Reading, Snapshot
@@ -168,7 +176,9 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
 
     async def read(self) -> Reading:
         polled_at = time.time()
-        return self.parse_responses(await self._collect(full=False), host=self.host, polled_at=polled_at)
+        reading = self.parse_responses(await self._collect(full=False), host=self.host, polled_at=polled_at)
+        self._saw(reading.snapshot)
+        return reading
 
     async def raw_responses(self) -> dict[str, Any]:
         return await self._collect(full=True)
@@ -308,34 +318,47 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
         return check_status(reply, host=self.host, command=command)
 
     async def sleep(self) -> Snapshot:
-        before = await self.snapshot()
+        return await (await self.send_sleep()).confirm()
+
+    async def wake(self) -> Snapshot:
+        return await (await self.send_wake()).confirm()
+
+    async def set_power_limit(self, watts: int) -> Snapshot:
+        return await (await self.send_power_limit(watts)).confirm()
+
+    async def send_sleep(self) -> Sent:
+        before = self.recent() or await self.snapshot()
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         if await self._ensure_api() == "btminer-v3":
             await self.v3.set("set.miner.service", "stop")
         else:
             await self._v2_priv("power_off", respbefore="true")
         expected = before.expected_hashrate_ths or before.hashrate_ths or 0.0
-        return await self._verify("sleep", lambda s: _asleep(s, expected), "hashrate did not drop")
+        return self._verify("sleep", lambda s: _asleep(s, expected), "hashrate did not drop", deadline)
 
-    async def wake(self) -> Snapshot:
+    async def send_wake(self) -> Sent:
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         if await self._ensure_api() == "btminer-v3":
             await self.v3.set("set.miner.service", "start")
         else:
             await self._v2_priv("power_on")
-        return await self._verify(
-            "wake", lambda s: bool(s.hashrate_ths) and s.is_mining, "hashrate did not come back"
+        return self._verify(
+            "wake", lambda s: bool(s.hashrate_ths) and s.is_mining, "hashrate did not come back", deadline
         )
 
-    async def set_power_limit(self, watts: int) -> Snapshot:
+    async def send_power_limit(self, watts: int) -> Sent:
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         if await self._ensure_api() == "btminer-v3":
             await self.v3.set("set.miner.power_limit", int(watts))
             cmd = "set.miner.power_limit"
         else:
             await self._v2_priv("adjust_power_limit", power_limit=int(watts))
             cmd = "adjust_power_limit"
-        return await self._verify(
+        return self._verify(
             cmd,
             lambda s: s.power_limit_w is not None and abs(s.power_limit_w - watts) < 1,
             f"power limit did not become {watts} W",
+            deadline,
         )
 
     async def set_power_pct(self, percent: int) -> Snapshot:
@@ -359,8 +382,11 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
             return await self.snapshot()
         base = before.power_w or 0.0
         return await self._verify(
-            "set_power_pct", lambda s: s.power_w is not None and s.power_w < base, "power did not drop"
-        )
+            "set_power_pct",
+            lambda s: s.power_w is not None and s.power_w < base,
+            "power did not drop",
+            verify.deadline_in(self.endpoint.timeouts.verify_s),
+        ).confirm()
 
     async def reboot(self) -> None:
         if await self._ensure_api() == "btminer-v3":
@@ -368,11 +394,16 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
         else:
             await self._v2_priv("reboot")
 
-    async def _verify(self, command: str, ok: Callable[[Snapshot], bool], failure: str) -> Snapshot:
-        """Re-read until `ok` holds or Timeouts.verify_s passes; never trust the acknowledgement."""
+    def _verify(self, command: str, ok: Callable[[Snapshot], bool], failure: str, deadline: float) -> Sent:
+        """Re-read until `ok` holds or the deadline passes; never trust the acknowledgement."""
+        return Sent(lambda: self._confirm(command, ok, failure, deadline))
+
+    async def _confirm(
+        self, command: str, ok: Callable[[Snapshot], bool], failure: str, deadline: float
+    ) -> Snapshot:
         t = self.endpoint.timeouts
         end = await verify.until(
-            self.snapshot, ok, deadline=verify.deadline_in(t.verify_s), interval=t.verify_interval_s
+            self.snapshot, ok, deadline=deadline, interval=t.verify_interval_s, started=deadline - t.verify_s
         )
         if end.ok and end.last is not None:
             return end.last

@@ -18,7 +18,8 @@ def register(sub: Any) -> None:
             "run the daemon against them for several poll cycles, and report cycle time, polls per "
             "second, daemon CPU per miner poll and resident memory per miner. Progress goes to stderr. "
             "`fleetd bench curtail` instead times the curtailment policy over N synthetic miners and a "
-            "price spike's first ramp step sent through the real drivers to N emulated miners."
+            "price spike's first ramp step sent through the real drivers to N emulated miners, then "
+            "verified from their telemetry."
         ),
     )
     p.add_argument(
@@ -39,7 +40,11 @@ def register(sub: Any) -> None:
         "--interval", type=float, default=10.0, metavar="S", help="poll interval in seconds (default 10)"
     )
     p.add_argument(
-        "--concurrency", type=int, default=1000, metavar="C", help="polls in flight at most (default 1000)"
+        "--concurrency",
+        type=int,
+        default=None,
+        metavar="C",
+        help="polls in flight at most (default 1000); curtail: sends and re-reads (default 256)",
     )
     p.add_argument(
         "--base",
@@ -114,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--processes must be at least 1")
     if args.interval <= 0:
         raise CLIError("--interval must be positive")
+    if args.concurrency is None:
+        from fleetd.executor.runner import CONCURRENCY
+
+        args.concurrency = CONCURRENCY if args.mode == "curtail" else 1000
     if not 1 <= args.concurrency <= 8000:
         raise CLIError("--concurrency must be within 1..8000")
     if args.passes < 1:

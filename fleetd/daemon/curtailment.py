@@ -308,14 +308,20 @@ class CurtailmentLoop:
         self._log(logs)
 
     async def _send(self, cmd: Command, before: ControlState, cfg: CurtailmentConfig) -> None:
-        async with self._gate:
-            try:
-                (out,) = await execute(
-                    StepPlan((cmd,)), {cmd.miner_id: before}, self.d.poller.driver, cfg, enforce=True
-                )
-            except asyncio.CancelledError:
-                self.states[cmd.miner_id] = before
-                raise
+        # The gate bounds sends and verifying re-reads across commands, not a command's waits between
+        # re-reads: a ramp step of miners that take seconds to wind down does not hold up the next ones.
+        try:
+            (out,) = await execute(
+                StepPlan((cmd,)),
+                {cmd.miner_id: before},
+                self.d.poller.driver,
+                cfg,
+                enforce=True,
+                gate=self._gate,
+            )
+        except asyncio.CancelledError:
+            self.states[cmd.miner_id] = before
+            raise
         self._done(out, cfg)
         self._wake.set()
 

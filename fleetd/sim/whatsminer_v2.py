@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from fleetd.sim.base import MinerState
 from fleetd.sim.server import PADDING, OneShotConnection
 from fleetd.sim.whatsminer_replies import _V2_READS, _dumps, _flat
-from fleetd.transport.btminer import aes_key, decrypt, derive_token, encrypt
-from fleetd.transport.md5crypt import md5_crypt_hash
+from fleetd.transport.btminer import aes_key, decrypt, derive_token, encrypt, password_key
 
 if TYPE_CHECKING:
     from fleetd.sim.whatsminer import WhatsminerMiner
@@ -105,7 +104,7 @@ class V2Api:
         when = int(now)
         if not self.write_access or not self.v2_writes:
             return _dumps(_flat(45, "can't access write cmd", when, "E"))
-        key = aes_key(md5_crypt_hash(self.v2_password, self.salt))
+        key = aes_key(password_key(self.v2_password, self.salt))
         try:
             plain = decrypt(str(req.get("data", "")), key)
         except ValueError:

@@ -49,6 +49,7 @@ __all__ = [
     "encrypt",
     "envelope",
     "forget_tokens",
+    "password_key",
 ]
 
 DEFAULT_PASSWORD = "admin"
@@ -90,14 +91,15 @@ class TokenRefusedError(AuthError):
 
 # --- pure crypto ---------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=65536)
-def _password_key(password: str, salt: str) -> str:
-    # The salt is that of the miner's stored password hash: fixed per miner, so worth remembering.
+def password_key(password: str, salt: str) -> str:
+    """md5crypt(password, salt): the salt is the miner's stored password hash's, fixed per miner,
+    so the result is remembered."""
     return md5_crypt_hash(password, salt)
 
 
 def derive_token(password: str, salt: str, newsalt: str, when: str) -> tuple[str, str]:
     """(key, sign) from a get_token reply: md5crypt(password, salt), md5crypt(key + time, newsalt)."""
-    key = _password_key(password, salt)
+    key = password_key(password, salt)
     sign = md5_crypt_hash(key + when, newsalt)
     return key, sign
 

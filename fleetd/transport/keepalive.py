@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fleetd.transport.errors import (
@@ -26,9 +27,35 @@ from fleetd.transport.jsonfix import loads_tolerant
 if TYPE_CHECKING:
     from fleetd.transport.timeouts import Timeouts
 
-__all__ = ["KeepAliveHTTP"]
+__all__ = ["KeepAliveHTTP", "Reply"]
 
 MAX_HEAD = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A reply as it came: status, headers (names lower-cased) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def checked(self, host: str, path: str) -> bytes:
+        """The body of a 2xx reply; the matching DeviceError for any other status (401 included)."""
+        where = {"host": host, "command": path}
+        status = self.status
+        if status == 401:
+            raise AuthError("authentication failed (HTTP 401)", **where)
+        if status == 403:
+            raise AuthError("access forbidden (HTTP 403)", **where)
+        if status == 404:
+            raise InvalidCommandError("no such path on this firmware (HTTP 404)", code=404, **where)
+        if status >= 300:
+            detail = self.body[:200].decode("utf-8", "replace").strip()
+            raise CommandRejectedError(
+                f"HTTP {status}{': ' + detail if detail else ''}", code=status, **where
+            )
+        return self.body
 
 
 class _Stale(Exception):
@@ -56,9 +83,31 @@ class KeepAliveHTTP:
             conn[1].close()
 
     async def request(
-        self, method: str, path: str, *, json_body: Any = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float | None = None,
     ) -> bytes:
         """Send one request and return the body of a 2xx reply; map every failure to a DeviceError."""
+        reply = await self.exchange(method, path, json_body=json_body, headers=headers, timeout_s=timeout_s)
+        return reply.checked(self.host, path)
+
+    async def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> Reply:
+        """Send one request and return whatever reply came (any status); DeviceError if none did.
+
+        `timeout_s` bounds the whole exchange (default: the connect plus the read timeout).
+        """
         body = b"" if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self._hostport}", "Accept: application/json"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
@@ -66,14 +115,14 @@ class KeepAliveHTTP:
             lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
         data = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
         where = {"host": self.host, "command": path}
-        limit = self.timeouts.connect_s + self.timeouts.read_s
+        limit = self.timeouts.connect_s + self.timeouts.read_s if timeout_s is None else timeout_s
         async with self._lock:
             try:
                 async with asyncio.timeout(limit):
                     try:
-                        status, reply = await self._exchange(data, reused=self._conn is not None)
+                        return await self._exchange(data, reused=self._conn is not None)
                     except _Stale:
-                        status, reply = await self._exchange(data, reused=False)
+                        return await self._exchange(data, reused=False)
             except TimeoutError:
                 await self.close()
                 raise DeviceTimeoutError(f"no complete HTTP reply within {limit:g} s", **where) from None
@@ -90,18 +139,9 @@ class KeepAliveHTTP:
                 raise MalformedReplyError(
                     f"invalid or cut HTTP reply: {exc or type(exc).__name__}", **where
                 ) from None
-        if status == 401:
-            raise AuthError("authentication failed (HTTP 401)", **where)
-        if status == 403:
-            raise AuthError("access forbidden (HTTP 403)", **where)
-        if status == 404:
-            raise InvalidCommandError("no such path on this firmware (HTTP 404)", code=404, **where)
-        if status >= 300:
-            detail = reply[:200].decode("utf-8", "replace").strip()
-            raise CommandRejectedError(
-                f"HTTP {status}{': ' + detail if detail else ''}", code=status, **where
-            )
-        return reply
+            except asyncio.CancelledError:
+                await self.close()  # cut mid-request (a caller's deadline): the connection is unusable
+                raise
 
     async def get_json(self, path: str) -> Any:
         """GET `path` and decode its JSON body (None for an empty one)."""
@@ -111,7 +151,7 @@ class KeepAliveHTTP:
         """POST `payload` as JSON to `path` and decode the reply (None for an empty one)."""
         return await _decode(await self.request("POST", path, json_body=payload), self.host, path)
 
-    async def _exchange(self, data: bytes, *, reused: bool) -> tuple[int, bytes]:
+    async def _exchange(self, data: bytes, *, reused: bool) -> Reply:
         if self._conn is None:
             try:
                 async with asyncio.timeout(self.timeouts.connect_s):
@@ -137,22 +177,30 @@ class KeepAliveHTTP:
         for line in header_lines:
             name, sep, value = line.partition(":")
             if sep:
-                fields[name.strip().lower()] = value.strip()
+                name = name.strip().lower()
+                if name not in fields or name != "www-authenticate":  # several challenges: the first
+                    fields[name] = value.strip()
         if "chunked" in fields.get("transfer-encoding", "").lower():
             reply = await self._chunked(reader)
         elif "content-length" in fields:
             length = int(fields["content-length"])
             if length > self.max_bytes:
-                raise ValueError(f"reply of {length} bytes exceeds {self.max_bytes}")
+                raise ValueError(f"reply of {length} bytes exceeds {self.max_bytes} bytes")
             reply = await reader.readexactly(length)
-        else:  # delimited by the server closing the connection
-            reply = await reader.read(self.max_bytes + 1)
+        else:  # delimited by the server closing the connection: read to EOF (one read() may be a part)
+            body = bytearray()
+            while len(body) <= self.max_bytes:
+                part = await reader.read(self.max_bytes + 1 - len(body))
+                if not part:
+                    break
+                body += part
+            reply = bytes(body)
             fields["connection"] = "close"
         if len(reply) > self.max_bytes:
             raise ValueError(f"reply exceeds {self.max_bytes} bytes")
         if fields.get("connection", "").lower() == "close" or parts[0] == "HTTP/1.0":
             await self.close()
-        return status, reply
+        return Reply(status, fields, reply)
 
     async def _chunked(self, reader: asyncio.StreamReader) -> bytes:
         out = bytearray()

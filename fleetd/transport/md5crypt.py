@@ -2,11 +2,24 @@
 
 The btminer v2 privileged API derives its AES key and token from it. Python's `crypt` module is
 gone from 3.13, so it is implemented here; it is a legacy scheme and is used only for that protocol.
+Where the C library's crypt(3) is still reachable (`crypt`, CPython <= 3.12 on glibc) it computes the
+same string about ten times faster (~0.1 ms instead of ~1 ms: a fleet-wide command derives one per
+miner), and its answer is used only when it has the expected shape.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
+from collections.abc import Callable
+
+try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from crypt import crypt as _libc_crypt
+except ImportError:  # Python 3.13+, or a platform without crypt(3)
+    _libc_crypt = None
+_LIBC: Callable[[str, str], str | None] | None = _libc_crypt
 
 MAGIC = b"$1$"
 _ITOA64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -28,6 +41,20 @@ def md5_crypt(password: str | bytes, salt: str) -> str:
     if salt.startswith("$1$"):
         salt = salt[3:]
     salt_b = salt.split("$", 1)[0].encode()[:8]
+    if _LIBC is not None and isinstance(password, str) and "\0" not in password and _plain(salt_b):
+        head = f"$1${salt_b.decode()}$"
+        out = _LIBC(password, head)
+        if out is not None and out.startswith(head) and len(out) == len(head) + 22:
+            return out
+    return _md5_crypt(pw, salt_b)
+
+
+def _plain(salt: bytes) -> bool:
+    return all(chr(b) in _ITOA64 for b in salt)
+
+
+def _md5_crypt(pw: bytes, salt_b: bytes) -> str:
+    """The scheme itself, in Python."""
 
     alt = hashlib.md5(pw + salt_b + pw).digest()
     ctx = hashlib.md5(pw + MAGIC + salt_b)

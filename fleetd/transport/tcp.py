@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import os
 import socket
@@ -127,6 +128,7 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+@functools.lru_cache(maxsize=65536)
 def _is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

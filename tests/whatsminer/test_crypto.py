@@ -16,6 +16,7 @@ import json
 
 import pytest
 
+from fleetd.transport import md5crypt
 from fleetd.transport.btminer import aes_key, decrypt, derive_token, encrypt, envelope, fix_error_code_list
 from fleetd.transport.btminer_v3 import frame, v3_token, whole_frame
 from fleetd.transport.md5crypt import md5_crypt, md5_crypt_hash
@@ -50,6 +51,14 @@ def test_md5_crypt_matches_openssl(password: str, salt: str, expected: str) -> N
     assert md5_crypt(password, salt) == expected
     assert md5_crypt(password, f"$1${salt}$") == expected
     assert md5_crypt_hash(password, salt) == expected.rsplit("$", 1)[1]
+
+
+@pytest.mark.parametrize(("password", "salt", "expected"), MD5_CRYPT_VECTORS)
+def test_md5_crypt_in_python_and_through_libc_agree(
+    password: str, salt: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(md5crypt, "_LIBC", None)  # the pure-Python scheme, as on Python 3.13+
+    assert md5_crypt(password, salt) == expected
 
 
 def test_salt_is_cut_at_eight_characters() -> None:
