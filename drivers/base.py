@@ -9,11 +9,14 @@ mixins) before acting; no method raises NotImplementedError.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
+
+from fleetd.drivers.plausible import checked_reading
 
 from fleetd.model import Capability, Identity, Reading, Snapshot
 from fleetd.transport.timeouts import Timeouts as Timeouts  # re-exported: callers take it from here
@@ -127,6 +130,16 @@ class Driver(abc.ABC):
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Whichever path a driver builds its reading by, what it returns has passed the plausibility
+        # check once here rather than in each parser (a plausible reading comes back unchanged).
+        if "read" in cls.__dict__:
+            cls.read = _checked_read(cls.__dict__["read"])  # type: ignore[method-assign]
+        parse = cls.__dict__.get("parse_responses")
+        if isinstance(parse, classmethod):
+            cls.parse_responses = classmethod(_checked_parse(parse.__func__))  # type: ignore[assignment]
+
     @property
     def host(self) -> str:
         return self.endpoint.host
@@ -166,7 +179,7 @@ class Driver(abc.ABC):
 
     async def read(self) -> Reading:
         """Identity and snapshot; drivers override to share round trips."""
-        return Reading(await self.identity(), await self.snapshot())
+        return checked_reading(Reading(await self.identity(), await self.snapshot()))
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -186,6 +199,22 @@ class Driver(abc.ABC):
 
     async def close(self) -> None:
         """Release connections or sessions the driver keeps; the default keeps none."""
+
+
+def _checked_read(read: Callable[[Any], Awaitable[Reading]]) -> Callable[[Any], Awaitable[Reading]]:
+    @functools.wraps(read)
+    async def checked(self: Any) -> Reading:
+        return checked_reading(await read(self))
+
+    return checked
+
+
+def _checked_parse(parse: Callable[..., Reading]) -> Callable[..., Reading]:
+    @functools.wraps(parse)
+    def checked(cls: Any, *args: Any, **kwargs: Any) -> Reading:
+        return checked_reading(parse(cls, *args, **kwargs))
+
+    return checked
 
 
 class SupportsSleep(abc.ABC):
