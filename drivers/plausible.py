@@ -28,6 +28,7 @@ _RPM = (0, 50_000)
 _CHIPS = (0, 10_000)
 _COUNT = (0, 10**15)  # share and error counters
 _UPTIME = (0, 20 * 365 * 86400)
+_INDEX = (0, 1023)  # a board, fan or pool number; an impossible one becomes the item's position
 
 # Per-field limits [low, high], inclusive, by where the field lives.
 LIMITS: Mapping[str, Mapping[str, tuple[float, float]]] = {
@@ -43,6 +44,7 @@ LIMITS: Mapping[str, Mapping[str, tuple[float, float]]] = {
         "hw_errors": _COUNT,
     },
     "board": {
+        "index": _INDEX,
         "hashrate_ths": _THS,
         "expected_hashrate_ths": _THS,
         "chips": _CHIPS,
@@ -52,8 +54,8 @@ LIMITS: Mapping[str, Mapping[str, tuple[float, float]]] = {
         "inlet_temp_c": _TEMP,
         "outlet_temp_c": _TEMP,
     },
-    "fan": {"rpm": _RPM},
-    "pool": {"accepted": _COUNT, "rejected": _COUNT, "stale": _COUNT},
+    "fan": {"index": _INDEX, "rpm": _RPM},
+    "pool": {"index": _INDEX, "accepted": _COUNT, "rejected": _COUNT, "stale": _COUNT},
     # PSU facts by unit suffix; any other number only needs to be finite and within +/-1e9.
     "psu": {
         "_w": _W,
@@ -110,16 +112,21 @@ def _component(path: str, name: str) -> Component:
 
 
 def _fix(
-    obj: Any, limits: tuple[tuple[str, tuple[float, float]], ...], path: str, faults: list[Fault], empty: Any
+    obj: Any,
+    limits: tuple[tuple[str, tuple[float, float]], ...],
+    path: str,
+    faults: list[Fault],
+    empty: Any,
+    position: int = 0,
 ) -> Any:
-    """`obj` with each implausible field set to `empty` (a fault each), or `obj` itself."""
+    """`obj` with each implausible field set to `empty` (an index to `position`), a fault each; or `obj`."""
     changes: dict[str, Any] = {}
     for name, (lo, hi) in limits:
         v = getattr(obj, name)
         if not _fits(v, lo, hi):
             where = f"{path}.{name}" if path else name
             faults.append(Fault(IMPLAUSIBLE, _why(where, v, lo, hi), _component(where, name)))
-            changes[name] = empty
+            changes[name] = position if name == "index" else empty
     return dataclasses.replace(obj, **changes) if changes else obj
 
 
@@ -184,7 +191,7 @@ def _plausible(snap: Snapshot) -> bool:
         if not _all_fit(b, _BOARD):
             return False
     for f in snap.fans:
-        if not _fits(f.rpm, *_RPM):
+        if not _all_fit(f, _FAN):
             return False
     for p in snap.pools:
         if not _all_fit(p, _POOL):
@@ -199,14 +206,14 @@ def checked(snap: Snapshot) -> Snapshot:
     faults: list[Fault] = []
     fixed: Snapshot = _fix(snap, _SNAPSHOT, "", faults, None)
     boards: tuple[Hashboard, ...] = tuple(
-        _fix(b, _BOARD, f"hashboards[{i}]", faults, None)
+        _fix(b, _BOARD, f"hashboards[{i}]", faults, None, i)
         for i, b in enumerate(_items(snap, "hashboards", faults))
     )
     fans: tuple[Fan, ...] = tuple(
-        _fix(f, _FAN, f"fans[{i}]", faults, None) for i, f in enumerate(_items(snap, "fans", faults))
+        _fix(f, _FAN, f"fans[{i}]", faults, None, i) for i, f in enumerate(_items(snap, "fans", faults))
     )
     pools: tuple[Pool, ...] = tuple(
-        _fix(p, _POOL, f"pools[{i}]", faults, 0) for i, p in enumerate(_items(snap, "pools", faults))
+        _fix(p, _POOL, f"pools[{i}]", faults, 0, i) for i, p in enumerate(_items(snap, "pools", faults))
     )
     psu = snap.psu if not snap.psu or _psu_fits(snap.psu) else _fix_psu(snap.psu, faults)
     errors, top = snap.errors, MAX_ITEMS["errors"]
