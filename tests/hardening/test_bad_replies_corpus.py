@@ -14,7 +14,6 @@ import contextlib
 import json
 import math
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import paho.mqtt.client as paho
 import pytest
 
 from fleetd.api import ApiServer
@@ -32,6 +30,7 @@ from fleetd.daemon.core import Daemon
 from fleetd.sim.fleet import Group
 from tests.cli.simthread import RunningFleet, running_fleet
 from tests.conftest import loopback_host, require_service, web_port
+from tests.exporters.test_mqtt import Listener
 
 from .conftest import BLOCK, impossible_numbers
 from .corpus import KINDS, M50S, S19, Kind
@@ -90,34 +89,9 @@ def test_probe(kind: Kind, site: Site, capsys: pytest.CaptureFixture[str]) -> No
 # --- daemon ---------------------------------------------------------------------------------------
 
 
-class Listener:
-    """A paho subscriber collecting (topic, payload) under a prefix."""
-
-    def __init__(self, prefix: str) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"h11p-{uuid.uuid4().hex[:8]}")
-        self.client.on_message = self._on_message
-        self.client.connect(*BROKER)
-        self.client.subscribe(f"{prefix}/#", qos=1)
-        self.client.loop_start()
-
-    def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((msg.topic, msg.payload))
-
-    def topics(self) -> set[str]:
-        with self._lock:
-            return {t for t, _ in self.messages}
-
-    def last(self, topic: str) -> Any:
-        with self._lock:
-            payloads = [p for t, p in self.messages if t == topic]
-        return json.loads(payloads[-1]) if payloads else None
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+def _last(listener: Listener, topic: str) -> Any:
+    payloads = listener.on(topic)
+    return json.loads(payloads[-1]) if payloads else None
 
 
 async def _until(cond: Any, within: float, what: str) -> None:
@@ -171,7 +145,7 @@ async def test_daemon_beside_good_miners(site: Site, tmp_path: Path) -> None:
         await _until(lambda: d.poller.cycles >= start + 4, 90, "four poll cycles")
         with contextlib.suppress(AssertionError):  # a missing MQTT state is reported with the rest below
             await _until(
-                lambda: all(f"{prefix}/miners/{h}/state" in listener.topics() for h in site.good),
+                lambda: all(listener.on(f"{prefix}/miners/{h}/state") for h in site.good),
                 30,
                 "MQTT state of every good miner",
             )
@@ -210,7 +184,7 @@ async def test_daemon_beside_good_miners(site: Site, tmp_path: Path) -> None:
         )
         if rate is None or abs(rate / 1e12 - ths) > 0.1 * ths:
             problems.append(f"good {h}: /metrics hashrate {rate}")
-        state = listener.last(f"{prefix}/miners/{h}/state")
+        state = _last(listener, f"{prefix}/miners/{h}/state")
         if not state or not state.get("hashrate_ths") or abs(state["hashrate_ths"] - ths) > 0.1 * ths:
             problems.append(f"good {h}: MQTT state {state}")
         stored = latest.get(h)
@@ -232,9 +206,8 @@ async def test_daemon_beside_good_miners(site: Site, tmp_path: Path) -> None:
         problems += [f"{kind.name}: /api/miners/{{id}} {x}" for x in impossible_numbers(det)]
         problems += [f"{kind.name}: /api/miners {x}" for x in impossible_numbers(rows.get(h))]
         problems += [f"{kind.name}: latest_state {x}" for x in impossible_numbers(latest.get(h))]
-        problems += [
-            f"{kind.name}: MQTT {x}" for x in impossible_numbers(listener.last(f"{prefix}/miners/{h}/state"))
-        ]
+        mqtt = _last(listener, f"{prefix}/miners/{h}/state")
+        problems += [f"{kind.name}: MQTT {x}" for x in impossible_numbers(mqtt)]
         problems += [
             f"{kind.name}: /metrics {k} {v}"
             for k, v in _samples(metrics, h).items()
