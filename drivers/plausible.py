@@ -104,7 +104,11 @@ def _why(path: str, v: Any, lo: float, hi: float) -> str:
         return f"{path}: {type(v).__name__} {text[:40]}{'...' if len(text) > 40 else ''} is not a number"
     if isinstance(v, float) and not math.isfinite(v):
         return f"{path}: {v} is not a finite number"
-    return f"{path}: {float(v):g} out of range [{lo:g}, {hi:g}]"
+    try:
+        shown = f"{float(v):g}"
+    except OverflowError:  # an integer beyond any float
+        shown = f"{'-' if v < 0 else ''}2**{abs(v).bit_length()}"
+    return f"{path}: {shown} out of range [{lo:g}, {hi:g}]"
 
 
 def _component(path: str, name: str) -> Component:

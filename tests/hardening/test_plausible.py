@@ -72,6 +72,15 @@ def test_pool_counters_and_indexes() -> None:
     orjson.dumps(s.to_dict())
 
 
+def test_integers_beyond_any_float() -> None:
+    s = checked(Snapshot(hw_errors=10**400, uptime_s=-(10**400)))
+    assert (s.hw_errors, s.uptime_s) == (None, None)
+    assert [f.message for f in _faults(s)] == [
+        "uptime_s: -2**1329 out of range [0, 6.3072e+08]",
+        "hw_errors: 2**1329 out of range [0, 1e+15]",
+    ]
+
+
 def test_strings_where_numbers_belong() -> None:
     s = checked(Snapshot(hashrate_ths="fast"))  # type: ignore[arg-type]
     assert s.hashrate_ths is None
