@@ -282,6 +282,32 @@ class MetricsConfig(_Model):
     cache_s: float = Field(10.0, ge=0)  # a rendering is reused this long unless a poll cycle ended since
 
 
+def _check_topic(v: str) -> str:
+    if not v or any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/"):
+        raise ValueError("expected a topic without wildcards (+, #) or leading/trailing '/'")
+    return v
+
+
+class HomeAssistantConfig(_Model):
+    """Home Assistant MQTT discovery of fleet and per-site sensors (fleetd.exporters.mqtt_discovery)."""
+
+    enabled: bool = False
+    discovery_prefix: str = "homeassistant"  # Home Assistant's own discovery_prefix setting
+    node_id: str = ""  # the discovery topics' node id; empty: the topic_prefix ([A-Za-z0-9_-] kept)
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        return _check_topic(v)
+
+    @field_validator("node_id")
+    @classmethod
+    def _node(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v):
+            raise ValueError("expected letters, digits, '_' or '-' (at most 64)")
+        return v
+
+
 class MqttConfig(_Model):
     """Publishing fleet and miner state to an MQTT broker after each poll cycle."""
 
@@ -298,13 +324,53 @@ class MqttConfig(_Model):
     keepalive_s: int = Field(30, ge=5, le=3600)
     full_every: int = Field(10, ge=1)  # an unchanged miner's state is republished every this many cycles
     queue_size: int = Field(50_000, ge=100)  # messages waiting for the broker; beyond, new ones are dropped
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()  # off unless enabled
 
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
-        if not v or any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/"):
-            raise ValueError("expected a topic without wildcards (+, #) or leading/trailing '/'")
-        return v
+        return _check_topic(v)
+
+
+class FindingsConfig(_Model):
+    """Alert-fatigue control of diagnosis findings (fleetd.health.tracker)."""
+
+    min_duration_s: float = Field(120.0, ge=0)  # held this long before it starts (critical: 2nd sighting)
+    clear_after_s: float = Field(600.0, gt=0)  # absent this long before it clears
+    restart_window_s: float = Field(86_400.0, gt=0)  # self-restarts are counted over this window
+
+
+class TrendsConfig(_Model):
+    """Thresholds of the predictive-maintenance trend job (fleetd.health.trends.TrendRules) and the
+    start/clear hysteresis of its warnings' events."""
+
+    window_h: float = Field(24.0, gt=0, le=24 * 14)
+    min_points: int = Field(6, ge=3)
+    t_min: float = Field(3.0, gt=0)
+    min_group: int = Field(3, ge=2)
+    chip_temp_c_per_day: float = Field(1.5, gt=0)
+    fan_share_per_day: float = Field(0.03, gt=0)
+    hw_errors_ratio: float = Field(2.0, gt=1)
+    hw_errors_min_per_h: float = Field(10.0, ge=0)
+    efficiency_share_per_day: float = Field(0.02, gt=0)
+    board_ratio_per_day: float = Field(0.02, gt=0)
+    restarts: int = Field(3, ge=1)
+    critical_within_h: float = Field(24.0, ge=0)
+    start_after_s: float = Field(1800.0, ge=0)  # seen this long (two hourly runs) before trend_started
+    clear_after_s: float = Field(9000.0, gt=0)  # absent this long (three hourly runs) before trend_cleared
+
+    def rules(self) -> Any:
+        """The detector's TrendRules."""
+        from fleetd.health.trends import TrendRules
+
+        return TrendRules(**self.model_dump(exclude={"start_after_s", "clear_after_s"}))
+
+
+class HealthConfig(_Model):
+    """Miner health (fleetd.health); model limits come from the catalog's [models.<key>.limits]."""
+
+    findings: FindingsConfig = FindingsConfig()
+    trends: TrendsConfig = TrendsConfig()
 
 
 class SiteConfig(_Model):
@@ -382,6 +448,7 @@ class Config(_Model):
     curtailment: dict[str, Any] | None = None
     ha: HaConfig = HaConfig()  # off unless [ha] enabled = true
     drivers: DriversConfig = DriversConfig()  # fallback-only drivers stay off unless enabled here
+    health: HealthConfig = HealthConfig()
 
     def curtailment_config(self) -> Any:
         """The validated [curtailment] section (a CurtailmentConfig), or None when there is none."""

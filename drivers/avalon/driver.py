@@ -16,7 +16,14 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fleetd.drivers import verify
-from fleetd.drivers.avalon.parse import WORKMODES, is_avalon, parse_identity, parse_snapshot, when
+from fleetd.drivers.avalon.parse import (
+    WORKMODES,
+    is_avalon,
+    parse_identity,
+    parse_snapshot,
+    when,
+    work_level,
+)
 from fleetd.drivers.base import Driver, Endpoint, SupportsSleep
 from fleetd.drivers.cgminer import VersionProbe, reply_content
 
@@ -26,6 +33,8 @@ from fleetd.transport.errors import (
     CommandRejectedError,
     DeviceTimeoutError,
     MalformedReplyError,
+    NotCompliedError,
+    UnsupportedError,
 )
 
 __all__ = ["SOFT_DELAY_S", "AvalonDriver"]
@@ -44,7 +53,10 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
     firmware = "Avalon cgminer API on 4028 (A13xx-A15xx and Avalon Q/Nano layouts of `estats`/`stats`)"
     models = ("AvalonMiner A1246-A1566", "Avalon Q", "Avalon Nano")
     reads = "version/devs/estats per poll"
-    controls = "sleep/wake: `ascset` softoff/softon on the miner's clock"
+    controls = (
+        "sleep/wake: `ascset` softoff/softon on the miner's clock; work mode and work level "
+        "(`ascset` workmode/worklevel, verified by re-read; not a power-limit capability)"
+    )
     POLL = ("version", "estats", "pools")
 
     def __init__(self, endpoint: Endpoint) -> None:
@@ -139,6 +151,39 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
             )
         await self._ascset(f"0,workmode,set,{value}")
         return await self._verify(f"workmode {mode.value}", lambda s: s.mode is mode)
+
+    async def set_work_level(self, level: int) -> int:
+        """Set the work level (`ascset|0,worklevel,set,N`) and verify WORKLEVEL shows it; returns it.
+
+        Only where the stats carry WORKLEVEL (the Avalon Q/Nano layout): elsewhere the level could not be
+        verified, so nothing is sent."""
+        if not 0 <= level <= 100:
+            raise CommandRejectedError(
+                f"Avalon work level {level} is out of range", host=self.host, command="worklevel"
+            )
+        if work_level(await self.raw_responses()) is None:
+            raise UnsupportedError(
+                "this Avalon's stats carry no WORKLEVEL, so a work level could not be verified",
+                host=self.host,
+                command="worklevel",
+            )
+        await self._ascset(f"0,worklevel,set,{level}")
+        timeouts = self.endpoint.timeouts
+        end = await verify.until(
+            self.raw_responses,
+            lambda r: work_level(r) == level,
+            deadline=verify.deadline_in(timeouts.verify_s),
+            interval=timeouts.verify_interval_s,
+        )
+        if end.ok:
+            return level
+        seen = work_level(end.last) if end.last is not None else None
+        raise NotCompliedError(
+            f"worklevel {level} acknowledged but not in effect after {timeouts.verify_s:g} s "
+            f"(WORKLEVEL {seen})",
+            host=self.host,
+            command="worklevel",
+        )
 
     async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
         return await verify.confirm(

@@ -25,7 +25,16 @@ from fleetd.drivers.cgminer import (
 
 from fleetd.model import Component, Fan, Fault, Hashboard, Identity, Mode, Snapshot
 
-__all__ = ["WORKMODES", "is_avalon", "mm_fields", "parse_identity", "parse_snapshot", "softoff", "when"]
+__all__ = [
+    "WORKMODES",
+    "is_avalon",
+    "mm_fields",
+    "parse_identity",
+    "parse_snapshot",
+    "softoff",
+    "when",
+    "work_level",
+]
 
 # WORKMODE values: Eco, Standard, Super on both the A15 and the Q.
 WORKMODES: dict[int, Mode] = {0: Mode.LOW, 1: Mode.NORMAL, 2: Mode.HIGH}
@@ -92,7 +101,14 @@ def parse_identity(responses: Mapping[str, Any], *, host: str = "") -> Identity:
     return Identity(
         vendor="avalon",
         model=str(version.get("PROD") or version.get("MODEL") or "Avalon").strip(),
-        firmware=str(version.get("VERSION") or version.get("CGMiner") or "").strip(),
+        # A15xx: VERSION; Avalon Q/Nano: LVERSION (= CGVERSION); CGMiner is cgminer's own version.
+        firmware=str(
+            version.get("VERSION")
+            or version.get("LVERSION")
+            or version.get("CGVERSION")
+            or version.get("CGMiner")
+            or ""
+        ).strip(),
         api_version=str(version.get("API") or ""),
         serial=str(version.get("DNA") or ""),
         mac=_mac(version.get("MAC")),
@@ -117,6 +133,13 @@ def when(reply: Mapping[str, Any] | None) -> int | None:
     status = first(reply, "STATUS")
     v = num(status.get("When"))
     return int(v) if v is not None else None
+
+
+def work_level(responses: Mapping[str, Any]) -> int | None:
+    """The WORKLEVEL the stats show (the Avalon Q/Nano layout has it); None where the layout has none."""
+    fields, _ = _stats_fields(responses)
+    level = _one(fields, "WORKLEVEL")
+    return int(level) if level is not None and 0 <= level <= 100 else None
 
 
 def softoff(fields: Mapping[str, str]) -> bool:

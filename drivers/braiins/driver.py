@@ -1,8 +1,8 @@
 """Braiins OS driver: telemetry over BOSer's CGMiner-compatible API, control over the public REST API
 (the gRPC `braiins.bos.v1` services' REST form, Braiins OS 23.03 and later).
 
-A poll is one joined CGMiner request, `version+summary+devs+pools+tunerstatus` (hashrate, boards,
-pools, the tuner's approximated consumption and power limit). Miner details (model, serial, MAC,
+A poll is one joined CGMiner request, `version+summary+devs+pools+tunerstatus+fans` (hashrate, boards,
+pools, the tuner's approximated consumption and power limit, fan speeds). Miner details (model, serial, MAC,
 hostname) come from `GET /api/v1/miner/details`, re-read every DETAILS_REFRESH_S. Reads after a
 command add `GET /api/v1/miner/stats` (GetMinerStats) and `GET /api/v1/configuration/miner` (the
 tuner's power target), so a command is verified by the same REST API that took it. REST calls carry
@@ -66,10 +66,10 @@ class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
     hardware = "Bitmain"
     firmware = "Braiins OS / BOS+ (BOSer CGMiner API on 4028 + public REST API on 80, token login)"
     models = ("Antminer S19 family", "Antminer S21 family", "Antminer T21")
-    reads = "one joined `version+summary+devs+pools+tunerstatus` request per poll; REST details (cached)"
+    reads = "one joined `version+summary+devs+pools+tunerstatus+fans` request per poll; REST details (cached)"
     controls = "sleep/wake: REST `actions/pause`/`resume`; power limit: REST `performance/power-target`"
-    POLL = ("version", "summary", "devs", "pools", "tunerstatus")
-    OPTIONAL = ("devs", "pools", "tunerstatus")
+    POLL = ("version", "summary", "devs", "pools", "tunerstatus", "fans")
+    OPTIONAL = ("devs", "pools", "tunerstatus", "fans")
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)

@@ -1,6 +1,6 @@
 """Pure parsers: Braiins OS replies in, normalized model out.
 
-Two sources: BOSer's CGMiner-compatible API (`version`, `summary`, `devs`, `pools`, and
+Two sources: BOSer's CGMiner-compatible API (`version`, `summary`, `devs`, `pools`, `fans`, and
 `tunerstatus` with the approximated consumption and the power limit) and the public REST API
 (`/api/v1/miner/stats`, `/api/v1/miner/details`, `/api/v1/configuration/miner`), whose JSON is the
 gRPC `braiins.bos.v1` messages with their snake_case field names (a GetMinerStats reply is the same
@@ -22,7 +22,7 @@ from fleetd.drivers.cgminer import (
     temperature_c,
 )
 
-from fleetd.model import Component, Fault, Hashboard, Identity, Mode, Snapshot
+from fleetd.model import Component, Fan, Fault, Hashboard, Identity, Mode, Snapshot
 
 __all__ = [
     "DETAILS",
@@ -30,6 +30,7 @@ __all__ = [
     "MINER_STATS",
     "MinerStats",
     "is_braiins",
+    "parse_fans",
     "parse_identity",
     "parse_miner_stats",
     "parse_power_target",
@@ -131,6 +132,20 @@ def parse_tuner(reply: Mapping[str, Any] | None) -> tuple[float | None, float | 
     )
 
 
+def parse_fans(reply: Mapping[str, Any] | None) -> tuple[Fan, ...]:
+    """The fans of a `fans` reply (`FANS[]`: `ID`, `RPM`, `Speed` %); impossible speeds are None."""
+    out = []
+    for i, fan in enumerate(section(reply, "FANS")):
+        fan_id, rpm = num(fan.get("ID")), num(fan.get("RPM"))
+        out.append(
+            Fan(
+                index=int(fan_id) if fan_id is not None and fan_id >= 0 else i,
+                rpm=int(rpm) if rpm is not None and 0 <= rpm <= 30_000 else None,
+            )
+        )
+    return tuple(out)
+
+
 def parse_identity(responses: Mapping[str, Any], *, host: str = "") -> Identity:
     version = first(responses.get("rpc_version"), "VERSION")
     details = responses.get(DETAILS) or {}
@@ -176,11 +191,18 @@ def _boards(devs_reply: Mapping[str, Any] | None, mining: bool) -> tuple[Hashboa
     return tuple(out)
 
 
+MINER_STATUS_PAUSED = 3  # braiins.bos.v1.MinerStatus: 1 not started, 2 normal, 3 paused, 4 suspended
+
+
 def _user_paused(responses: Mapping[str, Any]) -> bool:
-    """Whether fresh details (read together with the REST stats) say the user paused the miner."""
+    """Whether fresh details (read together with the REST stats) say the user paused the miner: the
+    MinerStatus enum (`status`, what BOS 26.04 sends), or a `detailed_status` stopped by user_pause."""
     if MINER_STATS not in responses:
         return False  # the poll's details are cached: too old to tell the state
-    status = ((responses.get(DETAILS) or {}).get("detailed_status") or {}).get("status") or {}
+    details = responses.get(DETAILS) or {}
+    if num(details.get("status")) == MINER_STATUS_PAUSED:
+        return True
+    status = (details.get("detailed_status") or {}).get("status") or {}
     stopped = status.get("stopped") if isinstance(status, Mapping) else None
     reason = (stopped or {}).get("reason") if isinstance(stopped, Mapping) else None
     return isinstance(reason, Mapping) and "user_pause" in reason
@@ -206,13 +228,20 @@ def parse_snapshot(responses: Mapping[str, Any], *, polled_at: float = 0.0) -> S
         mode = Mode.SLEEP  # paused: BOS keeps only the control board and fans going
     else:
         mode = Mode.UNKNOWN
-    errors = tuple(
+    fans = parse_fans(responses.get("rpc_fans"))
+    errors = [
         Fault(
             code="board", message=f"board {b.index}: {b.status or 'no hashrate'}", component=Component.BOARD
         )
         for b in boards
         if not b.ok
-    )
+    ]
+    if mining:
+        errors += [
+            Fault(code="fan_stopped", message=f"fan {f.index} stopped", component=Component.FAN)
+            for f in fans
+            if f.rpm == 0
+        ]
     temps = [t for b in boards for t in (b.chip_temp_c, b.board_temp_c) if t is not None and -40 <= t <= 150]
     elapsed = num(summary.get("Elapsed"))
     expected = stats.nominal_hashrate_ths
@@ -227,8 +256,9 @@ def parse_snapshot(responses: Mapping[str, Any], *, polled_at: float = 0.0) -> S
         is_mining=mining,
         mode=mode,
         hashboards=boards,
+        fans=fans,
         pools=parse_pools(responses.get("rpc_pools")),
-        errors=errors,
+        errors=tuple(errors),
         uptime_s=int(elapsed) if elapsed is not None and elapsed >= 0 else None,
         polled_at=polled_at,
         temp_c=max(temps) if temps else None,

@@ -7,6 +7,11 @@ pyasic_fallback = true` lets detection try it after every native driver (before 
 pyasic finds and speaks to miners on their standard ports, so an endpoint's non-standard ports are passed
 on only where pyasic's client has a port to set. Every command's result is checked by re-reading the
 miner (drivers/verify.py); pyasic's own True is never taken as proof.
+
+Wake restores the mode the miner had before `sleep` when it was low or high power (pyasic's
+`resume_mining` always resumes in normal mode): after resuming, the mode is set through pyasic's
+`send_config` and verified by re-reading. The mode is remembered per process and, when `state_dir` is set,
+in the same on-disk journal the Antminer driver keeps (keys `pyasic:HOST:API_PORT`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fleetd.drivers import verify
+from fleetd.drivers.antminer import modes
 from fleetd.drivers.base import Driver, Endpoint, Login, SupportsPowerLimit, SupportsSleep
 from fleetd.drivers.pyasic.parse import (
     as_mapping,
@@ -67,6 +73,12 @@ TELEMETRY_ITEMS = (
 )
 
 
+# The low or high mode each miner had before fleetd put it to sleep (pyasic's MiningModeConfig names),
+# restored by wake; by `pyasic:HOST:API_PORT`, also kept in `state_dir` (see the module docstring).
+_MODE_BEFORE_SLEEP: dict[str, str] = {}
+_RESTORABLE = {Mode.LOW: "low", Mode.HIGH: "high"}
+
+
 def pyasic_missing() -> str:
     """Why the pyasic driver cannot run here ("" when pyasic is installed); cheap: nothing is imported."""
     try:
@@ -107,8 +119,8 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
     models = ("models no native driver claims",)
     reads = "pyasic `get_data` per poll (its own RPC and web requests); identity items every 10 min"
     controls = (
-        "sleep/wake: pyasic `stop_mining`/`resume_mining`; power limit: `set_power_limit`; "
-        "each verified by fleetd's re-read"
+        "sleep/wake: pyasic `stop_mining`/`resume_mining` (wake restores low/high mode through "
+        "`send_config`); power limit: `set_power_limit`; each verified by fleetd's re-read"
     )
     # Tried by detection only when enabled ([drivers] pyasic_fallback); see fleetd.drivers.use_fallbacks.
     fallback_only = True
@@ -255,7 +267,10 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
     # --- power ---------------------------------------------------------------------------------
 
     async def sleep(self) -> Snapshot:
-        before = await self._hashrate_or_none()
+        now = await self._snapshot_or_none()
+        before = now.hashrate_ths if now is not None else None
+        if now is not None and now.mode is not Mode.SLEEP and now.mode is not Mode.UNKNOWN:
+            self._remember_mode(_RESTORABLE.get(now.mode))
         await self._command("stop_mining")
 
         def dropped(snap: Snapshot) -> bool:
@@ -267,11 +282,15 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
         return await self._verify("stop_mining", dropped)
 
     async def wake(self) -> Snapshot:
+        target = self._remembered_mode()
         await self._command("resume_mining")
-        return await self._verify(
-            "resume_mining",
-            lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0) and s.mode is not Mode.SLEEP,
-        )
+        if target is None:
+            return await self._verify("resume_mining", _hashing)
+        await self._set_mining_mode(target)
+        want = Mode(target)
+        snap = await self._verify(f"resume_mining in {target} mode", lambda s: _hashing(s) and s.mode is want)
+        self._remember_mode(None)
+        return snap
 
     async def set_power_limit(self, watts: int) -> Snapshot:
         await self._command("set_power_limit", int(watts))
@@ -295,11 +314,52 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
                 command=method,
             )
 
-    async def _hashrate_or_none(self) -> float | None:
+    async def _snapshot_or_none(self) -> Snapshot | None:
         try:
-            return (await self.read()).snapshot.hashrate_ths
+            return (await self.read()).snapshot
         except DeviceError:
             return None
+
+    async def _set_mining_mode(self, name: str) -> None:
+        """Set pyasic's mining mode `name` ("low", "high") through its configuration; unsupported: error."""
+        miner = await self._find()
+        make = getattr(_pyasic().config, "MiningModeConfig", None)
+        factory = getattr(make, name, None)
+        config = await self._call("get_config", miner.get_config())
+        if factory is None or config is None or not hasattr(config, "mining_mode"):
+            raise UnsupportedError(
+                f"woken, but pyasic cannot set {name} mode on {miner!r}: it mines in normal mode",
+                host=self.host,
+                command="send_config",
+            )
+        config.mining_mode = factory()
+        try:
+            await self._call("send_config", miner.send_config(config))
+        except MalformedReplyError as exc:  # pyasic's NotImplementedError and the like
+            raise UnsupportedError(
+                f"woken, but pyasic cannot set {name} mode on {miner!r} ({exc}): it mines in normal mode",
+                host=self.host,
+                command="send_config",
+            ) from exc
+
+    @property
+    def _mode_key(self) -> str:
+        return f"pyasic:{self.host}:{self.endpoint.api_port}"
+
+    def _remember_mode(self, name: str | None) -> None:
+        """Remember the mode to restore on wake (None: forget it), in memory and in `state_dir`."""
+        if name is None:
+            _MODE_BEFORE_SLEEP.pop(self._mode_key, None)
+        else:
+            _MODE_BEFORE_SLEEP[self._mode_key] = name
+        if self.state_dir is not None:
+            modes.journal(self.state_dir).set(self._mode_key, name)
+
+    def _remembered_mode(self) -> str | None:
+        name = _MODE_BEFORE_SLEEP.get(self._mode_key)
+        if name is None and self.state_dir is not None:
+            name = modes.journal(self.state_dir).get(self._mode_key)
+        return name if name in _RESTORABLE.values() else None
 
     async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
         return await verify.confirm(
@@ -313,10 +373,6 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
             ),
             by=" by pyasic",
         )
-
-
-def _seen(s: Snapshot) -> str:
-    return f"hashrate {verify.rate(s)}, power limit {verify.watts(s.power_limit_w)}, mode {s.mode.value}"
 
 
 def _hashing(s: Snapshot) -> bool:

@@ -1,8 +1,12 @@
 """Pure parsers: VNish web API replies (`/api/v1/info`, `/api/v1/summary`, `/api/v1/perf-summary`,
 `/api/v1/autotune/presets`) in, normalized model out.
 
-Hashrates are in the unit `info.hr_measure` names (GH/s on SHA-256 Antminers); presets are named by
-their watts ("1900", with "1900 watt ~ 73 TH" as the pretty name), "disabled" being stock tuning.
+Field names, types and enums follow VNish's own OpenAPI document (1.2.6, tests/fixtures/
+vnish_1.2.6_openapi.json). The `hr_*` hashrates are in the unit `info.hr_measure` names (GH/s on SHA-256
+Antminers); the deprecated `instant_hashrate`/`average_hashrate` are TH/s and are read only where the
+`hr_*` fields are missing (firmware 1.2.0 has only them), as `power_usage` (watts on 1.2.0) is read only
+where `power_consumption` is missing. Presets are named by their watts ("1900", with "1900 watt ~ 73 TH"
+as the pretty name), "disabled" being stock tuning.
 """
 
 from __future__ import annotations
@@ -40,7 +44,10 @@ MAX_WATTS = 20_000.0
 IDLE_MAX_W = 150.0
 _PRETTY_WATTS = re.compile(r"(\d+(?:\.\d+)?)\s*watt", re.IGNORECASE)
 _PRETTY_TH = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*TH", re.IGNORECASE)
-_PAUSED = frozenset({"paused", "stopped", "stopping", "pause"})
+# miner_state: mining, initializing, starting, auto-tuning, restarting, shutting-down, stopped, failure
+# (the OpenAPI enum); "paused" is not in it but costs nothing to accept.
+_PAUSED = frozenset({"paused", "stopped", "shutting-down"})
+_BAD_CHAIN = frozenset({"failure", "disconnected", "disabled", "broken"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,30 +162,52 @@ def _max_temp(value: Any) -> float | None:
     return t if t is not None and t != 0 and -40 <= t <= 150 else None
 
 
+def _sensors_max(sensors: Any) -> float | None:
+    """The hottest measuring sensor of a `*_temp_sens` list (firmware 1.2.0's per-board layout)."""
+    temps = (
+        [_max_temp(s.get("temp")) for s in sensors if isinstance(s, Mapping) and s.get("status") == "measure"]
+        if isinstance(sensors, list)
+        else []
+    )
+    return max((t for t in temps if t is not None), default=None)
+
+
+def _hashrate(miner: Mapping[str, Any], key: str, legacy: str, unit: str) -> float | None:
+    """`hr_*` in the info's unit, else the deprecated field of the same figure in TH/s."""
+    if key in miner:
+        return _rate(miner.get(key), unit)
+    return _rate(miner.get(legacy), "TH/s")
+
+
 def parse_snapshot(responses: Mapping[str, Any], *, polled_at: float = 0.0) -> Snapshot:
     """The snapshot from `/api/v1/summary`, with the info's hashrate unit and the perf-summary's preset."""
     unit = _unit(responses.get(INFO))
     miner = (responses.get(SUMMARY) or {}).get("miner") or {}
-    state = str((miner.get("miner_status") or {}).get("miner_state") or "").lower()
-    rate = _rate(miner.get("instant_hashrate"), unit)
-    avg = _rate(miner.get("average_hashrate"), unit)
+    status = miner.get("miner_status") if isinstance(miner.get("miner_status"), Mapping) else {}
+    state = str(status.get("miner_state") or "").lower()
+    rate = _hashrate(miner, "hr_realtime", "instant_hashrate", unit)
+    avg = _hashrate(miner, "hr_average", "average_hashrate", unit)
     nominal = _rate(miner.get("hr_nominal"), unit) or _rate(miner.get("hr_stock"), unit)
-    watts = _watts(miner.get("power_consumption"))
-    mining = bool(rate and rate > 0) and state not in _PAUSED
+    power_key = "power_consumption" if "power_consumption" in miner else "power_usage"
+    watts = _watts(miner.get(power_key))
+    mining = bool(rate and rate > 0) and state not in _PAUSED and state != "failure"
     boards = []
     for i, chain in enumerate(miner.get("chains") or ()):
         if not isinstance(chain, Mapping):
             continue
         cstate = str((chain.get("status") or {}).get("state") or "").lower()
         brate = _rate(chain.get("hashrate_rt"), unit)
-        ok = cstate not in ("failure", "broken", "disabled") and not (mining and brate == 0.0)
+        ok = cstate not in _BAD_CHAIN and not (mining and brate == 0.0)
+        board_temp = _max_temp(chain.get("pcb_temp"))
         boards.append(
             Hashboard(
                 index=int(num(chain.get("id")) or i + 1) - 1,
                 hashrate_ths=brate,
                 expected_hashrate_ths=_rate(chain.get("hashrate_ideal"), unit),
-                chip_temp_c=_max_temp(chain.get("chip_temp")),
-                board_temp_c=_max_temp(chain.get("pcb_temp")),
+                chip_temp_c=_max_temp(chain.get("chip_temp")) or _sensors_max(chain.get("chip_temp_sens")),
+                board_temp_c=board_temp
+                if board_temp is not None
+                else _sensors_max(chain.get("pcb_temp_sens")),
                 ok=ok,
                 status=cstate,
             )
@@ -190,11 +219,22 @@ def parse_snapshot(responses: Mapping[str, Any], *, polled_at: float = 0.0) -> S
     )
     if mining:
         mode = Mode.NORMAL
-    elif state in _PAUSED or (watts is not None and watts <= IDLE_MAX_W):
+    elif state in _PAUSED or (state != "failure" and watts is not None and watts <= IDLE_MAX_W):
         mode = Mode.SLEEP
     else:
         mode = Mode.UNKNOWN
-    errors = [
+    errors = []
+    if state == "failure":
+        code = num(status.get("failure_code"))
+        why = str(status.get("description") or "no description")
+        errors.append(
+            Fault(
+                code=f"vnish_{int(code)}" if code is not None else "vnish_failure",
+                message=f"miner failure: {why}",
+                component=Component.OTHER,
+            )
+        )
+    errors += [
         Fault(
             code="board", message=f"board {b.index}: {b.status or 'no hashrate'}", component=Component.BOARD
         )
@@ -212,7 +252,7 @@ def parse_snapshot(responses: Mapping[str, Any], *, polled_at: float = 0.0) -> S
         t for t in (_max_temp(miner.get("chip_temp")), _max_temp(miner.get("pcb_temp"))) if t is not None
     ]
     temps += [t for b in boards for t in (b.chip_temp_c, b.board_temp_c) if t is not None]
-    uptime = num(miner.get("miner_status", {}).get("miner_state_time"))
+    uptime = num(status.get("miner_state_time"))
     return Snapshot(
         hashrate_ths=rate if state not in _PAUSED else 0.0,
         hashrate_avg_ths=avg,

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from fleetd import __version__
@@ -17,6 +16,8 @@ from fleetd.api.openapi import openapi_document
 from fleetd.daemon.rollups import configured_power
 from fleetd.daemon.state import FleetState
 from fleetd.exporters import prometheus
+from fleetd.numbers import json_bytes
+from fleetd.view_errors import VIEW_ERRORS
 
 StateSource = FleetState | Callable[[], FleetState]
 
@@ -34,8 +35,7 @@ _LAG_TICK_S = 1.0
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
-    # orjson writes NaN/inf (which broken firmwares produce) as null, keeping the output valid JSON.
-    return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
+    return web.Response(body=json_bytes(obj), status=status, content_type="application/json")
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -82,19 +82,6 @@ async def prices(request: web.Request) -> web.Response:
     return _json(views.prices(request.app[PRICES_KEY](), _now(request)))  # type: ignore[operator]
 
 
-def _int_param(request: web.Request, name: str, default: int | None) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {value}")
-    return value
-
-
 async def miners(request: web.Request) -> web.Response:
     q = request.query
     try:
@@ -105,18 +92,21 @@ async def miners(request: web.Request) -> web.Response:
             states=q.getall("state", []),
             profitable=views.parse_bool("profitable", q.get("profitable")),
         )
-        limit = _int_param(request, "limit", None)
-        offset = _int_param(request, "offset", 0) or 0
+        limit = views.parse_int("limit", q.get("limit"), None)
+        offset = views.parse_int("offset", q.get("offset"), 0) or 0
     except ValueError as exc:
         return _error(400, str(exc))
-    shown = views.page(matched, limit=limit, offset=offset)
+    power_of = request.app[POWER_KEY]
+    rows = []
+    skipped = 0
+    for rec in views.page(matched, limit=limit, offset=offset):
+        try:
+            rows.append(views.miner_summary(rec, power_of))  # type: ignore[arg-type]
+        except Exception as exc:  # one miner's broken record must not cost the others the list
+            VIEW_ERRORS.record("api", rec.id, exc)
+            skipped += 1
     return _json(
-        {
-            "total": len(matched),
-            "offset": offset,
-            "count": len(shown),
-            "miners": [views.miner_summary(r, request.app[POWER_KEY]) for r in shown],  # type: ignore[arg-type]
-        }
+        {"total": len(matched), "offset": offset, "count": len(rows), "skipped": skipped, "miners": rows}
     )
 
 
@@ -125,7 +115,12 @@ async def miner(request: web.Request) -> web.Response:
     rec = _state(request).miners.get(miner_id)
     if rec is None:
         return _error(404, f"no miner with id {miner_id!r}")
-    return _json(views.miner_detail(rec, request.app[POWER_KEY]))  # type: ignore[arg-type]
+    try:
+        doc = views.miner_detail(rec, request.app[POWER_KEY])  # type: ignore[arg-type]
+    except Exception as exc:
+        VIEW_ERRORS.record("api", miner_id, exc)
+        return _error(500, f"miner {miner_id!r} has figures that cannot be shown ({type(exc).__name__})")
+    return _json(doc)
 
 
 def _monitor(request: web.Request) -> Any:
@@ -146,11 +141,12 @@ async def miner_health(request: web.Request) -> web.Response:
 async def fleet_health(request: web.Request) -> web.Response:
     from fleetd.health.monitor import HealthMonitor
 
-    raw = request.query.get("worst", "20")
-    if not raw.isdigit() or not 0 <= int(raw) <= 10_000:
-        return _error(400, f"worst must be a whole number 0..10000, not {raw!r}")
+    try:
+        worst = views.parse_int("worst", request.query.get("worst"), 20, 0, 10_000)
+    except ValueError as exc:
+        return _error(400, str(exc))
     mon = _monitor(request) or HealthMonitor(None)
-    return _json(mon.summary(int(raw)))
+    return _json(mon.summary(worst))
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -19,9 +19,10 @@ import orjson
 from aiohttp import web
 
 from fleetd.api import curtail_views as cv
-from fleetd.api.views import page
+from fleetd.api.views import page, parse_int
 from fleetd.daemon.curtail_controls import ControlsError, ControlsStore
 from fleetd.daemon.state import FleetState
+from fleetd.numbers import json_bytes
 
 log = logging.getLogger("fleetd.api")
 
@@ -58,7 +59,7 @@ def load_token(ref: Any) -> Token:
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
+    return web.Response(body=json_bytes(obj), status=status, content_type="application/json")
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -129,16 +130,7 @@ async def _body(request: web.Request) -> Any:
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-    return value
+    return parse_int(name, request.query.get(name), default, low, high)  # type: ignore[return-value]
 
 
 # --- reads -------------------------------------------------------------------------------------------------

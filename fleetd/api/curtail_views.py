@@ -12,6 +12,7 @@ from fleetd.curtail.model import Action, Actual, DemandEvent, Pin, PinAction
 from fleetd.curtail.status import CurtailStatus, MinerCurtailStatus
 from fleetd.daemon.events import Event, EventKind
 from fleetd.daemon.state import FleetState
+from fleetd.numbers import finite
 
 ACTIONS: tuple[str, ...] = tuple(a.value for a in Action)
 ACTUALS: tuple[str, ...] = tuple(a.value for a in Actual)
@@ -19,10 +20,6 @@ PIN_ACTIONS: tuple[str, ...] = tuple(a.value for a in PinAction)
 EVENT_KINDS: tuple[str, ...] = tuple(k.value for k in EventKind)
 EVENTS_LIMIT_MAX = 1000
 EVENTS_LIMIT_DEFAULT = 100
-
-
-def _num(v: float | None) -> float | None:
-    return v if v is None or math.isfinite(v) else None
 
 
 def pin_dict(p: Pin) -> dict[str, Any]:
@@ -141,8 +138,8 @@ def fleet_doc(
 ) -> dict[str, Any]:
     """The fleet half of GET /api/curtailment (the miners are added by the caller)."""
     miners: Mapping[str, MinerCurtailStatus] = status.miners if status is not None else {}
-    target_kw = _num(status.target_kw) if status else None
-    load_kw = _num(status.load_kw) if status else None
+    target_kw = finite(status.target_kw) if status else None
+    load_kw = finite(status.load_kw) if status else None
     return {
         "configured": configured,
         "enforce": enforce,
@@ -154,7 +151,7 @@ def fleet_doc(
         "load_kw": load_kw,
         "target_kw": target_kw,
         "headroom_kw": None if target_kw is None or load_kw is None else target_kw - load_kw,
-        "shed_kw": (_num(status.shed_kw) or 0.0) if status else 0.0,
+        "shed_kw": (finite(status.shed_kw) or 0.0) if status else 0.0,
         "commands": {
             "sent": dict(status.sent) if status else {},
             "failed": dict(status.failed) if status else {},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fleetd.api import openapi_curtail as oc
-from fleetd.api.views import HEALTH_VALUES, POWER_SOURCES
+from fleetd.api.views import HEALTH_VALUES, POWER_SOURCES, QUERY_INT_MAX
 
 _NUM = {"type": ["number", "null"]}
 _INT = {"type": ["integer", "null"]}
@@ -222,6 +222,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "description": "Trends from the hourly trend job, most urgent first",
                     "items": _ref("TrendWarning"),
                 },
+                "active_warnings": {
+                    "type": "array",
+                    "description": "Trends held over [health.trends] start_after_s (trend_started)",
+                    "items": _obj({**_TREND_PROPS, "since": {"type": "number"}}),
+                },
             }
         ),
         "TrendWarning": _obj(_TREND_PROPS),
@@ -374,6 +379,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "total": {"type": "integer", "description": "Miners matching the filters"},
                 "offset": {"type": "integer"},
                 "count": {"type": "integer", "description": "Miners in this page"},
+                "skipped": {
+                    "type": "integer",
+                    "description": "Miners of this page left out because their records cannot be read "
+                    "(logged, and counted in fleetd_view_errors_total)",
+                },
                 "miners": {"type": "array", "items": _ref("MinerSummary")},
             }
         ),
@@ -453,13 +463,18 @@ def openapi_document(version: str) -> dict[str, Any]:
                             "name": "limit",
                             "in": "query",
                             "required": False,
-                            "schema": {"type": "integer", "minimum": 0},
+                            "schema": {"type": "integer", "minimum": 0, "maximum": QUERY_INT_MAX},
                         },
                         {
                             "name": "offset",
                             "in": "query",
                             "required": False,
-                            "schema": {"type": "integer", "minimum": 0, "default": 0},
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "maximum": QUERY_INT_MAX,
+                                "default": 0,
+                            },
                         },
                     ],
                     "responses": {"200": _json(_ref("MinerList"), "Matching miners"), "400": _ERROR},

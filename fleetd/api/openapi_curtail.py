@@ -217,8 +217,8 @@ PATHS: dict[str, Any] = {
                 _list_q("model", "Model."),
                 _list_q("state", "Actual (verified) state.", ACTUALS),
                 _list_q("target", "Desired action.", ACTIONS),
-                _q("limit", "", {"type": "integer", "minimum": 0}),
-                _q("offset", "", {"type": "integer", "minimum": 0, "default": 0}),
+                _q("limit", "", {"type": "integer", "minimum": 0, "maximum": 10**9}),
+                _q("offset", "", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}),
             ],
             "responses": {"200": _json(_ref("Curtailment"), "Fleet and miners"), "400": _ERROR},
         }

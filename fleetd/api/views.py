@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -9,6 +10,16 @@ from typing import TYPE_CHECKING, Any
 from fleetd.daemon.rollups import configured_power
 from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
 from fleetd.model import Snapshot
+from fleetd.numbers import (
+    MAX_PROFIT_USD_PER_DAY,
+    count,
+    finite,
+    hashrate_ths,
+    number,
+    power_w,
+    temp_c,
+)
+from fleetd.view_errors import VIEW_ERRORS
 
 if TYPE_CHECKING:
     from fleetd.economics.unit import Economics, FleetEconomics, Summary
@@ -29,8 +40,17 @@ def power_estimate(rec: MinerRecord, power_of: PowerOf = configured_power) -> tu
     return power_of(rec, snap)
 
 
+QUERY_INT_MAX = 1_000_000_000  # offsets and limits beyond this are mistakes, not pages
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+
+
 def _r(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
+    f = finite(value)
+    return None if f is None else round(f, digits)
+
+
+def _profit(value: object) -> float | None:
+    return number(value, -MAX_PROFIT_USD_PER_DAY, MAX_PROFIT_USD_PER_DAY)
 
 
 def economics_dict(eco: Economics) -> dict[str, Any]:
@@ -76,13 +96,14 @@ def miner_summary(rec: MinerRecord, power_of: PowerOf = configured_power) -> dic
         "model": ident.model if ident else "",
         "firmware": ident.firmware if ident else "",
         "nominal_power_w": rec.nominal_power_w,
-        "hashrate_ths": snap.hashrate_ths if snap else None,
-        "expected_hashrate_ths": snap.expected_hashrate_ths if snap else None,
-        "power_w": snap.power_w if snap else None,
-        "temp_c": snap.temp_c if snap else None,
+        # Impossible figures (NaN, inf, out of range, wrong type) show as unknown, never as a number.
+        "hashrate_ths": hashrate_ths(snap.hashrate_ths) if snap else None,
+        "expected_hashrate_ths": hashrate_ths(snap.expected_hashrate_ths) if snap else None,
+        "power_w": power_w(snap.power_w) if snap else None,
+        "temp_c": temp_c(snap.temp_c) if snap else None,
         "is_mining": snap.is_mining if snap else False,
         "mode": snap.mode.value if snap else None,
-        "uptime_s": snap.uptime_s if snap else None,
+        "uptime_s": count(snap.uptime_s) if snap else None,
         "faults": len(snap.errors) if snap else 0,
         "polled_at": snap.polled_at if snap else None,
         "last_ok_at": rec.last_ok_at,
@@ -140,6 +161,23 @@ def filter_miners(
     return out
 
 
+def parse_int(
+    name: str, raw: str | None, default: int | None, low: int = 0, high: int = QUERY_INT_MAX
+) -> int | None:
+    """A whole-number query parameter within [low, high]; `default` when absent or empty."""
+    if raw is None or raw.strip() == "":
+        return default
+    text = raw.strip()
+    if _WHOLE.fullmatch(text) is None:  # not "1e3", "nan", "1_000", "--1" nor other scripts' digits
+        raise ValueError(f"{name} must be a whole number, got {raw[:40]!r}")
+    if len(text) > 12:
+        raise ValueError(f"{name} must be between {low} and {high}, got {text[:40]}")
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
 def parse_bool(name: str, raw: str | None) -> bool | None:
     """A true/false query parameter; None when absent or empty."""
     if raw is None or raw.strip() == "":
@@ -150,6 +188,35 @@ def parse_bool(name: str, raw: str | None) -> bool | None:
     if value in ("false", "0", "no"):
         return False
     raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+# health, mining, hashrate, expected, measured power, estimated power, its source (None: no snapshot),
+# profit per day, hashing (for "unprofitable")
+_Figures = tuple[
+    Health, bool, float | None, float | None, float | None, float | None, str | None, float | None, bool
+]
+
+
+def _figures(rec: MinerRecord, power_of: PowerOf) -> _Figures:
+    """What one miner adds to the totals, read (and checked) before anything is added: an impossible figure
+    (NaN, inf, out of range, wrong type) counts as unknown, so that it cannot make the totals absurd."""
+    snap = rec.snapshot
+    if rec.health is not Health.UP or snap is None:
+        return (rec.health, False, None, None, None, None, None, None, False)
+    est_w, est_source = power_of(rec, snap)
+    eco = rec.economics
+    profit = _profit(eco.profit_per_day) if eco is not None else None
+    return (
+        rec.health,
+        snap.is_mining is True,
+        hashrate_ths(snap.hashrate_ths),
+        hashrate_ths(snap.expected_hashrate_ths),
+        power_w(snap.power_w),
+        power_w(est_w),
+        str(est_source),
+        profit,
+        profit is not None and (hashrate_ths(eco.hashrate_ths) or 0.0) > 0,  # type: ignore[union-attr]
+    )
 
 
 class _Totals:
@@ -178,24 +245,23 @@ class _Totals:
         self.priced = self.unprofitable = 0  # miners with a known profit; of which hashing at a loss
         self.profit = 0.0
 
-    def add(self, rec: MinerRecord, est_w: float | None, est_source: str) -> None:
+    def add(self, f: _Figures) -> None:
+        health, mining, ths, expected, watts, est_w, est_source, profit, hashing = f
         self.miners += 1
-        if rec.health is Health.DOWN:
+        if health is Health.DOWN:
             self.down += 1
-        if rec.health is not Health.UP:
+        if health is not Health.UP:
             return  # a down miner's last snapshot is stale: it contributes nothing
         self.up += 1
-        snap = rec.snapshot
-        if snap is None:
+        if est_source is None:  # up but never polled
             return
-        if snap.is_mining:
-            self.mining += 1
-        if snap.hashrate_ths is not None:
-            self.hashrate_ths += snap.hashrate_ths
-        if snap.expected_hashrate_ths is not None:
-            self.expected_ths += snap.expected_hashrate_ths
-        if snap.power_w is not None:
-            self.power_w += snap.power_w
+        self.mining += mining
+        if ths is not None:
+            self.hashrate_ths += ths
+        if expected is not None:
+            self.expected_ths += expected
+        if watts is not None:
+            self.power_w += watts
         else:
             self.power_unreported += 1
         if est_w is not None:
@@ -203,11 +269,10 @@ class _Totals:
         acc = self.sources.get(est_source) or self.sources.setdefault(est_source, [0, 0.0])
         acc[0] += 1
         acc[1] += est_w or 0.0
-        eco = rec.economics
-        if eco is not None and eco.profit_per_day is not None:
+        if profit is not None:
             self.priced += 1
-            self.profit += eco.profit_per_day
-            self.unprofitable += eco.profit_per_day <= 0 and (eco.hashrate_ths or 0) > 0
+            self.profit += profit
+            self.unprofitable += profit <= 0 and hashing
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -280,12 +345,15 @@ def fleet_totals(state: FleetState, power_of: PowerOf = configured_power) -> dic
     by_site: dict[str, _Totals] = {}
     currency = ""
     for rec in list(state.miners.values()):
-        est = power_estimate(rec, power_of)
-        total.add(rec, *est)
-        model = model_of(rec)
-        (by_model.get(model) or by_model.setdefault(model, _Totals())).add(rec, *est)
-        site = rec.labels.site
-        (by_site.get(site) or by_site.setdefault(site, _Totals())).add(rec, *est)
+        try:
+            f = _figures(rec, power_of)
+            model, site = model_of(rec), rec.labels.site
+        except Exception as exc:  # one miner's broken record must not cost the fleet its totals
+            VIEW_ERRORS.record("api", rec.id, exc)
+            continue
+        total.add(f)
+        (by_model.get(model) or by_model.setdefault(model, _Totals())).add(f)
+        (by_site.get(site) or by_site.setdefault(site, _Totals())).add(f)
         if not currency and rec.economics is not None:
             currency = rec.economics.currency
     out = total.to_dict()

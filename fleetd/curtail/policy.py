@@ -42,14 +42,8 @@ from fleetd.curtail.model import (
 from fleetd.curtail.rules import economic, overrides, power_cap, strike
 from fleetd.curtail.rules.overrides import HANDS_OFF, ActivePins
 from fleetd.curtail.rules.schedule import Calendar
-from fleetd.curtail.rules.scope import (
-    MAX_POWER_W,
-    Matcher,
-    efficiency,
-    number,
-    running_power_w,
-    sleep_power_w,
-)
+from fleetd.curtail.rules.scope import Matcher, efficiency, running_power_w, sleep_power_w
+from fleetd.numbers import MAX_POWER_W, number
 
 DOWN_SINCE = "failsafe.down_since"  # streak key: unix time (s) a miner was first seen not answering
 FAILSAFE = "failsafe"

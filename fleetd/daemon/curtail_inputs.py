@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from fleetd.curtail.model import Action, Actual, MinerView, PricePoint, PriceView
 from fleetd.curtail.ramp import ControlState
-from fleetd.curtail.rules.scope import MAX_HASHRATE_THS, MAX_POWER_W, number
 from fleetd.daemon.state import Health, MinerRecord
 from fleetd.economics.hashprice import fee_factor
 from fleetd.economics.unit import catalog_model, is_asleep, unit_hashrate_ths
 from fleetd.model import Capability, Mode
+from fleetd.numbers import MAX_HASHRATE_THS, MAX_POWER_W, number
 
 if TYPE_CHECKING:
     from fleetd.economics.catalog import Catalog, Nominal

@@ -33,7 +33,6 @@ from fleetd.curtail.ramp import (
     satisfied,
     started,
 )
-from fleetd.curtail.rules.scope import MAX_POWER_W, number
 from fleetd.curtail.status import CurtailStatus, MinerCurtailStatus
 from fleetd.daemon.curtail_inputs import (
     HISTORY_S,
@@ -47,6 +46,7 @@ from fleetd.daemon.curtail_inputs import (
 from fleetd.daemon.curtail_rows import from_row, to_row
 from fleetd.daemon.events import Event, EventKind
 from fleetd.executor.runner import CONCURRENCY, Outcome, command_kind, execute
+from fleetd.numbers import MAX_POWER_W, number
 
 if TYPE_CHECKING:
     from fleetd.daemon.core import Daemon

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from fleetd import numbers
 from fleetd.config import Config
 from fleetd.daemon.rollups import Pricing, Rollups
 from fleetd.daemon.state import FleetState, Health, MinerRecord
@@ -80,8 +81,9 @@ class EconomicsHooks:
         """Power for energy totals: measured, else the catalog's for model and mode, else configured."""
         from fleetd.economics.unit import MEASURED, UNKNOWN, unit_power
 
-        if snap.power_w:
-            return snap.power_w, MEASURED
+        measured = numbers.power_w(snap.power_w)  # NaN, inf or an absurd figure: estimated instead
+        if measured:
+            return measured, MEASURED
         if not snap.is_mining and snap.mode is not Mode.SLEEP:
             return None, UNKNOWN  # stopped or failed but not asleep: no figure to trust
         nominal = rec.nominal_power_w

@@ -22,6 +22,8 @@ class EventKind(StrEnum):
     STORAGE_ERROR = "storage_error"
     FINDING_STARTED = "finding_started"  # a health finding held long enough (fleetd.health.tracker)
     FINDING_CLEARED = "finding_cleared"
+    TREND_STARTED = "trend_started"  # a predictive-maintenance trend warning held over two trend-job runs
+    TREND_CLEARED = "trend_cleared"
     # operator controls of curtailment (fleetd.daemon.curtail_controls)
     CURTAIL_PIN_SET = "curtail_pin_set"
     CURTAIL_PIN_REMOVED = "curtail_pin_removed"  # unpinned, or its expiry passed

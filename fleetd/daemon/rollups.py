@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fleetd import numbers
 from fleetd.daemon.state import MinerRecord
 from fleetd.model import Snapshot
 from fleetd.records import MIXED, RollupRow
@@ -29,8 +30,9 @@ _EXPIRED = Pricing(None, None, "", float("-inf"))
 
 def configured_power(rec: MinerRecord, snap: Snapshot) -> tuple[float | None, str]:
     """Measured power, else the configured nominal power while mining."""
-    if snap.power_w:
-        return snap.power_w, "measured"
+    measured = numbers.power_w(snap.power_w)  # NaN, inf or an absurd figure: not measured
+    if measured:
+        return measured, "measured"
     if snap.is_mining and rec.nominal_power_w:
         return rec.nominal_power_w, "configured"
     return None, "unknown"
@@ -75,6 +77,7 @@ class Rollups:
         if self.prices_at is not None and now >= pricing.until:
             pricing = self._pricing = self.prices_at(now)
         power, source = self.power_of(rec, snap)
+        power = numbers.power_w(power)  # an impossible figure would poison the miner's hour for good
         if power:
             kwh = power * dt / 3.6e6
             acc[0] += kwh
@@ -82,7 +85,7 @@ class Rollups:
                 acc[5] = (acc[5] or 0.0) + kwh * pricing.cost_per_kwh
         elif pricing.cost_per_kwh is not None and acc[5] is None:
             acc[5] = 0.0
-        hashes = snap.hashrate_ths * dt if snap.hashrate_ths else 0.0
+        hashes = (numbers.hashrate_ths(snap.hashrate_ths) or 0.0) * dt
         acc[1] += hashes
         if pricing.revenue_per_th is not None:
             acc[4] = (acc[4] or 0.0) + hashes * pricing.revenue_per_th

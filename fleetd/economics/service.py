@@ -41,6 +41,7 @@ from fleetd.economics.units import per_kwh_to_per_mwh
 from fleetd.economics.urdb import UrdbError, tariff_from_urdb
 from fleetd.economics.values import HashpriceValue, LastGood, PriceHistory, PricePoint, Reading
 from fleetd.model import Identity, Snapshot
+from fleetd.view_errors import VIEW_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -360,8 +361,11 @@ class EconomicsService:
         for rec in records:
             if rec.snapshot is None:
                 continue
-            results[rec.id] = self._evaluate(
-                rec.snapshot, rec.identity, rec.nominal_power_w, *inputs, getattr(rec, "model", "")
-            )
+            try:
+                results[rec.id] = self._evaluate(
+                    rec.snapshot, rec.identity, rec.nominal_power_w, *inputs, getattr(rec, "model", "")
+                )
+            except Exception as exc:  # one miner's unreadable snapshot must not cost the fleet its figures
+                VIEW_ERRORS.record("economics", rec.id, exc)
         fixed = self.prices.fixed_per_day if self.prices is not None else 0.0
         return results, fleet_economics(results.values(), fixed)

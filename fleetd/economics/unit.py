@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from fleetd import numbers
 from fleetd.economics.catalog import SLEEP, Catalog
 from fleetd.economics.hashprice import fee_factor
 from fleetd.economics.units import energy_mwh_per_day, ths_to_phs
@@ -101,11 +102,11 @@ def unit_hashrate_ths(snapshot: Snapshot) -> float:
     """The hashrate to earn on: the firmware's average, else the current figure; 0 when asleep or unknown."""
     if is_asleep(snapshot):
         return 0.0  # an average since boot would still credit hashes no longer made
-    if snapshot.hashrate_avg_ths is not None:
-        return snapshot.hashrate_avg_ths
-    if snapshot.hashrate_ths is not None:
-        return snapshot.hashrate_ths
-    return 0.0
+    # An impossible figure (NaN, inf, negative, absurd) is no hashrate to earn on.
+    avg = numbers.hashrate_ths(snapshot.hashrate_avg_ths)
+    if avg is not None:
+        return avg
+    return numbers.hashrate_ths(snapshot.hashrate_ths) or 0.0
 
 
 def unit_power(
@@ -120,8 +121,9 @@ def unit_power(
     A sleeping unit that reports no power draws its model's catalog sleep figure (control board, fans).
     `fallback_model` (a configured model) is looked up when the identity's model is not in the catalog.
     """
-    if snapshot.power_w is not None and snapshot.power_w > 0:
-        return snapshot.power_w, MEASURED
+    measured = numbers.power_w(snapshot.power_w)  # NaN, inf or an absurd figure: not measured
+    if measured:
+        return measured, MEASURED
     model = catalog_model(identity, catalog, fallback_model)
     if is_asleep(snapshot):
         idle = catalog.nominal(model, SLEEP) if catalog is not None and model else None
@@ -204,15 +206,19 @@ class Summary:
 def summarize(label: str, results: Iterable[Economics]) -> Summary:
     units = incomplete = unprofitable = 0
     ths = watts = revenue = cost = 0.0
+    top = numbers.MAX_PROFIT_USD_PER_DAY
     for r in results:
         units += 1
-        if r.profit_per_day is None or r.revenue_per_day is None or r.power_cost_per_day is None:
+        # An impossible figure (NaN, inf, absurd) makes the unit incomplete, never the fleet's totals absurd.
+        rev = numbers.number(r.revenue_per_day, -top, top)
+        spent = numbers.number(r.power_cost_per_day, -top, top)
+        if r.profit_per_day is None or rev is None or spent is None:
             incomplete += 1
             continue
-        ths += r.hashrate_ths or 0.0
-        watts += r.power_w or 0.0
-        revenue += r.revenue_per_day
-        cost += r.power_cost_per_day
+        ths += numbers.hashrate_ths(r.hashrate_ths) or 0.0
+        watts += numbers.power_w(r.power_w) or 0.0
+        revenue += rev
+        cost += spent
         unprofitable += r.profit_per_day <= 0 and (r.hashrate_ths or 0) > 0  # asleep is not 'unprofitable'
     return Summary(label, units, ths, watts, revenue, cost, revenue - cost, unprofitable, incomplete)
 

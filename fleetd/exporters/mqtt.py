@@ -21,14 +21,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import paho.mqtt.client as paho
 
 from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
+from fleetd.numbers import count, finite, hashrate_ths, json_bytes, power_w, temp_c
+from fleetd.view_errors import VIEW_ERRORS
 
 if TYPE_CHECKING:
     from fleetd.config import MqttConfig
     from fleetd.curtail.status import CurtailStatus
+    from fleetd.exporters.mqtt_discovery import HaDiscovery
 
 log = logging.getLogger("fleetd.mqtt")
 
@@ -57,25 +59,25 @@ def miner_state(rec: MinerRecord) -> dict[str, Any]:
         out["firmware"] = ident.firmware
     snap = rec.snapshot
     if rec.health is Health.UP and snap is not None:
-        out.update(
+        out.update(  # impossible figures (NaN, inf, out of range, wrong type) as null, as in the API
             mining=snap.is_mining,
             mode=snap.mode.value,
-            hashrate_ths=snap.hashrate_ths,
-            expected_hashrate_ths=snap.expected_hashrate_ths,
-            power_w=snap.power_w,
-            temp_c=snap.temp_c,
-            fans_rpm=[f.rpm for f in snap.fans],
+            hashrate_ths=hashrate_ths(snap.hashrate_ths),
+            expected_hashrate_ths=hashrate_ths(snap.expected_hashrate_ths),
+            power_w=power_w(snap.power_w),
+            temp_c=temp_c(snap.temp_c),
+            fans_rpm=[count(f.rpm) for f in snap.fans],
             faults=[f.code for f in snap.errors],
-            uptime_s=snap.uptime_s,
+            uptime_s=count(snap.uptime_s),
             polled_at=snap.polled_at,
         )
         eco = rec.economics
         if eco is not None:
             out.update(
-                power_w=eco.power_w,
+                power_w=power_w(eco.power_w),
                 power_source=eco.power_source,
-                profit_per_day=eco.profit_per_day,
-                efficiency_j_per_th=eco.efficiency_j_per_th,
+                profit_per_day=finite(eco.profit_per_day),
+                efficiency_j_per_th=finite(eco.efficiency_j_per_th),
                 currency=eco.currency,
             )
     else:
@@ -90,10 +92,12 @@ def fingerprint(rec: MinerRecord) -> tuple[Any, ...]:
     snap = rec.snapshot
     if rec.health is not Health.UP or snap is None:
         return (rec.health,)
-    expected = snap.expected_hashrate_ths or snap.hashrate_ths or 1.0
-    hr = round((snap.hashrate_ths or 0.0) / max(expected, 1e-9) * 20)  # 5 % steps of expected
-    power = round((snap.power_w or 0.0) / 50)  # 50 W steps
-    temp = round((snap.temp_c or 0.0) / 3)  # 3 deg C steps
+    # Impossible figures (NaN, inf, absurd) count as unknown: round() of them would raise.
+    ths = hashrate_ths(snap.hashrate_ths) or 0.0
+    expected = hashrate_ths(snap.expected_hashrate_ths) or ths or 1.0
+    hr = round(ths / max(expected, 1e-9) * 20)  # 5 % steps of expected
+    power = round((power_w(snap.power_w) or 0.0) / 50)  # 50 W steps
+    temp = round((temp_c(snap.temp_c) or 0.0) / 3)  # 3 deg C steps
     profitable = rec.economics.profitable if rec.economics is not None else None
     return (rec.health, snap.is_mining, snap.mode, len(snap.errors), hr, power, temp, profitable)
 
@@ -102,15 +106,23 @@ def fleet_summary(state: FleetState, now: float) -> dict[str, Any]:
     up = down = unknown = mining = 0
     ths = watts = 0.0
     for rec in state.miners.values():
-        if rec.health is Health.UP:
+        health = rec.health
+        if health is Health.UP:
             up += 1
             snap = rec.snapshot
-            if snap is not None:
-                mining += snap.is_mining
-                ths += snap.hashrate_ths or 0.0
+            if snap is None:
+                continue
+            try:  # one miner's impossible figure (counted as unknown) must not make the totals absurd
                 eco = rec.economics
-                watts += (eco.power_w if eco is not None and eco.power_w is not None else snap.power_w) or 0.0
-        elif rec.health is Health.DOWN:
+                raw_w = eco.power_w if eco is not None and eco.power_w is not None else snap.power_w
+                m, t, w = snap.is_mining is True, hashrate_ths(snap.hashrate_ths), power_w(raw_w)
+            except Exception as exc:
+                VIEW_ERRORS.record("mqtt", rec.id, exc)
+                continue
+            mining += m
+            ths += t or 0.0
+            watts += w or 0.0
+        elif health is Health.DOWN:
             down += 1
         else:
             unknown += 1
@@ -193,6 +205,11 @@ class MqttPublisher:
         self._curtail_seen: dict[str, tuple[Any, ...]] = {}
         self._curtail_resync = True
         self._curtail_passes = 0
+        self.discovery: HaDiscovery | None = None  # Home Assistant discovery ([mqtt.homeassistant])
+        if config.homeassistant.enabled:
+            from fleetd.exporters.mqtt_discovery import HaDiscovery
+
+            self.discovery = HaDiscovery(config, self.status_topic, self._enqueue, curtail)
 
     @property
     def queue_depth(self) -> int:
@@ -263,21 +280,29 @@ class MqttPublisher:
         cycle = self.cycles
         retain = self.config.retain
         seen = self._seen
-        messages: list[tuple[str, bytes]] = [
-            (f"{self.prefix}/fleet", orjson.dumps(fleet_summary(state, now)))
-        ]
+        messages: list[tuple[str, bytes]] = []
+        try:
+            messages.append((f"{self.prefix}/fleet", json_bytes(fleet_summary(state, now))))
+        except Exception as exc:  # the miners' own states still go out
+            VIEW_ERRORS.record("mqtt", "(fleet summary)", exc)
         for mid, rec in state.miners.items():
-            fp = fingerprint(rec)
-            due = full or seen.get(mid) != fp or (cycle + zlib.crc32(mid.encode())) % every == 0
+            try:
+                fp = fingerprint(rec)
+                due = full or seen.get(mid) != fp or (cycle + zlib.crc32(mid.encode())) % every == 0
+                if due:
+                    payload = json_bytes(miner_state(rec))
+            except Exception as exc:  # one miner's broken record must not stop the others' messages
+                VIEW_ERRORS.record("mqtt", mid, exc)
+                continue
             if due:
                 seen[mid] = fp
-                messages.append(
-                    (f"{self.prefix}/miners/{topic_id(mid)}/state", orjson.dumps(miner_state(rec)))
-                )
+                messages.append((f"{self.prefix}/miners/{topic_id(mid)}/state", payload))
         if len(seen) > len(state.miners):  # miners removed from the configuration
             for mid in [m for m in seen if m not in state.miners]:
                 del seen[mid]
         self._enqueue(messages, retain)
+        if self.discovery is not None:
+            self.discovery.cycle(state, now, full)
         if self._curtail_of is not None:
             status = self._curtail_of()
             if status is not None:

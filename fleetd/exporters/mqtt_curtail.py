@@ -71,6 +71,7 @@ def summary(status: CurtailStatus, now: float) -> dict[str, Any]:
         "target_kw": status.target_kw,
         "shed_kw": status.shed_kw,
         "miners": len(status.miners),
+        "curtailed": len(status.miners) - by_target[Action.RUN.value],  # asked to sleep or limit power
         "by_target": by_target,
         "by_actual": by_actual,
         "unresponsive": unresponsive,

@@ -28,6 +28,8 @@ from fleetd.daemon.state import CycleStats, FleetState, Health, MinerRecord
 from fleetd.economics.unit import Economics
 from fleetd.exporters import prometheus_curtail
 from fleetd.model import Hashboard, Mode, Snapshot
+from fleetd.numbers import count, finite, hashrate_ths, power_w, temp_c
+from fleetd.view_errors import VIEW_ERRORS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TH = 1e12  # hashes per second in one TH/s (the model's unit)
@@ -122,6 +124,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "fleetd_miner_profit_per_day": ("gauge", "Profit per day"),
     "fleetd_miner_efficiency_joules_per_terahash": ("gauge", "Efficiency, J/TH"),
     "fleetd_miner_breakeven_electricity_price_per_megawatt_hour": ("gauge", "Price at which profit is zero"),
+    "fleetd_view_errors_total": (
+        "counter",
+        "Miner records skipped because their figures could not be read, by view (api, metrics, mqtt, "
+        "health diagnosis, economics)",
+    ),
 }
 
 
@@ -173,8 +180,10 @@ class _Out:
         self.lines.setdefault(name, []).append(line)
 
 
+# Per-miner samples: an impossible figure (NaN, inf, out of range, wrong type) is no sample, as in the API.
 def _ths(v: float | None) -> float | None:
-    return None if v is None else v * TH
+    h = hashrate_ths(v)
+    return None if h is None else h * TH
 
 
 @dataclass(slots=True)
@@ -189,14 +198,14 @@ class _Row:
 
 
 def _max_chip(s: Snapshot) -> float | None:
-    chips = [b.chip_temp_c for b in s.hashboards if b.chip_temp_c is not None]
-    return max(chips) if chips else s.temp_c
+    chips = [t for b in s.hashboards if (t := temp_c(b.chip_temp_c)) is not None]
+    return max(chips) if chips else temp_c(s.temp_c)
 
 
 def _shares(s: Snapshot, accepted: bool) -> int | None:
     if not s.pools:
         return None
-    return sum(p.accepted if accepted else p.rejected for p in s.pools)
+    return count(sum(p.accepted if accepted else p.rejected for p in s.pools))
 
 
 # per-miner families that are one value per miner: name -> value of a row (None: no sample)
@@ -212,24 +221,24 @@ _UP: dict[str, Callable[[Snapshot], float | int | bool | None]] = {
     "fleetd_miner_hashrate_hashes_per_second": lambda s: _ths(s.hashrate_ths),
     "fleetd_miner_hashrate_average_hashes_per_second": lambda s: _ths(s.hashrate_avg_ths),
     "fleetd_miner_expected_hashrate_hashes_per_second": lambda s: _ths(s.expected_hashrate_ths),
-    "fleetd_miner_power_limit_watts": lambda s: s.power_limit_w,
+    "fleetd_miner_power_limit_watts": lambda s: power_w(s.power_limit_w),
     "fleetd_miner_chip_temperature_max_celsius": _max_chip,
-    "fleetd_miner_ambient_temperature_celsius": lambda s: s.env_temp_c,
+    "fleetd_miner_ambient_temperature_celsius": lambda s: temp_c(s.env_temp_c),
     "fleetd_miner_shares_accepted_total": lambda s: _shares(s, True),
     "fleetd_miner_shares_rejected_total": lambda s: _shares(s, False),
-    "fleetd_miner_uptime_seconds": lambda s: s.uptime_s,
+    "fleetd_miner_uptime_seconds": lambda s: count(s.uptime_s),
     "fleetd_miner_faults": lambda s: len(s.errors),
 }
 _ECONOMICS: dict[str, Callable[[Economics], float | None]] = {
-    "fleetd_miner_revenue_per_day": lambda e: e.revenue_per_day,
-    "fleetd_miner_power_cost_per_day": lambda e: e.power_cost_per_day,
-    "fleetd_miner_profit_per_day": lambda e: e.profit_per_day,
-    "fleetd_miner_efficiency_joules_per_terahash": lambda e: e.efficiency_j_per_th,
-    "fleetd_miner_breakeven_electricity_price_per_megawatt_hour": lambda e: e.breakeven_per_mwh,
+    "fleetd_miner_revenue_per_day": lambda e: finite(e.revenue_per_day),
+    "fleetd_miner_power_cost_per_day": lambda e: finite(e.power_cost_per_day),
+    "fleetd_miner_profit_per_day": lambda e: finite(e.profit_per_day),
+    "fleetd_miner_efficiency_joules_per_terahash": lambda e: finite(e.efficiency_j_per_th),
+    "fleetd_miner_breakeven_electricity_price_per_megawatt_hour": lambda e: finite(e.breakeven_per_mwh),
 }
 _BOARD: dict[str, Callable[[Hashboard], float | bool | None]] = {
-    "fleetd_miner_board_chip_temperature_celsius": lambda b: b.chip_temp_c,
-    "fleetd_miner_board_temperature_celsius": lambda b: b.board_temp_c,
+    "fleetd_miner_board_chip_temperature_celsius": lambda b: temp_c(b.chip_temp_c),
+    "fleetd_miner_board_temperature_celsius": lambda b: temp_c(b.board_temp_c),
     "fleetd_miner_board_hashrate_hashes_per_second": lambda b: _ths(b.hashrate_ths),
     "fleetd_miner_board_ok": lambda b: b.ok,
 }
@@ -277,13 +286,29 @@ def _miner_lines(name: str, rows: list[_Row], components: bool) -> list[str]:
         ]
     if name == "fleetd_miner_fan_speed_rpm":
         return [
-            f'{name}{{{r.lb},fan="{f.index}"}} {f.rpm}'
+            f'{name}{{{r.lb},fan="{f.index}"}} {rpm}'
             for r in rows
             if r.snap is not None
             for f in r.snap.fans
-            if f.rpm is not None
+            if (rpm := count(f.rpm)) is not None
         ]
     raise KeyError(name)
+
+
+def _isolated_lines(name: str, rows: list[_Row], components: bool) -> list[str]:
+    """The samples of one per-miner family; when a miner's figures break it (a wrong type), that miner's
+    samples are left out and counted, and every other miner's are kept."""
+    try:
+        return _miner_lines(name, rows, components)
+    except Exception:
+        pass
+    out: list[str] = []
+    for r in rows:
+        try:
+            out += _miner_lines(name, [r], components)
+        except Exception as exc:
+            VIEW_ERRORS.record("metrics", r.rec.id, exc)
+    return out
 
 
 def chunks(
@@ -305,28 +330,40 @@ def chunks(
     mining = 0
     fleet_ths = fleet_expected = fleet_w = 0.0
     for rec in state.miners.values() if miners is None else miners:
-        counts[rec.health] += 1
-        snap = rec.snapshot if rec.health is Health.UP else None
-        power: float | None = None
-        source = ""
+        try:  # read (and check) everything first: a record that raises is skipped whole
+            health = rec.health
+            snap = rec.snapshot if health is Health.UP else None
+            power: float | None = None
+            source = ""
+            ths = expected = None
+            if snap is not None:
+                # An impossible figure (NaN, inf, absurd, wrong type) is no sample and adds nothing.
+                ths, expected = hashrate_ths(snap.hashrate_ths), hashrate_ths(snap.expected_hashrate_ths)
+                eco = rec.economics
+                if eco is not None and eco.power_w is not None:
+                    power, source = power_w(eco.power_w), eco.power_source
+                elif snap.power_w is not None:
+                    power, source = power_w(snap.power_w), "measured"
+            lb = ""
+            if per_miner:
+                ident = rec.identity
+                lb = (
+                    f'miner="{escape(rec.id)}",host="{escape(rec.host)}",site="{escape(rec.labels.site)}",'
+                    f'rack="{escape(rec.labels.rack)}",model="{escape(ident.model if ident else rec.model)}",'
+                    f'vendor="{escape(ident.vendor if ident else "")}"'
+                )
+                source = escape(source)
+            counts[health] += 1
+        except Exception as exc:
+            VIEW_ERRORS.record("metrics", str(getattr(rec, "id", "?")), exc)
+            continue
         if snap is not None:
-            mining += snap.is_mining
-            fleet_ths += snap.hashrate_ths or 0.0
-            fleet_expected += snap.expected_hashrate_ths or 0.0
-            eco = rec.economics
-            if eco is not None and eco.power_w is not None:
-                power, source = eco.power_w, eco.power_source
-            elif snap.power_w is not None:
-                power, source = snap.power_w, "measured"
+            mining += snap.is_mining is True
+            fleet_ths += ths or 0.0
+            fleet_expected += expected or 0.0
             fleet_w += power or 0.0
         if per_miner:
-            ident = rec.identity
-            lb = (
-                f'miner="{escape(rec.id)}",host="{escape(rec.host)}",site="{escape(rec.labels.site)}",'
-                f'rack="{escape(rec.labels.rack)}",model="{escape(ident.model if ident else rec.model)}",'
-                f'vendor="{escape(ident.vendor if ident else "")}"'
-            )
-            rows.append(_Row(lb, rec, snap, power, escape(source)))
+            rows.append(_Row(lb, rec, snap, power, source))
 
     add("fleetd_build_info", f'version="{escape(__version__)}"', 1)
     add("fleetd_start_time_seconds", "", state.started_at)
@@ -387,7 +424,9 @@ def chunks(
 
     for name, (kind, help_) in FAMILIES.items():
         if name.startswith("fleetd_miner_"):
-            lines = _miner_lines(name, rows, components) if rows else []
+            lines = _isolated_lines(name, rows, components) if rows else []
+        elif name == "fleetd_view_errors_total":  # last: includes what this rendering skipped
+            lines = [f'{name}{{view="{v}"}} {n}' for v, n in sorted(VIEW_ERRORS.snapshot().items())]
         else:
             lines = out.lines.get(name, [])
         if lines:

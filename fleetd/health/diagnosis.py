@@ -6,13 +6,13 @@ miner's bad numbers never produce findings about anything but missing data.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from fleetd.health.findings import Finding, Severity
 from fleetd.health.limits import DEFAULT, Limits
 from fleetd.health.vendor_codes import finding_for
-from fleetd.model import Component, Hashboard, Mode, Snapshot
+from fleetd.model import Component, Fault, Hashboard, Mode, Snapshot
+from fleetd.numbers import number
 
 WARN_MARGIN_C = 5.0  # a temperature this close to its limit is a warning; at the limit it is critical
 HASHRATE_LOW = 0.85  # below this share of expected hashrate (whole miner)
@@ -28,10 +28,7 @@ def num(v: Any) -> float | None:
     t = type(v)
     if t is float:  # the common case first: called ~30 times per miner per cycle
         return v if 0 <= v < 1e9 else None  # NaN fails every comparison, infinities the range
-    if t is bool or not isinstance(v, int | float):
-        return None
-    f = float(v)
-    return f if math.isfinite(f) and 0 <= f < 1e9 else None
+    return number(v, 0.0, 1e9)  # ints and the rest: the shared check
 
 
 def _temp(v: Any) -> float | None:
@@ -123,7 +120,9 @@ def _boards(snap: Snapshot, lim: Limits, expected: float | None, out: list[Findi
         chips = num(b.chips)
         exp_chips = num(b.expected_chips) or (float(lim.chips_per_board) if lim.chips_per_board else None)
         subject = f"board {b.index}"
-        if not b.ok or chips == 0 or rate == 0:
+        # A board the firmware flags but that hashes is not dead: the checks below (chips, share) and the
+        # driver's fault for it say what is wrong.
+        if chips == 0 or rate == 0 or (not b.ok and rate is None):
             out.append(
                 Finding(
                     "board_dead",
@@ -279,10 +278,24 @@ def diagnose(
                 (("restarts", float(restarts)),),
             )
         )
+    if snap.errors:
+        out += _faults(snap.errors, out, vendor)
+    return tuple(out)
+
+
+def _faults(faults: tuple[Fault, ...], found: list[Finding], vendor: str) -> list[Finding]:
+    """The miner's own faults, once each, less those the drivers derive from readings diagnosed above."""
+    fans_failed = any(f.code == "fan_failed" for f in found)
+    boards_found = {f.subject for f in found if f.component is Component.BOARD}
     seen: set[str] = set()
-    for fault in snap.errors:
+    out: list[Finding] = []
+    for fault in faults:
+        if fault.code == "fan_stopped" and fans_failed:  # from the same 0 rpm reading as fan_failed
+            continue
         f = finding_for(fault, vendor)
+        if fault.code == "board" and f.subject in boards_found:  # from the board's own readings
+            continue
         if f.key not in seen:
             seen.add(f.key)
             out.append(f)
-    return tuple(out)
+    return out

@@ -27,6 +27,7 @@ class MinerHealth:
     current: tuple[Finding, ...]  # the latest poll's diagnosis
     active: tuple[Active, ...]  # findings that held long enough to be reported
     warnings: tuple[TrendWarning, ...] = ()  # predictive-maintenance trends (the trend job's last run)
+    active_warnings: tuple[Active[TrendWarning], ...] = ()  # those that held long enough to be reported
 
     @property
     def worst(self) -> Severity | None:
@@ -40,6 +41,7 @@ class MinerHealth:
             "active": [{**a.finding.to_dict(), "since": a.since} for a in self.active],
             "current": [f.to_dict() for f in self.current],
             "warnings": [w.to_dict() for w in self.warnings],
+            "active_warnings": [{**a.finding.to_dict(), "since": a.since} for a in self.active_warnings],
         }
 
 
@@ -48,11 +50,23 @@ def _urgency(w: TrendWarning) -> tuple[int, float, str, str]:
     return (-SEVERITY_RANK[w.severity], ttl, w.miner_id, w.code)
 
 
+TREND_START_AFTER_S = 1800.0  # a trend warning seen on two hourly runs of the trend job starts
+TREND_CLEAR_AFTER_S = 9000.0  # and clears when three runs in a row did not see it
+
+
 class HealthMonitor:
-    def __init__(self, catalog: Catalog | None, tracker: Tracker | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog | None,
+        tracker: Tracker[Finding] | None = None,
+        trend_tracker: Tracker[TrendWarning] | None = None,
+    ) -> None:
         self.limits = LimitsLookup(catalog)
         self.catalog = catalog
-        self.tracker = tracker or Tracker()
+        self.tracker: Tracker[Finding] = tracker or Tracker()
+        self.trend_tracker: Tracker[TrendWarning] = trend_tracker or Tracker(
+            TREND_START_AFTER_S, TREND_CLEAR_AFTER_S
+        )
         self.restarts = RestartCounter()
         self._current: dict[str, tuple[Finding, ...]] = {}  # only miners with findings
         self._nominal: dict[tuple[str, str], float | None] = {}
@@ -62,16 +76,21 @@ class HealthMonitor:
 
     def set_warnings(
         self, found: Mapping[str, Sequence[TrendWarning]], at: float, duration_s: float | None = None
-    ) -> None:
-        """The trend job's result: replaces the previous warnings."""
+    ) -> list[Change[TrendWarning]]:
+        """The trend job's result: replaces the previous warnings; the warnings that started or cleared."""
         self.warnings = {m: tuple(sorted(ws, key=_urgency)) for m, ws in found.items() if ws}
         self.trends_at = at
         self.trends_duration_s = duration_s
+        changes: list[Change[TrendWarning]] = []
+        for mid in sorted(self.warnings.keys() | self.trend_tracker.miners()):
+            changes += self.trend_tracker.update(mid, self.warnings.get(mid, ()), at)
+        return changes
 
     def adopt_warnings(self, other: HealthMonitor) -> None:
         """Keep another monitor's trend warnings (a new monitor after the catalog changed)."""
         self.warnings, self.trends_at = other.warnings, other.trends_at
         self.trends_duration_s = other.trends_duration_s
+        self.trend_tracker = other.trend_tracker
 
     def _nominal_ths(self, model: str, mode: Mode) -> float | None:
         key = (model, mode.value)
@@ -82,7 +101,7 @@ class HealthMonitor:
 
     def observe(
         self, miner_id: str, snap: Snapshot, now: float, *, vendor: str = "", model: str = ""
-    ) -> list[Change]:
+    ) -> list[Change[Finding]]:
         """Diagnose a fresh snapshot; the findings that started or cleared."""
         restarts = self.restarts.update(miner_id, snap.uptime_s, now)
         found = diagnose(
@@ -98,18 +117,22 @@ class HealthMonitor:
             self._current.pop(miner_id, None)
         return self.tracker.update(miner_id, found, now)
 
-    def forget(self, miner_id: str, now: float) -> list[Change]:
+    def forget(self, miner_id: str, now: float) -> list[Change[Any]]:
+        """The miner left the fleet: its findings and trend warnings clear."""
         self._current.pop(miner_id, None)
         self.restarts.forget(miner_id)
-        return self.tracker.forget(miner_id, now)
+        self.warnings.pop(miner_id, None)
+        changes: list[Change[Any]] = [*self.tracker.forget(miner_id, now)]
+        return changes + self.trend_tracker.forget(miner_id, now)
 
     def miner(self, miner_id: str) -> MinerHealth:
         active = sorted(self.tracker.active(miner_id), key=lambda a: -SEVERITY_RANK[a.finding.severity])
         current = self._current.get(miner_id, ())
-        return MinerHealth(miner_id, current, tuple(active), self.warnings.get(miner_id, ()))
+        warned = tuple(self.trend_tracker.active(miner_id))
+        return MinerHealth(miner_id, current, tuple(active), self.warnings.get(miner_id, ()), warned)
 
     def tracked_ids(self) -> set[str]:
-        return set(self._current) | set(self.tracker.all_active())
+        return set(self._current) | self.tracker.miners() | self.trend_tracker.miners() | set(self.warnings)
 
     def counts(self) -> tuple[Counter[tuple[str, str, str]], dict[str, Counter[str]]]:
         """Active findings by (code, component, severity), and per miner by severity."""
@@ -180,11 +203,19 @@ class HealthMonitor:
     def export_warnings(
         self,
     ) -> tuple[dict[tuple[str, str, str], int], list[tuple[str, TrendWarning]], float | None, float | None]:
-        """For Prometheus: counts by (code, component, severity), (miner, warning) rows, when, how long."""
+        """For Prometheus: counts by (code, component, severity), (miner, warning) rows, when, how long.
+
+        The last run's warnings, plus started ones its hysteresis still holds (missed by a run or two, not
+        yet cleared), so a trend flickering across its threshold is one steady series an alert's for: sees.
+        """
         kinds: Counter[tuple[str, str, str]] = Counter()
         rows: list[tuple[str, TrendWarning]] = []
         for miner_id, ws in self.warnings.items():
             for w in ws:
-                kinds[(w.code, str(w.component), str(w.severity))] += 1
                 rows.append((miner_id, w))
+        for miner_id, active in self.trend_tracker.all_active().items():
+            now = {w.key for w in self.warnings.get(miner_id, ())}
+            rows += [(miner_id, a.finding) for a in active if a.finding.key not in now]
+        for _, w in rows:
+            kinds[(w.code, str(w.component), str(w.severity))] += 1
         return dict(kinds), rows, self.trends_at, self.trends_duration_s

@@ -7,14 +7,29 @@ Also counts self-restarts (uptime resets) per miner over a sliding window, for d
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Generic, Protocol, TypeVar
 
-from fleetd.health.findings import Finding, Severity
+from fleetd.health.findings import Severity
 
 MIN_DURATION_S = 120.0  # held this long before it starts (critical: immediately on its second sighting)
 CLEAR_AFTER_S = 600.0  # absent this long before it clears
 RESTART_WINDOW_S = 86_400.0
+
+
+class Tracked(Protocol):
+    """What the tracker follows: findings, and the trend job's warnings."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def severity(self) -> Severity: ...
+
+
+T = TypeVar("T", bound=Tracked)
 
 
 class Transition(StrEnum):
@@ -23,8 +38,8 @@ class Transition(StrEnum):
 
 
 @dataclass(slots=True)
-class _Track:
-    finding: Finding
+class _Track(Generic[T]):
+    finding: T
     first_seen: float
     last_seen: float
     active: bool = False
@@ -32,34 +47,34 @@ class _Track:
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class Change(Generic[T]):
     miner_id: str
-    finding: Finding
+    finding: T
     transition: Transition
     at: float
 
 
 @dataclass(frozen=True, slots=True)
-class Active:
-    finding: Finding
+class Active(Generic[T]):
+    finding: T
     since: float
 
 
 @dataclass(slots=True)
-class Tracker:
+class Tracker(Generic[T]):
     """Start/clear state of every finding of every miner; call `update` once per miner per poll."""
 
     min_duration_s: float = MIN_DURATION_S
     clear_after_s: float = CLEAR_AFTER_S
-    _tracks: dict[str, dict[str, _Track]] = field(default_factory=dict)
+    _tracks: dict[str, dict[str, _Track[T]]] = field(default_factory=dict)
 
-    def update(self, miner_id: str, findings: tuple[Finding, ...], now: float) -> list[Change]:
+    def update(self, miner_id: str, findings: Sequence[T], now: float) -> list[Change[T]]:
         tracks = self._tracks.get(miner_id)
         if tracks is None:
             if not findings:
                 return []
             tracks = self._tracks[miner_id] = {}
-        changes: list[Change] = []
+        changes: list[Change[T]] = []
         for f in findings:
             t = tracks.get(f.key)
             if t is None:
@@ -78,23 +93,27 @@ class Tracker:
             del self._tracks[miner_id]
         return changes
 
-    def _due(self, t: _Track, now: float) -> bool:
+    def _due(self, t: _Track[T], now: float) -> bool:
         held = now - t.first_seen
         if t.finding.severity is Severity.CRITICAL:
             return held > 0  # two sightings: a single bad poll never pages anyone
         return held >= self.min_duration_s
 
-    def forget(self, miner_id: str, now: float) -> list[Change]:
+    def forget(self, miner_id: str, now: float) -> list[Change[T]]:
         """The miner left the fleet: its active findings clear."""
         tracks = self._tracks.pop(miner_id, {})
         return [Change(miner_id, t.finding, Transition.CLEARED, now) for t in tracks.values() if t.active]
 
-    def active(self, miner_id: str) -> list[Active]:
+    def active(self, miner_id: str) -> list[Active[T]]:
         tracks = self._tracks.get(miner_id, {})
         return [Active(t.finding, t.started_at or t.first_seen) for t in tracks.values() if t.active]
 
-    def all_active(self) -> dict[str, list[Active]]:
+    def all_active(self) -> dict[str, list[Active[T]]]:
         return {m: a for m in self._tracks if (a := self.active(m))}
+
+    def miners(self) -> set[str]:
+        """Miners with anything tracked (active, or seen and not yet started or expired)."""
+        return set(self._tracks)
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ BOARD_LIMIT = 0.70  # diagnosis calls a board at this share of its peers degrade
 
 @dataclass(frozen=True, slots=True)
 class TrendRules:
-    """Thresholds of the trend detector."""
+    """Thresholds of the trend detector (the config's [health.trends] sets them)."""
 
     window_h: float = 24.0
     min_points: int = 6
@@ -90,6 +90,11 @@ class TrendWarning:
     subject: str = ""
     cause: str = ""
     action: str = ""
+
+    @property
+    def key(self) -> str:
+        """What the trend tracker follows from one run of the trend job to the next."""
+        return f"{self.code}:{self.subject}" if self.subject else self.code
 
     @property
     def window_h(self) -> float:

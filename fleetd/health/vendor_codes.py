@@ -47,6 +47,24 @@ _ANTMINER: dict[str, tuple[Component, Severity, str]] = {
 }
 
 
+# Avalon (Canaan MM firmware over cgminer) -> (component, severity, action). The firmware reports an error
+# code per hashboard (ECHU; the driver's fault "board", message "board N: error code C") and one for the
+# controller (ECMM); Canaan publishes no table of their bits, so the finding says where and what to try.
+_AVALON: dict[str, tuple[Component, Severity, str]] = {
+    "board": (
+        Component.BOARD,
+        Severity.WARNING,
+        "Check the board's temperature and its power and data cables; power-cycle the miner, and send the"
+        " board for repair if the code stays",
+    ),
+    "ECMM": (
+        Component.CONTROL_BOARD,
+        Severity.WARNING,
+        "Reboot the miner; update the firmware, or replace the controller if the code recurs",
+    ),
+}
+
+
 def finding_for(fault: Fault, vendor: str = "") -> Finding:
     """The finding for one fault the miner reports about itself."""
     if fault.code == WEB_AUTH_FAULT:
@@ -67,12 +85,19 @@ def finding_for(fault: Fault, vendor: str = "") -> Finding:
         hit = _ANTMINER.get(code.split(":", 1)[0])
         if hit is not None:
             component, severity, action = hit
+    subject = f"code {code}"
+    if code == "board" and fault.message.startswith("board ") and ":" in fault.message:
+        subject = fault.message.split(":", 1)[0]  # drivers' "board N: status": one finding per board
+    if vendor == "avalon":
+        hit = _AVALON.get(code.split(":", 1)[0])
+        if hit is not None:
+            component, severity, action = hit
     return Finding(
         code="psu_fault" if component is Component.PSU else "vendor_error",
         severity=severity,
         component=component,
         cause=f"The miner reports error {code}: {fault.message}",
         action=action,
-        subject=f"code {code}",
+        subject=subject,
         values=(("vendor_code", code),),
     )

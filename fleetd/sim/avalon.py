@@ -6,8 +6,12 @@ the captured order, with the live keys (GHSspd, MGHS, TMax, Fan*, WALLPOWER/PS, 
 MPO, ...) filled from the miner's state; the Q keeps its "'STATS':{...}" wrapping and its HBinfo.
 `ascset|0,softoff,1:<ts>` and `softon` act at `ts` on the miner's clock (which `clock_offset_s`
 shifts, as on Avalons whose clock was never set) and answer like the captured softoff (STATUS "I",
-code 118); softon closes the socket without a reply unless `softon_reply`. `ascset|0,workmode,set,N`
-switches Eco/Standard/Super. The Q has no capture of `version` or `devs`: the A1566's shapes are used.
+code 118); softon closes the socket without a reply unless `softon_reply` (then as captured).
+`ascset|0,workmode,set,N` switches Eco/Standard/Super and `ascset|0,worklevel,set,N` the work level,
+both answered as the captured workmode reply ("ASC 0 set OK", code 119); the work level shows as
+WORKLEVEL where the layout carries it (the Q's) and changes nothing else (its effect is not known
+here). `version` and `devs` follow each model's own capture (the Q's version has LVERSION, CGVERSION,
+BVERSION and a colon-separated MAC instead of the A1566's VERSION, LOADER and bare MAC).
 
 The wrong_password fault (the API has no password) refuses `ascset` as access denied.
 
@@ -60,6 +64,8 @@ class AvalonMiner(EmulatedMiner):
     vendor = "Canaan"
     default_ports: ClassVar[dict[str, int]] = {"api": 4028}
     stats_capture: ClassVar[str]
+    version_capture: ClassVar[str]
+    devs_capture: ClassVar[str]
     mm_key: ClassVar[str]
     prod: ClassVar[str]
     model_code: ClassVar[str]
@@ -83,6 +89,7 @@ class AvalonMiner(EmulatedMiner):
         self.mac = digest[12:24]
         self.soft_off_at: float | None = None
         self.soft_on_at: float | None = None
+        self.work_level = 0
         self._timers: list[asyncio.TimerHandle] = []
         stats = capture(self.stats_capture)
         self.template = copy.deepcopy(stats["STATS"])
@@ -161,37 +168,34 @@ class AvalonMiner(EmulatedMiner):
     # --- reads ---------------------------------------------------------------------------------
 
     def _rpc_version(self, _param: str, now: float) -> dict:
-        item = dict(capture("avalon_a1566_version")["VERSION"][0])
-        item.update(
-            {
-                "PROD": self.prod,
-                "MODEL": self.model_code,
-                "VERSION": self.firmware,
-                "DNA": self.dna,
-                "MAC": self.mac,
-            }
+        item = dict(capture(self.version_capture)["VERSION"][0])
+        mac = (
+            ":".join(self.mac[i : i + 2] for i in range(0, 12, 2)).upper() if ":" in item["MAC"] else self.mac
         )
+        live = {"PROD": self.prod, "MODEL": self.model_code, "DNA": self.dna, "MAC": mac}
+        live.update(dict.fromkeys(("VERSION", "LVERSION", "CGVERSION", "BVERSION"), self.firmware))
+        item.update({k: v for k, v in live.items() if k in item})  # each layout keeps its own keys
         return {"STATUS": self._status(22, "CGMiner versions", now), "VERSION": [item], "id": 1}
 
     def _rpc_devs(self, _param: str, now: float) -> dict:
-        item = dict(capture("avalon_a1566_devs")["DEVS"][0])
+        item = dict(capture(self.devs_capture)["DEVS"][0])
         st = self.state
         mhs = st.hashrate_ths(now) * 1e6
         avg = st.steady_hashrate_ths(now) * 1e6
         elapsed = st.uptime_s(now)
-        item.update(
-            {
-                "MHS av": round(avg, 2),
-                "MHS 30s": round(mhs, 2),
-                "MHS 1m": round(mhs, 2),
-                "MHS 5m": round(avg, 2),
-                "MHS 15m": round(avg, 2),
-                "Accepted": st.accepted + elapsed // 7,
-                "Total MH": float(round(avg * elapsed)),
-                "Last Valid Work": self.clock(now),
-                "Device Elapsed": elapsed,
-            }
-        )
+        live = {
+            "MHS av": round(avg, 2),
+            "MHS 5s": round(mhs, 2),
+            "MHS 30s": round(mhs, 2),
+            "MHS 1m": round(mhs, 2),
+            "MHS 5m": round(avg, 2),
+            "MHS 15m": round(avg, 2),
+            "Accepted": st.accepted + elapsed // 7,
+            "Total MH": float(round(avg * elapsed)),
+            "Last Valid Work": self.clock(now),
+            "Device Elapsed": elapsed,
+        }
+        item.update({k: v for k, v in live.items() if k in item})
         return {"STATUS": self._status(9, "1 ASC(s)", now), "DEVS": [item], "id": 1}
 
     def _mm_string(self, now: float) -> str:
@@ -222,6 +226,7 @@ class AvalonMiner(EmulatedMiner):
             "WALLPOWER": str(watts),
             "SoftOFF": self.soft_off_value if off else "0",
             "WORKMODE": str(_MODE_VALUES.get(st.mode, 1)),
+            "WORKLEVEL": str(self.work_level),  # only where the layout carries it (the Q's)
             "MPO": str(mpo),
             "ECHU": " ".join("0" if s else "512" for s in shares),
             "TA": str(st.spec.chips_per_board * boards),
@@ -311,16 +316,13 @@ class AvalonMiner(EmulatedMiner):
                 "id": 1,
             }
         if what in ("workmode", "worklevel") and len(parts) > 3 and parts[2] == "set":
-            if (
-                what == "workmode"
-                and parts[3] in ("0", "1", "2")
-                and not self.state.faults.ignore_power_commands
-            ):
-                self.state.mode = _MODES[int(parts[3])]
-            return {
-                "STATUS": self._status(118, f"ASC 0 set info: success {what}:{parts[3]}", now, "I"),
-                "id": 1,
-            }
+            if not self.state.faults.ignore_power_commands:
+                if what == "workmode" and parts[3] in ("0", "1", "2"):
+                    self.state.mode = _MODES[int(parts[3])]
+                elif what == "worklevel" and parts[3].isdigit():
+                    self.work_level = int(parts[3])
+            # As captured (avalon_q_ascset-workmode.json): a plain success, not the "set info" form.
+            return {"STATUS": self._status(119, "ASC 0 set OK", now), "id": 1}
         return {"STATUS": self._status(119, f"ASC 0 set failed: {what}", now, "E"), "id": 1}
 
     _RPC: ClassVar[dict[str, Any]] = {
@@ -337,6 +339,8 @@ class AvalonA1566(AvalonMiner):
     """AvalonMiner A1566 (15-194) on firmware 24102401: "MM ID0" in `estats`, three boards."""
 
     stats_capture = "avalon_a1566_estats"
+    version_capture = "avalon_a1566_version"
+    devs_capture = "avalon_a1566_devs"
     mm_key = "MM ID0"
     prod = "AvalonMiner 15-194"
     model_code = "15-194"
@@ -347,8 +351,10 @@ class AvalonQ(AvalonMiner):
     """Avalon Q home miner on firmware 25052801: "MM ID0:Summary" plus HBinfo, one board."""
 
     stats_capture = "avalon_q_stats"
+    version_capture = "avalon_q_version"
+    devs_capture = "avalon_q_devs"
     mm_key = "MM ID0:Summary"
     prod = "Avalon Q"
     model_code = "Q"
-    firmware = "Q-25052801_14a19a2"
+    firmware = "25052801_14a19a2"  # LVERSION/CGVERSION/BVERSION as captured
     soft_off_value = "4"  # as captured

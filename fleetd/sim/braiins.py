@@ -2,17 +2,20 @@
 
 CGMiner API: `version` names the miner `BOSer` (how detection tells BOS from stock cgminer),
 `summary` and `devs` carry MHS figures, one DEVS entry per hashboard; `tunerstatus` carries the
-tuner's `PowerLimit` and `ApproximateMinerPowerConsumption` (field names as BOSer's API has them;
-no capture here); `pools` is the Antminer emulator's.
+tuner's `PowerLimit` and `ApproximateMinerPowerConsumption` with the field set, key order and STATUS
+code of the reply Braiins documents (an S9 on BOSminer+ 0.2.0; unlicensed, so not copied: see
+tests/fixtures/PROVENANCE.md); its status strings when tuned or paused are inferred; `fans` has the
+documented `FANS[]` shape (FAN, ID, RPM, Speed); `pools` is the Antminer emulator's.
 
 REST API (the paths and JSON of Braiins' published Public REST API): `POST /api/v1/auth/login`
 gives a token (`timeout_s` 3600) that every other call must carry in its `Authorization` header.
 `GET /api/v1/miner/stats` is the captured GetMinerStats message
 (captures/braiins_s21pro_grpc-GetMinerStats.json) with live values, quirk included: `last_24h`
-averages over a whole day even on a miner up for less. `GET /api/v1/miner/details`,
-`GET /api/v1/configuration/miner`, `PUT /api/v1/actions/pause|resume` (answering whether the miner
-already was paused/mining) and `PUT /api/v1/performance/power-target` `{"watt": N}` follow the
-published schemas (no capture here).
+averages over a whole day even on a miner up for less. `GET /api/v1/miner/details`
+and `GET /api/v1/configuration/miner` are the captured replies of the same S21 Pro on BOS 26.04
+(captures/braiins_s21pro_rest-*.json) with this miner's values (details' `status`: 2 mining, 3
+paused). `PUT /api/v1/actions/pause|resume` (answering whether the miner already was paused/mining)
+and `PUT /api/v1/performance/power-target` `{"watt": N}` follow the published schemas (no capture here).
 
 Faults as the other emulators: wrong_password refuses the login (401); ignore_power_commands
 acknowledges pause/resume/power target and changes nothing.
@@ -34,10 +37,12 @@ from fleetd.sim.jsonweb import JsonWebProtocol, json_body
 __all__ = ["BOS_VERSION", "QUIRKS", "BraiinsMiner", "BraiinsS21Pro"]
 
 QUIRKS: frozenset[str] = frozenset()
-BOS_VERSION = "26.04"
+BOS_VERSION = "2026-04-14-0-912d084c-26.04-plus"  # bos_version.current as the 26.04 capture has it
 BOSER = "bosminer-plus-tuner 26.04-plus"
 TOKEN_TTL_S = 3600.0
 STATS_CAPTURE = "braiins_s21pro_grpc-GetMinerStats"
+DETAILS_CAPTURE = "braiins_s21pro_rest-miner-details"
+CONFIG_CAPTURE = "braiins_s21pro_rest-configuration-miner"
 _WINDOWS = ("last_5s", "last_15s", "last_30s", "last_1m", "last_5m", "last_15m", "last_30m", "last_1h")
 
 
@@ -153,19 +158,23 @@ class BraiinsMiner(AntminerS19Pro):
         return {"STATUS": self._bos_status(9, msg, now), "DEVS": items, "id": 1}
 
     def _rpc_tunerstatus(self, _param: str, now: float) -> dict:
+        # Fields, types, key order (BOSminer sorts keys) and STATUS code as the reply Braiins documents
+        # for BOSminer+ (tests/fixtures/PROVENANCE.md: seen, not copied); the values are ours.
         watts = round(self.state.power_w(now))
         limit = int(self._power_target_w())
         boards = len(self.state.board_fractions())
+        started = int(now) - self._live(now).elapsed
         chains = [
             {
+                "ApproximatePowerConsumptionWatt": watts // max(1, boards),
                 "HashchainIndex": i,
                 "Iteration": 0,
-                "LoadedProfile": True,
+                "LoadedProfileCreatedOn": started,
                 "PowerLimitWatt": limit // max(1, boards),
-                "ApproximatePowerConsumptionWatt": watts // max(1, boards),
+                "StageElapsed": 0,
                 "Status": "Tuning complete" if not self.state.sleeping else "Paused",
-                "StageProgress": 100,
                 "TunerRunning": False,
+                "TuningElapsed": 0,
             }
             for i in range(boards)
         ]
@@ -175,15 +184,22 @@ class BraiinsMiner(AntminerS19Pro):
             "DynamicPowerScaling": "Disabled",
             "PowerLimit": limit,
             "TunerChainStatus": chains,
-            "TunerMode": "PowerTarget",
         }
-        return {"STATUS": self._bos_status(0, "Tuner Status", now), "TUNERSTATUS": [item], "id": 1}
+        return {"STATUS": self._bos_status(203, "Tuner Status", now), "TUNERSTATUS": [item], "id": 1}
+
+    def _rpc_fans(self, _param: str, now: float) -> dict:
+        # The shape Braiins documents for BOSminer's `fans` (sorted keys, Speed in %); speed is ours.
+        live = self._live(now)
+        speed = 100 if not self.state.sleeping else 30
+        items = [{"FAN": i, "ID": i, "RPM": rpm, "Speed": speed} for i, rpm in enumerate(live.fans)]
+        return {"STATUS": self._bos_status(202, f"{len(items)} Fan(s)", now), "FANS": items, "id": 1}
 
     _BOS_RPC: ClassVar[dict[str, Any]] = {
         "version": _rpc_version,
         "summary": _rpc_summary,
         "devs": _rpc_devs,
         "tunerstatus": _rpc_tunerstatus,
+        "fans": _rpc_fans,
     }
 
     # --- REST API ------------------------------------------------------------------------------
@@ -254,54 +270,36 @@ class BraiinsMiner(AntminerS19Pro):
         return float(limit) if limit is not None else self.default_target_w
 
     def _details(self, _req: Any, now: float) -> tuple[int, Any]:
+        # The captured reply (BOS 26.04 on an S21 Pro) with this miner's values; `status` is the
+        # MinerStatus enum (2 normal, 3 paused); the capture has no `detailed_status`.
         live = self._live(now)
-        if self.state.sleeping:
-            status = {"stopped": {"reason": {"user_pause": {}}}}
-        else:
-            status = {"running": {"reason": {"normal": {}}}}
-        return 200, {
-            "uid": self.uid,
-            "miner_identity": {
-                "brand": 1,
-                "model": 0,
-                "name": self.model_name,
-                "miner_model": self.model_name,
-            },
-            "platform": 5,
-            "bos_mode": 2,
-            "bos_version": {"current": BOS_VERSION, "major": BOS_VERSION, "bos_version": BOS_VERSION},
-            "hostname": self.state.hostname,
-            "mac_address": self.state.mac,
-            "system_uptime": live.elapsed,
-            "system_uptime_s": live.elapsed,
-            "bosminer_uptime_s": live.elapsed,
-            "sticker_hashrate": {"gigahash_per_second": self.sticker_ghs},
-            "status": 3 if self.state.sleeping else 2,
-            "detailed_status": {"status": status, "status_since": {"nanos": 0, "seconds": live.now}},
-            "kernel_version": "5.15.120",
-            "control_board_soc_family": 1,
-            "is_pic_model": False,
-            "serial_number": self.state.serial,
-        }
+        details = copy.deepcopy(capture(DETAILS_CAPTURE))
+        details["miner_identity"].update(name=self.model_name, miner_model=self.model_name)
+        details["psu_info"]["serial_number"] = f"PSU{self.state.serial[-14:]}"
+        details.update(
+            bosminer_uptime_s=live.elapsed,
+            hostname=self.state.hostname,
+            mac_address=self.state.mac.lower(),
+            serial_number=self.state.serial,
+            status=3 if self.state.sleeping else 2,
+            sticker_hashrate={"gigahash_per_second": self.sticker_ghs},
+            system_uptime=live.elapsed,
+            system_uptime_s=live.elapsed,
+            uid=self.uid,
+        )
+        return 200, details
 
     def _configuration(self, _req: Any, _now: float) -> tuple[int, Any]:
+        # The captured reply's keys (its pool_groups is empty; a group's fields follow Braiins' schema).
+        config = copy.deepcopy(capture(CONFIG_CAPTURE))
         pools = [
             {"uid": str(i), "url": p["url"], "user": p["user"], "enabled": True}
             for i, p in enumerate(self.conf["pools"])
             if p.get("url")
         ]
-        return 200, {
-            "pool_groups": [{"uid": "default", "name": "Default", "pools": pools}],
-            "temperature": None,
-            "hashboard_config": None,
-            "tuner": {
-                "enabled": True,
-                "tuner_mode": 1,
-                "power_target": {"watt": int(self._power_target_w())},
-                "hashrate_target": None,
-            },
-            "dps": None,
-        }
+        config["pool_groups"] = [{"uid": "default", "name": "Default", "pools": pools}]
+        config["tuner"]["power_target"] = {"watt": int(self._power_target_w())}
+        return 200, config
 
     def _pause(self, _req: Any, _now: float) -> tuple[int, Any]:
         already = self.state.sleeping

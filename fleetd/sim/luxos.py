@@ -1,12 +1,15 @@
 """LuxOS emulator: an Antminer S19k Pro on LuxOS, CGMiner API on TCP 4028 with the LuxOS extensions.
 
-The read replies shared with stock firmware (summary, stats, pools, devs) are the Antminer emulator's;
+The read replies shared with stock firmware (summary, stats, devs) are the Antminer emulator's;
 LuxOS's own commands follow the LuxOS API: `logon` opens the miner's single session (refused while
 another one is live), privileged commands take "<session id>,<argument>", `logoff` ends the session,
 which also lapses after `session_ttl_s` without use. `profiles` is the captured S19k Pro list
 (captures/luxos_s19kpro_profiles.json); `profileset` switches the running profile, `curtail`
-sleeps and wakes. STATUS blocks carry the LUXminer description as the capture does. The replies to
-version, power, config, tempctrl and atm are modelled on LuxOS's documented fields (no capture here).
+sleeps and wakes. STATUS blocks carry the LUXminer description as the capture does. `version`,
+`config`, `power`, `fans` and `pools` are the captures of the same S19k Pro (captures/luxos_s19kpro_*.json:
+fields, types, STATUS codes) with live values; `CurtailMode` stays the captured "None" (what LuxOS
+reports while curtailed is not captured). `tempctrl` and `atm` are modelled on LuxOS's documented
+fields, `groups` on the fields pyasic reads (no capture of these).
 
 The wrong_password fault (the API has no password) refuses `logon` as access denied.
 
@@ -30,6 +33,10 @@ QUIRKS = ANTMINER_QUIRKS
 SESSION_TTL_S = 300.0
 LUX_VERSION = "2025.4.8.220305-57b389c7"
 DESCRIPTION = f"LUXminer {LUX_VERSION}"
+# The Antminer emulator's live pool figures that LuxOS's pools reply carries with the same type.
+_LIVE_POOL_KEYS = frozenset(
+    {"POOL", "URL", "User", "Priority", "Stratum URL", "Accepted", "Rejected", "Getworks", "Discarded"}
+)
 
 
 class LuxOSMiner(AntminerS19Pro):
@@ -47,6 +54,7 @@ class LuxOSMiner(AntminerS19Pro):
         self.session_id: str | None = None
         self.session_used = 0.0
         self.profiles = copy.deepcopy(capture("luxos_s19kpro_profiles")["PROFILES"])
+        self.config_template = capture("luxos_s19kpro_config")["CONFIG"][0]
         self.profile = "default"
         self.state.hostname = "luxos"
 
@@ -148,31 +156,66 @@ class LuxOSMiner(AntminerS19Pro):
         watts = round(self.state.power_w(now))
         return {
             "POWER": [{"PSU": False, "Watts": watts}],
-            "STATUS": self._lux_status(335, "Power", now),
+            "STATUS": self._lux_status(311, "Power usage", now),
             "id": 1,
         }
 
     def _rpc_version(self, _param: str, now: float) -> dict:
-        item = {
-            "API": "3.7",
-            "CompileTime": "Tue Apr  8 22:03:05 UTC 2025",
-            "LUXminer": LUX_VERSION,
-            "Miner": LUX_VERSION.split("-")[0],
-            "Type": self.model_type,
-        }
+        item = {**capture("luxos_s19kpro_version")["VERSION"][0], "Type": self.model_type}
         return {"STATUS": self._lux_status(22, "LUXminer versions", now), "VERSION": [item], "id": 1}
 
     def _rpc_lux_config(self, _param: str, now: float) -> dict:
-        item = {
+        live = {
             "ASC Count": len(self.state.board_fractions()),
+            "BcastAddr": "127.255.255.255",
+            "Gateway": "127.0.0.1",
             "Hostname": self.state.hostname,
+            "IPAddr": self.host,
             "MACAddr": self.state.mac.lower(),
+            "Model": self.model_type,
+            "NameplateTHS": round(self.state.spec.hashrate_ths, 1),
+            "Netmask": "255.0.0.0",
             "Pool Count": len(self.conf["pools"]),
             "Profile": self.profile,
-            "RedLed": "off",
             "SerialNumber": self.state.serial,
         }
+        item = {k: live.get(k, v) for k, v in self.config_template.items()}
         return {"CONFIG": [item], "STATUS": self._lux_status(33, "LUXminer config", now), "id": 1}
+
+    def _rpc_fans(self, _param: str, now: float) -> dict:
+        live = self._live(now)
+        speed = 20 if self.state.sleeping else 70
+        # The captured labels run FAN4, FAN2, FAN1, FAN3 in ID order (the physical positions): kept.
+        labels = [f["FAN"] for f in capture("luxos_s19kpro_fans")["FANS"]]
+        fans = [
+            {"FAN": labels[i] if i < len(labels) else f"FAN{i + 1}", "ID": i, "RPM": rpm, "Speed": speed}
+            for i, rpm in enumerate(live.fans)
+        ]
+        return {
+            "FANCTRL": [{"MinFans": len(fans) - 1, "PowerOffSpeed": 20}],
+            "FANS": fans,
+            "STATUS": self._lux_status(202, f"{len(fans)} Fan(s)", now),
+            "id": 1,
+        }
+
+    def _rpc_pools(self, _param: str, now: float) -> dict:
+        # The LuxOS capture's field set (GROUP, Quota, AsicBoost, ...) over the Antminer emulator's
+        # live pool figures; every pool is in group 0, the one `groups` lists.
+        template = capture("luxos_s19kpro_pools")["POOLS"]
+        items = []
+        for i, live in enumerate(self._pool_items(self._live(now))):
+            base = template[min(i, 1)]  # the capture's first pool is alive, its second dead
+            alive = live.get("Status") == "Alive"
+            item = {k: live[k] if k in _LIVE_POOL_KEYS and k in live else v for k, v in base.items()}
+            item.update(GROUP=0, Quota=1.0, Status="Alive" if alive else "Dead")
+            item["Stratum Active"] = alive and i == 0
+            items.append(item)
+        return {"POOLS": items, "STATUS": self._lux_status(7, f"{len(items)} Pool(s)", now), "id": 1}
+
+    def _rpc_groups(self, _param: str, now: float) -> dict:
+        # Not captured: the fields pyasic 0.79 reads (GROUP, Name, Quota), one default group.
+        item = {"GROUP": 0, "Name": "Default", "Quota": 1.0}
+        return {"GROUPS": [item], "STATUS": self._lux_status(7, "1 Group(s)", now), "id": 1}
 
     def _rpc_tempctrl(self, _param: str, now: float) -> dict:
         item = {"Dangerous": 110.0, "Hot": 95.0, "Mode": "auto", "Target": 75.0}
@@ -199,6 +242,9 @@ class LuxOSMiner(AntminerS19Pro):
         "power": _rpc_power,
         "version": _rpc_version,
         "config": _rpc_lux_config,
+        "fans": _rpc_fans,
+        "pools": _rpc_pools,
+        "groups": _rpc_groups,
         "tempctrl": _rpc_tempctrl,
         "atm": _rpc_atm,
     }

@@ -1,17 +1,26 @@
 """VNish emulator: an Antminer S19 on VNish 1.2.6, its web API on port 80.
 
-The endpoints, request bodies and reply fields follow the published VNish API reference (no device
-capture is available here): `POST /api/v1/unlock {"pw": ...}` returns `{"token": ...}`, which the
-protected calls carry as `Authorization: Bearer <token>`; `GET /api/v1/info` and
-`/api/v1/perf-summary` are open; `GET /api/v1/summary` and `/api/v1/autotune/presets` are protected;
-`POST /api/v1/mining/pause|resume` answer with an empty body on success; `POST /api/v1/settings`
-`{"miner": {"overclock": {"preset": NAME}}}` switches the autotune preset. The preset list is the
-S19's as published ("disabled", then "1100" ... "4690", each "<W> watt ~ <TH> TH"). Hashrates are GH/s
-(`hr_measure`). Unknown paths answer 404 `{"err": ...}`, as the firmware's errors do.
+Paths, bodies, field names, types and enums follow VNish's own OpenAPI document for 1.2.6
+(tests/fixtures/vnish_1.2.6_openapi.json; tests/vnish/test_openapi.py validates every reply against it).
+No licensable capture of a VNish reply exists (tests/fixtures/PROVENANCE.md), so the values and the few
+behaviours the document leaves open are inferred and marked so below.
 
-Faults as the other emulators: wrong_password refuses the unlock (401); ignore_power_commands
-acknowledges pause/resume/preset changes and changes nothing. The CGMiner API that VNish also serves
-on 4028 is not emulated: fleetd reads VNish over the web API only.
+`POST /api/v1/unlock {"pw": ...}` returns `{"token": ...}` (a wrong password: 403 with the document's
+AuthCheck body), which the protected calls carry as `Authorization: Bearer <token>`. `GET /api/v1/info`,
+`/api/v1/perf-summary` and `/api/v1/summary` are open (the document allows the summary without a
+token); `/api/v1/autotune/presets`, `POST /api/v1/mining/pause|resume` (empty 200 on success) and
+`POST /api/v1/settings` `{"miner": {"overclock": {"preset": NAME}}}` (answered with SaveConfigResult)
+need the token. The preset list is the S19's as published ("disabled", then "1100" ... "4690", each
+"<W> watt ~ <TH> TH"). `hr_*` hashrates are GH/s (`hr_measure`), the deprecated `instant_hashrate` and
+`average_hashrate` TH/s (as every published reply shows them). `power_usage`, deprecated, repeats the
+watts as firmware 1.2.0 reported them (the document calls it "same as power_efficiency"; no reply shows
+that). Inferred: a paused miner reports `miner_state` "stopped" (the enum has no "paused"), and
+`miner_state_time` counts only while mining ("implemented for mining state only"). Unknown paths
+answer 404 `{"err": ...}` (the document's ErrDescr).
+
+Faults as the other emulators: wrong_password refuses the unlock; ignore_power_commands acknowledges
+pause/resume/preset changes and changes nothing. The CGMiner API that VNish also serves on 4028 is not
+emulated: fleetd reads VNish over the web API only.
 """
 
 from __future__ import annotations
@@ -89,7 +98,7 @@ class VNishMiner(AntminerS19Pro):
     def _unlock(self, req: Any, _now: float) -> tuple[int, Any]:
         pw = req.get("pw") if isinstance(req, dict) else None
         if pw != self.state.password or self.state.faults.wrong_password:
-            return 401, {"err": "Wrong password"}
+            return 403, {"unlock_timeout": None}
         token = secrets.token_urlsafe(24)[:32]
         self.tokens.add(token)
         return 200, {"token": token}
@@ -131,14 +140,13 @@ class VNishMiner(AntminerS19Pro):
             "serial": self.state.serial,
         }
 
-    def _miner_state(self) -> tuple[str, str]:
+    def _miner_status(self, elapsed: int) -> dict[str, Any]:
         if self.state.sleeping:
-            return "paused", "Mining paused"
-        return "mining", "Mining"
+            return {"miner_state": "stopped", "miner_state_time": 0}
+        return {"miner_state": "mining", "miner_state_time": elapsed}
 
     def _summary(self, _req: Any, now: float) -> tuple[int, Any]:
         live = self._live(now)
-        state, description = self._miner_state()
         watts = round(self.state.power_w(now))
         ghs = live.rate_ghs
         chip_max = max(live.chip_temps or [0.0])
@@ -149,7 +157,7 @@ class VNishMiner(AntminerS19Pro):
                 {
                     "id": i + 1,
                     "frequency": 675.0 if up else 0.0,
-                    "voltage": 13.8 if up else 0.0,
+                    "voltage": 13800 if up else 0,
                     "power_consumption": round(watts / max(1, len(live.board_ghs))),
                     "hashrate_ideal": round(live.ideal_board_ghs, 2),
                     "hashrate_rt": round(board_ghs, 2),
@@ -168,7 +176,10 @@ class VNishMiner(AntminerS19Pro):
                     if up
                     else {"min": 0, "max": 0},
                     "chip_statuses": {"red": 0, "orange": 0, "grey": 0 if up else live.chips[i]},
-                    "status": {"state": "mining" if up and ghs > 0 else ("failure" if not up else "stopped")},
+                    "status": {
+                        "state": "mining" if up and ghs > 0 else ("failure" if not up else "stopped"),
+                        "description": "",
+                    },
                 }
             )
         pools = [
@@ -216,16 +227,11 @@ class VNishMiner(AntminerS19Pro):
         ]
         return 200, {
             "miner": {
-                "miner_status": {
-                    "miner_state": state,
-                    "miner_state_time": live.elapsed,
-                    "description": description,
-                    "failure_code": 0,
-                },
+                "miner_status": self._miner_status(live.elapsed),
                 "miner_type": f"{self.model_name} (Vnish {FW_VERSION})",
                 "hr_stock": round(live.ideal_ghs, 2),
-                "average_hashrate": round(live.avg_ghs, 2),
-                "instant_hashrate": round(ghs, 2),
+                "average_hashrate": round(live.avg_ghs / 1000.0, 2),
+                "instant_hashrate": round(ghs / 1000.0, 2),
                 "hr_realtime": round(ghs, 2),
                 "hr_nominal": round(live.ideal_ghs, 2),
                 "hr_average": round(live.avg_ghs, 2),
@@ -286,7 +292,9 @@ class VNishMiner(AntminerS19Pro):
         }
 
     def _presets(self, _req: Any, _now: float) -> tuple[int, Any]:
-        items = [self._preset_entry("disabled")]
+        items = [
+            {"name": "disabled", "pretty": "Disabled", "status": "untuned", "modded_psu_required": False}
+        ]
         items += [
             {"name": n, "pretty": f"{w} watt ~ {t} TH", "status": "untuned", "modded_psu_required": False}
             for n, w, t in PRESETS
@@ -321,7 +329,7 @@ class VNishMiner(AntminerS19Pro):
         ("POST", "/api/v1/unlock"): (_unlock, False),
         ("GET", "/api/v1/info"): (_info, False),
         ("GET", "/api/v1/perf-summary"): (_perf_summary, False),
-        ("GET", "/api/v1/summary"): (_summary, True),
+        ("GET", "/api/v1/summary"): (_summary, False),
         ("GET", "/api/v1/autotune/presets"): (_presets, True),
         ("POST", "/api/v1/mining/pause"): (_pause, True),
         ("POST", "/api/v1/mining/resume"): (_resume, True),

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, Table, case, func, insert
 
 from fleetd.health.history import SUMS, HealthHour
 from fleetd.model import Snapshot
+from fleetd.numbers import count, hashrate_ths, power_w, temp_c
 from fleetd.records import MIXED, Health, RollupRow
 from fleetd.storage.schema import (
     _CURTAIL_LOG,
@@ -106,10 +107,21 @@ class _Batch:
         )
 
     @staticmethod
-    def only(b: _Batch, field: str) -> _Batch:
+    def only(b: _Batch, field: str, rows: Any = None) -> _Batch:
+        """A batch of `b`'s rows of one kind (or of `rows`, some of them, of the same container type)."""
         part = _Batch()
-        setattr(part, field, getattr(b, field))
+        setattr(part, field, getattr(b, field) if rows is None else rows)
         return part
+
+    def halves(self, field: str) -> tuple[_Batch, _Batch]:
+        """This batch's rows of one kind split in two batches (to find the rows a database refuses)."""
+        rows = getattr(self, field)
+        if isinstance(rows, dict):
+            items = list(rows.items())
+            mid = len(items) // 2
+            return _Batch.only(self, field, dict(items[:mid])), _Batch.only(self, field, dict(items[mid:]))
+        mid = len(rows) // 2
+        return _Batch.only(self, field, rows[:mid]), _Batch.only(self, field, rows[mid:])
 
     def add(self, kind: str, payload: Any) -> None:
         self.items += 1
@@ -280,22 +292,23 @@ def _latest_row(r: tuple[Any, ...]) -> dict[str, Any]:
         "pool_url": "",
     }
     if snap_ is not None:
-        fans = [f.rpm for f in snap_.fans if f.rpm is not None]
+        # Impossible figures (NaN, inf, out of range, beyond a 64-bit column) are stored as unknown (NULL).
+        fans = [rpm for f in snap_.fans if (rpm := count(f.rpm)) is not None]
         pool = next((p.url for p in snap_.pools if p.active), "")
         row.update(
             polled_at=_dt(snap_.polled_at or last_ok_at),
             is_mining=snap_.is_mining,
             mode=str(snap_.mode),
-            hashrate_ths=snap_.hashrate_ths,
-            hashrate_avg_ths=snap_.hashrate_avg_ths,
-            expected_hashrate_ths=snap_.expected_hashrate_ths,
-            power_w=snap_.power_w,
-            power_limit_w=snap_.power_limit_w,
-            temp_c=snap_.temp_c,
-            env_temp_c=snap_.env_temp_c,
+            hashrate_ths=hashrate_ths(snap_.hashrate_ths),
+            hashrate_avg_ths=hashrate_ths(snap_.hashrate_avg_ths),
+            expected_hashrate_ths=hashrate_ths(snap_.expected_hashrate_ths),
+            power_w=power_w(snap_.power_w),
+            power_limit_w=power_w(snap_.power_limit_w),
+            temp_c=temp_c(snap_.temp_c),
+            env_temp_c=temp_c(snap_.env_temp_c),
             fans_min_rpm=min(fans) if fans else None,
             faults=len(snap_.errors),
-            uptime_s=snap_.uptime_s,
+            uptime_s=count(snap_.uptime_s),
             pool_url=pool,
         )
     return row

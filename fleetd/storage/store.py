@@ -35,7 +35,20 @@ __all__ = ["MIGRATIONS", "InventoryRow", "Storage", "normalize_url", "redact_url
 log = logging.getLogger("fleetd.storage")
 
 _TRANSIENT = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError, exc.TimeoutError)
-_MAX_DATA_RETRIES = 3  # a batch the database rejects for its content is dropped after this many tries
+_MAX_DATA_RETRIES = 3  # a batch the database rejects for its content is salvaged after this many tries
+_DATA_RETRY_S = 0.2  # wait between those tries: a refused row is no outage, nothing to back off from
+_SALVAGE_FAILURES_MAX = 64  # refused writes per salvage before the rest of a kind is dropped untried
+_KINDS = (  # (name in the logs, _Batch field)
+    ("inventory", "miners"),
+    ("identity history", "identities"),
+    ("events", "events"),
+    ("rollups", "rollups"),
+    ("health history", "health"),
+    ("prices", "prices"),
+    ("curtailment state", "curtail_state"),
+    ("curtailment log", "curtail_log"),
+    ("latest state", "latest"),
+)
 _WAKE = ("wake", None)
 
 
@@ -233,22 +246,27 @@ class Storage(StorageQueries):
             except Exception as e:
                 batch.tries += 1
                 self._report(e)
-                if not self._transient(e) and batch.tries >= _MAX_DATA_RETRIES:
-                    self._write_salvage(batch)  # keep what the database accepts, drop the rest
+                transient = self._transient(e)
+                if not transient and batch.tries >= _MAX_DATA_RETRIES:
+                    self._write_salvage(batch)  # keep every row the database accepts, drop the rest
                     self._committed_add(batch.items)
                     batch = _Batch()
                     self.failing_since = None
+                    delay = 0.5
                     continue
+                # Only an outage backs off: refused rows must not stretch the waits (nor the shutdown).
+                wait = delay if transient else _DATA_RETRY_S
                 if self._closing.is_set():
                     if time.monotonic() >= self._close_deadline:
                         log.error("storage: %d writes lost at shutdown: %s", batch.items, self.last_error)
                         self.dropped += batch.items
                         self._committed_add(batch.items)
                         return
-                    time.sleep(min(delay, 1.0))
+                    time.sleep(min(wait, 1.0))
                 else:
-                    self._closing.wait(delay)
-                delay = min(delay * 2, 30.0)
+                    self._closing.wait(wait)
+                if transient:
+                    delay = min(delay * 2, 30.0)
                 continue
             if self.failing_since is not None:
                 log.warning("storage: writing again after %.0f s of errors", time.time() - self.failing_since)
@@ -267,26 +285,37 @@ class Storage(StorageQueries):
         return isinstance(e, _TRANSIENT)
 
     def _write_salvage(self, b: _Batch) -> None:
-        """Write each kind of row on its own, so one refused kind does not lose the others."""
-        parts = [
-            ("inventory", _Batch.only(b, "miners")),
-            ("identity history", _Batch.only(b, "identities")),
-            ("events", _Batch.only(b, "events")),
-            ("rollups", _Batch.only(b, "rollups")),
-            ("health history", _Batch.only(b, "health")),
-            ("prices", _Batch.only(b, "prices")),
-            ("curtailment state", _Batch.only(b, "curtail_state")),
-            ("curtailment log", _Batch.only(b, "curtail_log")),
-            ("latest state", _Batch.only(b, "latest")),
-        ]
-        for name, part in parts:
+        """Write each kind of row on its own, and a refused kind in halves down to single rows, so that only
+        the rows the database refuses are dropped (and counted), never the others of their batch."""
+        budget = [_SALVAGE_FAILURES_MAX]
+        for name, field in _KINDS:
+            part = _Batch.only(b, field)
             if not part.has_rows():
                 continue
-            try:
-                self._write(part)
-            except Exception as e:
-                self.dropped += part.row_count()
-                log.error("storage: dropping %s rows the database refuses: %s", name, str(e).splitlines()[0])
+            errors: list[str] = []
+            lost = self._write_or_split(part, field, budget, errors)
+            if lost:
+                self.dropped += lost
+                log.error("storage: dropping %d %s rows the database refuses: %s", lost, name, errors[0])
+
+    def _write_or_split(self, part: _Batch, field: str, budget: list[int], errors: list[str]) -> int:
+        """Rows of `part` (one kind) not written: written whole, else each half on its own, recursively."""
+        rows = part.row_count()
+        if budget[0] <= 0:  # a kind refused throughout (a dropped table): no use trying row by row
+            return rows
+        try:
+            self._write(part)
+            return 0
+        except Exception as e:
+            budget[0] -= 1
+            if not errors:
+                errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
+            if rows <= 1:
+                return rows
+        first, second = part.halves(field)
+        return self._write_or_split(first, field, budget, errors) + self._write_or_split(
+            second, field, budget, errors
+        )
 
     def _committed_add(self, n: int) -> None:
         with self._done:

@@ -11,7 +11,7 @@ from fleetd.drivers.avalon import AvalonDriver
 
 from fleetd.model import Capability, Mode
 from fleetd.sim.base import Faults
-from fleetd.transport.errors import CommandRejectedError, NotCompliedError
+from fleetd.transport.errors import CommandRejectedError, NotCompliedError, UnsupportedError
 from tests.avalon.conftest import Start
 
 MODELS = ["AvalonMiner 15-194", "Avalon Q"]
@@ -73,6 +73,22 @@ async def test_ignored_work_mode_is_not_complied(start: Start) -> None:
     _, endpoint = await start("Avalon Q", faults=Faults(ignore_power_commands=True))
     with pytest.raises(NotCompliedError, match="workmode low"):
         await AvalonDriver(endpoint).set_work_mode(Mode.LOW)
+
+
+async def test_work_level_set_and_verified_where_the_stats_show_it(start: Start) -> None:
+    miner, endpoint = await start("Avalon Q")
+    assert await AvalonDriver(endpoint).set_work_level(2) == 2 and miner.work_level == 2
+    a1566, endpoint = await start("AvalonMiner 15-194")
+    with pytest.raises(UnsupportedError, match="no WORKLEVEL"):
+        await AvalonDriver(endpoint).set_work_level(1)
+    assert a1566.work_level == 0  # nothing sent that could not be verified
+
+
+async def test_ignored_work_level_is_not_complied(start: Start) -> None:
+    miner, endpoint = await start("Avalon Q", faults=Faults(ignore_power_commands=True))
+    with pytest.raises(NotCompliedError, match=r"worklevel 1 acknowledged but not in effect .*WORKLEVEL 0"):
+        await AvalonDriver(endpoint).set_work_level(1)
+    assert miner.work_level == 0
 
 
 async def test_commands_to_one_miner_are_serialized(start: Start) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from fleetd.drivers.avalon import AvalonDriver
-from fleetd.drivers.avalon.parse import is_avalon, mm_fields, parse_snapshot, softoff
+from fleetd.drivers.avalon.parse import is_avalon, mm_fields, parse_snapshot, softoff, work_level
 
 from fleetd.model import Mode
 from fleetd.transport.cgminer import check_status
@@ -79,3 +79,17 @@ def test_detection() -> None:
     assert is_avalon(load_fixture("avalon_a1566_version.json"))
     assert not is_avalon(load_fixture("antminer_s19pro_version.json"))
     assert AvalonDriver.from_version(load_fixture("antminer_s21_version.json")) is None
+
+
+def test_work_level_only_where_the_layout_has_it() -> None:
+    assert work_level({"rpc_stats": load_fixture("avalon_q_stats.json")}) == 0
+    assert work_level({"rpc_estats": load_fixture("avalon_a1566_estats.json")}) is None
+    assert work_level({}) is None
+
+
+def test_avalon_q_version_identity() -> None:
+    """The Q's version has no VERSION: its firmware is LVERSION; its MAC comes colon-separated."""
+    reply = load_fixture("avalon_q_version.json")
+    assert is_avalon(reply) and AvalonDriver.from_version(reply) is not None
+    ident = AvalonDriver.parse_responses({"rpc_version": reply}).identity
+    assert (ident.model, ident.firmware, ident.mac) == ("Avalon Q", "25052801_14a19a2", "aa:bb:cc:dd:ee:ff")

@@ -15,6 +15,7 @@ from fleetd.drivers.braiins import driver as braiins_driver
 from fleetd.discovery import parse_targets, scan
 from fleetd.model import Capability, Mode
 from fleetd.sim.base import Faults
+from fleetd.sim.braiins import BOS_VERSION
 from fleetd.transport.errors import AuthError, CommandRejectedError, NotCompliedError
 from tests.braiins.conftest import WEB_PORT, Start
 
@@ -32,7 +33,7 @@ async def test_detected_and_read(start: Start) -> None:
     finally:
         await driver.close()
     ident, snap = reading.identity, reading.snapshot
-    assert (ident.model, ident.firmware, ident.driver) == ("Antminer S21 Pro", "26.04", "braiins")
+    assert (ident.model, ident.firmware, ident.driver) == ("Antminer S21 Pro", BOS_VERSION, "braiins")
     assert ident.serial == miner.state.serial and ident.mac == miner.state.mac.lower()
     assert snap.is_mining and snap.mode is Mode.NORMAL
     assert snap.hashrate_ths == pytest.approx(245.0) and snap.power_w == 3480.0

@@ -9,6 +9,7 @@ from fleetd.drivers.braiins.parse import (
     MINER_CONFIG,
     MINER_STATS,
     is_braiins,
+    parse_fans,
     parse_identity,
     parse_miner_stats,
     parse_power_target,
@@ -148,3 +149,34 @@ def test_fresh_details_saying_user_pause_mean_asleep_without_a_power_figure() ->
     assert parse_snapshot({MINER_STATS: stats, DETAILS: {}}).mode is Mode.UNKNOWN
     cached = {"rpc_summary": {"SUMMARY": [{"MHS 5s": 0.0}]}, DETAILS: details}
     assert parse_snapshot(cached).mode is Mode.UNKNOWN  # cached details alone do not decide
+
+
+def test_fans_and_a_stopped_fan_while_mining() -> None:
+    fans = {
+        "STATUS": [{"STATUS": "S", "Code": 202, "Msg": "3 Fan(s)"}],
+        "FANS": [
+            {"FAN": 0, "ID": 0, "RPM": 4800, "Speed": 70},
+            {"FAN": 1, "ID": 1, "RPM": 0, "Speed": 70},
+            {"FAN": 2, "ID": 2, "RPM": 1e9, "Speed": 70},
+        ],
+        "id": 1,
+    }
+    assert [(f.index, f.rpm) for f in parse_fans(fans)] == [(0, 4800), (1, 0), (2, None)]
+    assert parse_fans(None) == () and parse_fans({"FANS": "x"}) == ()
+    summary = {"SUMMARY": [{"MHS 5s": 1.0e8, "Elapsed": 10}]}
+    mining = parse_snapshot({"rpc_summary": summary, "rpc_fans": fans})
+    assert [e.code for e in mining.errors] == ["fan_stopped"] and len(mining.fans) == 3
+    idle = parse_snapshot({"rpc_summary": {"SUMMARY": [{"MHS 5s": 0}]}, "rpc_fans": fans})
+    assert idle.errors == ()
+
+
+def test_paused_by_the_miner_status_enum_of_fresh_details() -> None:
+    """BOS 26.04 details carry `status` (3: paused) and no detailed_status."""
+    summary = {"SUMMARY": [{"MHS 5s": 0, "Elapsed": 10}]}
+    details = load_fixture("braiins_s21pro_rest-miner-details.json")
+    paused = {**details, "status": 3}
+    stats = {"miner_stats": {}, "power_stats": {"approximated_consumption": {"watt": 900}}}
+    fresh = {"rpc_summary": summary, DETAILS: paused, MINER_STATS: stats}
+    assert parse_snapshot(fresh).mode is Mode.SLEEP
+    assert parse_snapshot({**fresh, DETAILS: details}).mode is Mode.UNKNOWN  # status 2, 900 W, no hashrate
+    assert parse_snapshot({"rpc_summary": summary, DETAILS: paused}).mode is Mode.UNKNOWN  # cached: too old

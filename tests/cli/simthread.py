@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,12 +13,14 @@ from typing import Any
 from fleetd.sim.fleet import Fleet, Group, SimMiner
 
 BLOCK = 14  # this test area's loopback block: 127.14.x.y
-_subnets = itertools.count(1)
+# FLEETD_TEST_HOST_BASE shifts the subnets as it shifts tests.conftest's hosts, so that test runs of
+# several worktrees at once start far apart (254 subnets are shared, so they can still meet).
+_subnets = itertools.count(int(os.environ.get("FLEETD_TEST_HOST_BASE", "0") or 0) >> 8)
 
 
 def subnet() -> str:
-    """A fresh 127.14.N.0/24 prefix ("127.14.N.") for one test's miners."""
-    return f"127.{BLOCK}.{next(_subnets)}."
+    """A fresh 127.14.N.0/24 prefix ("127.14.N.") for one test's miners, N in 1..254."""
+    return f"127.{BLOCK}.{next(_subnets) % 254 + 1}."
 
 
 class RunningFleet:

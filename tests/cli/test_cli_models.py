@@ -100,3 +100,45 @@ def test_faulty_miner_is_one_line_error_for_every_model(model: str, fault: str, 
     assert code == 1 and out == "" and not asleep, (out, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"fleetd {command}: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_telemetry_faults_show_for_every_model(model: str, capsys) -> None:
+    """board_down, fan_failed and overheat reach the reading of every emulated model's driver."""
+    net = subnet()
+    g = group(model, f"{net}1")
+    faults = {"board_down": 1.0, "fan_failed": 1.0, "overheat": 1.0}
+    with running_fleet(Group(g.model, 1, g.base, ports=g.ports, jitter=0.0, faults=faults)) as fleet:
+        host = fleet.miners[0].host
+        code = main(["probe", host, *PORT_ARGS, "--timeout", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    snap = json.loads(out)["snapshot"]
+    assert [b["ok"] for b in snap["hashboards"]].count(False) == 1
+    assert any(f["rpm"] == 0 for f in snap["fans"]), snap["fans"]
+    assert snap["temp_c"] is not None and snap["temp_c"] >= 90.0
+    codes = {e["code"] for e in snap["errors"]}
+    if not model.startswith("Whatsminer"):  # Whatsminer reports its own error codes (its own tests)
+        assert "board" in codes and ("fan_stopped" in codes or not snap["is_mining"]), codes
+    assert codes
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize(
+    ("fault", "command", "code", "message"),
+    [("dead", "probe", 1, ""), ("ignore_power_commands", "sleep", 3, "did not comply")],
+)
+def test_dead_and_deaf_miners_fail_clearly_for_every_model(
+    model: str, fault: str, command: str, code: int, message: str, capsys
+) -> None:
+    net = subnet()
+    g = group(model, f"{net}1")
+    with running_fleet(Group(g.model, 1, g.base, ports=g.ports, faults={fault: 1.0})) as fleet:
+        host = fleet.miners[0].host
+        power_args = ["--verify-timeout", "1", "-q"] if command == "sleep" else []
+        got = main([command, host, *PORT_ARGS, "--timeout", "1", *power_args])
+        asleep = fleet.call(lambda: fleet.state(host).sleeping)
+    out, err = capsys.readouterr()
+    assert got == code and out == "" and not asleep, (got, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"fleetd {command}: ") and message in lines[0], err

@@ -195,21 +195,36 @@ def test_example_documents_every_key() -> None:
         CredentialsConfig,
         DiscoveryConfig,
         DriversConfig,
+        FindingsConfig,
         HaConfig,
+        HealthConfig,
+        HomeAssistantConfig,
         LoggingConfig,
+        MqttConfig,
         PollingConfig,
         SiteConfig,
         StorageConfig,
+        TrendsConfig,
     )
 
     text = (ROOT / "config" / "fleetd.example.toml").read_text()
     models = [Config, ApiConfig, PollingConfig, StorageConfig, LoggingConfig, SiteConfig, CredentialsConfig]
-    models += [MinerConfig, DiscoveryConfig, HaConfig, DriversConfig]
+    models += [
+        MinerConfig,
+        DiscoveryConfig,
+        HaConfig,
+        DriversConfig,
+        HealthConfig,
+        FindingsConfig,
+        TrendsConfig,
+        MqttConfig,
+        HomeAssistantConfig,
+    ]
     missing = [
         f"{m.__name__}.{name}"
         for m in models
         for name in m.model_fields
-        if not re.search(rf"^(# )?\[*{name}\]*( =|$)", text, re.M)
+        if not re.search(rf"^(# )?\[*(\w+\.)?{name}\]*( =|$)", text, re.M)
     ]
     assert not missing, missing
 

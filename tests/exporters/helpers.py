@@ -34,6 +34,24 @@ def subnet(block: int = BLOCK) -> str:
     return f"127.{block}.{next(_subnets[block])}."
 
 
+def clear_retained(*filters: str, broker: tuple[str, int] = ("127.0.0.1", 1883)) -> None:
+    """Remove the retained messages a test left on the broker under these topic filters."""
+    import paho.mqtt.client as paho
+
+    c = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    c.connect(*broker)
+    c.loop_start()
+    seen: list[str] = []
+    c.on_message = lambda _c, _u, m: seen.append(m.topic)
+    for f in filters:
+        c.subscribe(f)
+    time.sleep(0.3)
+    for topic in set(seen):
+        c.publish(topic, b"", retain=True).wait_for_publish(2)
+    c.loop_stop()
+    c.disconnect()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

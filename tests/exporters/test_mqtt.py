@@ -19,7 +19,7 @@ from fleetd.daemon.state import Health
 from fleetd.exporters.mqtt import MqttPublisher, topic_id
 from tests.conftest import require_service
 
-from .helpers import free_port, running, until
+from .helpers import clear_retained, free_port, running, until
 from .synthetic import fleet
 
 BROKER = ("127.0.0.1", 1883)
@@ -57,18 +57,7 @@ def prefix() -> Iterator[str]:
     require_service("Mosquitto", *BROKER)
     name = f"fleetd-test-{uuid.uuid4().hex[:10]}"
     yield name
-    # clear the retained messages this test left on the broker
-    c = paho.Client(paho.CallbackAPIVersion.VERSION2)
-    c.connect(*BROKER)
-    c.loop_start()
-    seen: list[str] = []
-    c.on_message = lambda _c, _u, m: seen.append(m.topic)
-    c.subscribe(f"{name}/#")
-    time.sleep(0.2)
-    for topic in set(seen):
-        c.publish(topic, b"", retain=True).wait_for_publish(2)
-    c.loop_stop()
-    c.disconnect()
+    clear_retained(f"{name}/#")
 
 
 def test_only_changed_or_due_miners_are_queued() -> None:

@@ -56,6 +56,25 @@ def test_whatsminer_psu_capture_gives_psu_faults() -> None:
     assert all(f.component is Component.PSU and f.cause and f.action for f in psu)
 
 
+def test_avalon_board_and_controller_error_codes_become_findings() -> None:
+    folder = DEVICES / "cgminer_avalon_a1566"
+    responses = {
+        f.stem: json.loads(f.read_text()) for f in folder.glob("*.json") if f.name != "manifest.json"
+    }
+    estats = json.dumps(responses["rpc_estats"])
+    assert "ECHU[0 0 0] ECMM[0]" in estats
+    responses["rpc_estats"] = json.loads(estats.replace("ECHU[0 0 0] ECMM[0]", "ECHU[0 512 2048] ECMM[4]"))
+    reading = driver_class("avalon").parse_responses(responses, host="192.0.2.1", polled_at=1.0)
+    out = {f.key: f for f in diagnose(reading.snapshot, vendor="avalon")}
+    for i, code in ((1, 512), (2, 2048)):
+        f = out[f"vendor_error:board {i}"]
+        assert f.component is Component.BOARD and f"error code {code}" in f.cause and "cables" in f.action
+    assert "vendor_error:board 0" not in out
+    assert not [k for k in out if k.startswith("board_dead")]  # the boards still hash: not dead
+    mm = out["vendor_error:code ECMM:4"]
+    assert mm.component is Component.CONTROL_BOARD and "controller" in mm.action
+
+
 def test_catalog_limits_reach_the_lookup() -> None:
     lim = LOOKUP("Antminer S19 Pro", "antminer")
     assert (lim.chips_per_board, lim.boards, lim.chip_temp_max_c) == (114, 3, 95.0)
@@ -177,3 +196,24 @@ def test_repeated_vendor_codes_are_one_finding() -> None:
     assert codes(snap, vendor="whatsminer") == {"vendor_error:code 110": Severity.CRITICAL}
     web = healthy(errors=(Fault("fans:F1", "fan lost", Component.FAN),))
     assert codes(web, vendor="antminer") == {"vendor_error:code fans:F1": Severity.CRITICAL}
+
+
+def test_a_stopped_fan_is_one_finding_not_also_the_drivers_fault() -> None:
+    fans = (Fan(0, 0), Fan(1, 5800))
+    snap = healthy(fans=fans, errors=(Fault("fan_stopped", "fan 0 stopped", Component.FAN),))
+    assert codes(snap, vendor="antminer") == {"fan_failed:fan 0": Severity.CRITICAL}
+
+
+def test_a_flagged_board_that_hashes_is_diagnosed_by_its_readings_not_called_dead() -> None:
+    weak = board(1, chips=100, hashrate_ths=32.0, ok=False, status="100/114 chips")
+    snap = healthy(
+        hashboards=(board(0), weak, board(2)),
+        errors=(Fault("board", "board 1: 100/114 chips", Component.BOARD),),
+    )
+    assert codes(snap, vendor="antminer") == {"board_missing_chips:board 1": Severity.WARNING}
+    dead = board(2, chips=None, hashrate_ths=None, ok=False, status="no chips detected")
+    snap = healthy(
+        hashboards=(board(0), board(1), dead),
+        errors=(Fault("board", "board 2: no chips detected", Component.BOARD),),
+    )
+    assert codes(snap, vendor="antminer") == {"board_dead:board 2": Severity.CRITICAL}

@@ -83,3 +83,47 @@ async def test_faulty_miners_give_findings_events_api_and_metrics() -> None:
         finally:
             await daemon.stop()
             await api.stop()
+
+
+async def test_a_flapping_miner_is_one_finding_not_an_event_per_poll() -> None:
+    """A fan that fails on every other poll for 20 polls: one finding_started, then one finding_cleared
+    once it stays fine for [health.findings] clear_after_s."""
+    port = web_port()
+    hosts = [loopback_host(BLOCK) for _ in range(2)]
+    groups = [Group("Antminer S19 Pro", 1, h, {"web": port}, ramp_s=0, jitter=0) for h in hosts]
+    fleet = Fleet(groups)
+    async with fleet:
+        config = parse_config(
+            {
+                "polling": {"interval_s": 0.2, "jitter_s": 0, "timeout_s": 1.0, "connect_timeout_s": 0.5},
+                "miners": [{"host": h, "web_port": port} for h in hosts],
+                "health": {"findings": {"min_duration_s": 0.5, "clear_after_s": 2.0}},
+            }
+        )
+        daemon = Daemon(config, storage=False)
+        flappy = fleet.state(hosts[1]).faults
+        seen: list[bool] = []  # per cycle: whether the poll just done saw the failed fan
+
+        def flap(_stats: object) -> None:
+            mon = daemon.health
+            if mon is not None and daemon.state.up() == 2:
+                seen.append(any(f.code == "fan_failed" for f in mon.miner(hosts[1]).current))
+                if len(seen) < 20:
+                    flappy.fan_failed = not flappy.fan_failed
+                else:
+                    flappy.fan_failed = False
+
+        daemon.on_cycle.append(flap)
+        await daemon.start()
+        try:
+
+            def events(kind: EventKind) -> list[str | None]:
+                return [e.miner_id for e in daemon.events if e.kind is kind]
+
+            await until(lambda: len(seen) >= 20, within=60, what="20 cycles of flapping")
+            assert 8 <= sum(seen[:20]) <= 12  # the fan really failed on about every other poll
+            await until(lambda: bool(events(EventKind.FINDING_CLEARED)), 30, "the finding cleared")
+            assert events(EventKind.FINDING_STARTED) == [hosts[1]]
+            assert events(EventKind.FINDING_CLEARED) == [hosts[1]]
+        finally:
+            await daemon.stop()

@@ -13,6 +13,7 @@ from fleetd.api import ApiServer
 from fleetd.api.openapi import openapi_document
 from fleetd.config import parse_config
 from fleetd.daemon.core import Daemon
+from fleetd.daemon.events import EventKind
 from fleetd.health.history import HealthSampler
 from fleetd.sim.fleet import Fleet, Group
 from tests.conftest import loopback_host, web_port
@@ -81,11 +82,20 @@ async def test_degrading_board_and_fan_are_flagged_and_healthy_miners_are_not() 
             assert codes["fan_rpm_rising"].limit == 6600  # the catalog's S19 Pro fan_max_rpm
             assert codes["chip_temp_rising"].slope_per_day > 5  # 0.4 C per emulated hour
             assert codes["chip_temp_rising"].time_to_limit_h is not None
+            kinds = (EventKind.TREND_STARTED, EventKind.TREND_CLEARED)
+            assert not [e for e in daemon.events if e.kind in kinds]  # one run is not enough to start
+            await daemon.run_trends(now=now + 3600, rows=rows)  # the next hourly run sees them again
+            trend_events = [e for e in daemon.events if e.kind in kinds]
+            started = {(e.miner_id, e.message.split()[2].rstrip(":")) for e in trend_events}
+            assert started == {(board, "board_lagging"), (fan, "fan_rpm_rising"), (fan, "chip_temp_rising")}
+            assert len(trend_events) == 3 and all(e.kind is EventKind.TREND_STARTED for e in trend_events)
 
             async with aiohttp.ClientSession(api.url) as s:
                 async with s.get(f"/api/miners/{board}/health") as r:
                     body = await r.json()
                 assert [w["code"] for w in body["warnings"]] == ["board_lagging"]
+                active = [(w["code"], w["since"]) for w in body["active_warnings"]]
+                assert active == [("board_lagging", now + 3600)]
                 _check("MinerHealth", body)
                 async with s.get(f"/api/miners/{healthy[0]}/health") as r:
                     assert (await r.json())["warnings"] == []
@@ -93,10 +103,18 @@ async def test_degrading_board_and_fan_are_flagged_and_healthy_miners_are_not() 
                     summary = await r.json()
                 _check("FleetHealth", summary)
                 fleet = summary["warnings"]
-                assert fleet["miners"] == 2 and fleet["computed_at"] == now
+                assert fleet["miners"] == 2 and fleet["computed_at"] == now + 3600
                 assert {w["miner"] for w in fleet["most_urgent"]} == {board, fan}
                 async with s.get("/metrics") as r:
                     text = await r.text()
+                async with s.get("/api/events", params={"kind": "trend_started"}) as r:
+                    listed = (await r.json())["events"]
+                assert {e["miner_id"] for e in listed} == {board, fan} and len(listed) == 3
+                assert all("vs the same-model median" in e["message"] for e in listed)
+            for hour in (2, 3, 4):  # the trends are gone (no history): cleared after three runs
+                await daemon.run_trends(now=now + hour * 3600, rows=[])
+            cleared = [e for e in daemon.events if e.kind is EventKind.TREND_CLEARED]
+            assert len(cleared) == 3 and {e.miner_id for e in cleared} == {board, fan}
             line = f'fleetd_health_miner_warning{{miner="{board}",code="board_lagging",subject="board 2"'
             assert line in text
             assert 'fleetd_health_warnings{code="fan_rpm_rising",component="fan"' in text

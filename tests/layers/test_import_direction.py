@@ -52,3 +52,10 @@ def test_the_check_sees_imports_inside_functions(tmp_path: Path) -> None:
 def test_pydantic_is_a_declared_dependency() -> None:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert any(d.split(">")[0].split("=")[0].strip() == "pydantic" for d in deps)
+
+
+@pytest.mark.parametrize("module", ["numbers.py", "view_errors.py"])
+def test_modules_every_layer_shares_import_nothing_of_fleetd(module: str) -> None:
+    """Drivers, storage, economics and the views all import these: they must sit below every layer."""
+    bad = [m for f, m in _imports(ROOT / "fleetd") if f == f"fleetd/{module}" and m.startswith("fleetd")]
+    assert not bad, bad

@@ -36,6 +36,7 @@ async def test_wrong_web_password_is_an_auth_fault_everywhere(tmp_path: Path) ->
         {
             "polling": {"interval_s": 0.3, "jitter_s": 0.0, "timeout_s": 1.0, "connect_timeout_s": 0.5},
             "miners": [{"host": h, "web_port": port} for h in (good, bad)],
+            "health": {"findings": {"min_duration_s": 0}},  # findings start at once (held 120 s by default)
         }
     )
     async with Fleet(groups):
@@ -45,8 +46,6 @@ async def test_wrong_web_password_is_an_auth_fault_everywhere(tmp_path: Path) ->
         await server.start()
         try:
             await until(lambda: d.health is not None and d.state.up() == 2, what="both up, health running")
-            assert d.health is not None
-            d.health.tracker.min_duration_s = 0.0  # findings start at once (held 120 s by default)
             await until(
                 lambda: any(e.kind is EventKind.FINDING_STARTED and e.miner_id == bad for e in d.events),
                 what="the finding's event",

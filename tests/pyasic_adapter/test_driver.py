@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from fleetd.drivers import detection_classes, driver_class, driver_classes, identify, use_fallbacks
@@ -79,6 +80,55 @@ async def test_sleep_and_wake_are_verified(start: Start, model: str) -> None:
     assert miner.state.sleeping and not slept.is_mining and (slept.hashrate_ths or 0.0) == 0.0
     woke = await drv.wake()
     assert not miner.state.sleeping and woke.is_mining and (woke.hashrate_ths or 0) > 0
+
+
+async def test_wake_restores_low_mode(start: Start) -> None:
+    """pyasic resumes in normal mode; the adapter puts the miner back in low power and re-reads it."""
+    miner, ep = await start(S19PRO)
+    miner.state.mode = "low"
+    drv = PyasicDriver(ep)
+    assert (await drv.snapshot()).mode is Mode.LOW
+    await drv.sleep()
+    woke = await drv.wake()
+    assert woke.mode is Mode.LOW and woke.is_mining and miner.state.mode == "low"
+    # Forgotten once restored: a later sleep from normal mode wakes in normal mode.
+    miner.state.mode = "normal"
+    await drv.sleep()
+    assert (await drv.wake()).mode is Mode.NORMAL and miner.state.mode == "normal"
+
+
+async def test_low_mode_survives_a_new_process(
+    start: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fleetd sleep` then a later `fleetd wake` (another process): the mode comes from state_dir."""
+    import fleetd.drivers.pyasic.driver as mod
+    from fleetd.drivers.antminer import modes
+
+    miner, ep = await start(S19PRO)
+    miner.state.mode = "low"
+    drv = PyasicDriver(ep)
+    drv.state_dir = tmp_path
+    await drv.sleep()
+    monkeypatch.setattr(mod, "_MODE_BEFORE_SLEEP", {})
+    monkeypatch.setattr(modes, "_JOURNALS", {})
+    again = PyasicDriver(ep)
+    again.state_dir = tmp_path
+    woke = await again.wake()
+    saved, _, torn = modes.read_journal(tmp_path / modes.MODES_FILE)
+    assert woke.mode is Mode.LOW and miner.state.mode == "low"
+    assert saved == {} and not torn
+
+
+async def test_low_mode_not_restored_is_not_complied(start: Start) -> None:
+    """The miner acknowledges the resume and the mode and stays asleep: our re-read says so."""
+    miner, ep = await start(S19PRO)
+    miner.state.mode = "low"
+    drv = PyasicDriver(ep)
+    await drv.sleep()
+    miner.state.faults = Faults(ignore_power_commands=True)
+    with pytest.raises(NotCompliedError, match="resume_mining in low mode acknowledged by pyasic"):
+        await drv.wake()
+    assert miner.state.sleeping
 
 
 async def test_power_limit_is_verified(start: Start) -> None:

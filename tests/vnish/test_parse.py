@@ -1,4 +1,8 @@
-"""VNish parsers on replies in the shapes of the published VNish API reference (no device capture exists)."""
+"""VNish parsers on replies in the shapes of VNish's OpenAPI document (1.2.6) and of firmware 1.2.0.
+
+No licensable capture of a VNish reply exists (tests/fixtures/PROVENANCE.md): the values here are ours,
+the shapes the document's (tests/vnish/test_openapi.py checks the emulator against it).
+"""
 
 from __future__ import annotations
 
@@ -39,9 +43,12 @@ SUMMARY_REPLY: dict[str, Any] = {
             "failure_code": 0,
         },
         "miner_type": "Antminer S19 (Vnish 1.2.6)",
-        "instant_hashrate": 95123.4,
-        "average_hashrate": 94800.0,
+        "hr_stock": 95000.0,
+        "average_hashrate": 94.8,
+        "instant_hashrate": 95.12,
+        "hr_realtime": 95123.4,
         "hr_nominal": 95000.0,
+        "hr_average": 94800.0,
         "pcb_temp": {"min": 50, "max": 58},
         "chip_temp": {"min": 62, "max": 70},
         "power_consumption": 3240,
@@ -112,11 +119,67 @@ def test_snapshot_units_boards_fans_pools() -> None:
 
 def test_paused_miner_reads_as_asleep() -> None:
     summary = copy.deepcopy(SUMMARY_REPLY)
-    summary["miner"]["miner_status"]["miner_state"] = "paused"
-    summary["miner"]["instant_hashrate"] = 0.0
+    summary["miner"]["miner_status"]["miner_state"] = "stopped"
+    summary["miner"]["hr_realtime"] = 0.0
     summary["miner"]["power_consumption"] = 20
     snap = parse_snapshot({INFO: INFO_REPLY, SUMMARY: summary})
     assert snap.mode is Mode.SLEEP and not snap.is_mining and snap.hashrate_ths == 0.0
+
+
+def test_firmware_1_2_0_layout() -> None:
+    """1.2.0 has no hr_* fields (instant/average hashrate in TH/s), watts in power_usage and per-board
+    sensor lists instead of pcb_temp."""
+    summary: dict[str, Any] = {
+        "miner": {
+            "miner_status": {"miner_state": "mining", "miner_state_time": 120},
+            "average_hashrate": 88.5,
+            "instant_hashrate": 90.25,
+            "pcb_temp": {"min": 20, "max": 41},
+            "chip_temp": {"min": 30, "max": 55},
+            "power_usage": 3400.0,
+            "power_efficiency": 38.4,
+            "chains": [
+                {
+                    "id": 1,
+                    "hashrate_ideal": 30000.0,
+                    "hashrate_rt": 30100.5,
+                    "pcb_temp_sens": [{"status": "measure", "temp": 40}, {"status": "error", "temp": 99}],
+                    "chip_temp_sens": [{"status": "measure", "temp": 54}],
+                    "chip_temp": {"min": 30, "max": 54},
+                    "status": {"state": "mining", "description": ""},
+                }
+            ],
+        }
+    }
+    snap = parse_snapshot({INFO: INFO_REPLY, SUMMARY: summary})
+    assert snap.hashrate_ths == pytest.approx(90.25) and snap.hashrate_avg_ths == pytest.approx(88.5)
+    assert snap.power_w == 3400.0 and snap.is_mining and snap.mode is Mode.NORMAL
+    board = snap.hashboards[0]
+    assert board.hashrate_ths == pytest.approx(30.1005) and board.board_temp_c == 40.0  # "error" skipped
+    assert board.chip_temp_c == 54.0
+
+
+def test_power_usage_is_not_watts_where_power_consumption_exists() -> None:
+    """The document calls power_usage "same as power_efficiency" from 1.2.6 on: never read as watts there."""
+    summary = copy.deepcopy(SUMMARY_REPLY)
+    summary["miner"]["power_usage"] = 34
+    assert parse_snapshot({INFO: INFO_REPLY, SUMMARY: summary}).power_w == 3240.0
+
+
+def test_failure_state_is_a_fault_not_sleep() -> None:
+    summary = copy.deepcopy(SUMMARY_REPLY)
+    summary["miner"].update(hr_realtime=0.0, power_consumption=0, chains=[])
+    summary["miner"]["miner_status"] = {
+        "miner_state": "failure",
+        "miner_state_time": 1,
+        "description": "Failed to parse miner configuration",
+        "failure_code": 1002,
+    }
+    snap = parse_snapshot({INFO: INFO_REPLY, SUMMARY: summary})
+    assert snap.mode is Mode.UNKNOWN and not snap.is_mining
+    assert [(f.code, f.message) for f in snap.errors] == [
+        ("vnish_1002", "miner failure: Failed to parse miner configuration")
+    ]
 
 
 def test_presets_and_the_power_limit() -> None:
@@ -133,6 +196,6 @@ def test_presets_and_the_power_limit() -> None:
 
 
 def test_garbage_is_none_not_zero() -> None:
-    snap = parse_snapshot({SUMMARY: {"miner": {"instant_hashrate": "fast", "power_consumption": 1e9}}})
+    snap = parse_snapshot({SUMMARY: {"miner": {"hr_realtime": "fast", "power_consumption": 1e9}}})
     assert snap.hashrate_ths is None and snap.power_w is None and snap.mode is Mode.UNKNOWN
     assert parse_snapshot({}).hashboards == ()

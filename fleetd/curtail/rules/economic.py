@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from fleetd.curtail.config import EconomicRule
 from fleetd.curtail.model import MinerView, Reason, RuleKind
-from fleetd.curtail.rules.scope import MAX_PROFIT_USD_PER_DAY, number
+from fleetd.numbers import MAX_PROFIT_USD_PER_DAY, number
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from fleetd.curtail.config import PowerCapRule
 from fleetd.curtail.model import RUN, SLEEP, Action, DemandEvent, MinerView, Reason, RuleKind, Target
 from fleetd.curtail.rules.schedule import Calendar
-from fleetd.curtail.rules.scope import MAX_POWER_W, number
+from fleetd.numbers import MAX_POWER_W, number
 
 
 @dataclass(slots=True)

@@ -1,23 +1,11 @@
-"""Which miners a rule or pin applies to, and the number checks every rule shares."""
+"""Which miners a rule or pin applies to, and the power and efficiency figures every rule reads."""
 
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
 from fleetd.curtail.model import MinerView
-
-# Plausibility bounds: anything outside (or NaN, inf, a wrong type) counts as unknown.
-MAX_POWER_W = 100_000.0
-MAX_PROFIT_USD_PER_DAY = 1e6
-MAX_EFFICIENCY_J_PER_TH = 10_000.0
-MAX_HASHRATE_THS = 100_000.0
-
-
-def number(x: object, lo: float, hi: float) -> float | None:
-    """`x` as a float when it is a real number within [lo, hi], else None (NaN fails both comparisons)."""
-    if type(x) is float or type(x) is int:
-        return float(x) if lo <= x <= hi else None  # type: ignore[operator]
-    return None
+from fleetd.numbers import MAX_EFFICIENCY_J_PER_TH, MAX_HASHRATE_THS, MAX_POWER_W, number
 
 
 def running_power_w(m: MinerView) -> float | None:

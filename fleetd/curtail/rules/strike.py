@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from fleetd.curtail.config import PriceStrikeRule
 from fleetd.curtail.model import PriceView, Reason, RuleKind
-from fleetd.curtail.rules.scope import number
+from fleetd.numbers import number
 
 _MAX_PRICE = 1e7  # $/MWh; beyond any market cap, so a corrupt value
 
