@@ -9,12 +9,15 @@ mixins) before acting; no method raises NotImplementedError.
 from __future__ import annotations
 
 import abc
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
+
+from fleetd.drivers.plausible import checked, checked_reading
 
 from fleetd.model import Capability, Identity, Reading, Snapshot
 from fleetd.transport.timeouts import Timeouts as Timeouts  # re-exported: callers take it from here
@@ -133,7 +136,8 @@ class Driver(abc.ABC):
         self.endpoint = endpoint
 
     def _saw(self, snap: Snapshot) -> Snapshot:
-        """Remember `snap` as the latest reading (the daemon's polls go through the same driver)."""
+        """Remember `snap`, plausibility-checked, as the latest reading (the daemon polls through it)."""
+        snap = checked(snap)
         self._seen = (time.monotonic(), snap)
         return snap
 
@@ -141,6 +145,16 @@ class Driver(abc.ABC):
         """The snapshot read within `max_age_s` seconds, if any (spares a command its pre-read)."""
         seen = self._seen
         return seen[1] if seen is not None and time.monotonic() - seen[0] <= max_age_s else None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Whichever path a driver builds its reading by, what it returns has passed the plausibility
+        # check once here rather than in each parser (a plausible reading comes back unchanged).
+        if "read" in cls.__dict__:
+            cls.read = _checked_read(cls.__dict__["read"])  # type: ignore[method-assign]
+        parse = cls.__dict__.get("parse_responses")
+        if isinstance(parse, classmethod):
+            cls.parse_responses = classmethod(_checked_parse(parse.__func__))  # type: ignore[assignment]
 
     @property
     def host(self) -> str:
@@ -181,7 +195,7 @@ class Driver(abc.ABC):
 
     async def read(self) -> Reading:
         """Identity and snapshot; drivers override to share round trips."""
-        return Reading(await self.identity(), await self.snapshot())
+        return checked_reading(Reading(await self.identity(), await self.snapshot()))
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -218,6 +232,22 @@ class Sent:
             return snap
 
         return cls(proof)
+
+
+def _checked_read(read: Callable[[Any], Awaitable[Reading]]) -> Callable[[Any], Awaitable[Reading]]:
+    @functools.wraps(read)
+    async def wrapped(self: Any) -> Reading:
+        return checked_reading(await read(self))
+
+    return wrapped
+
+
+def _checked_parse(parse: Callable[..., Reading]) -> Callable[..., Reading]:
+    @functools.wraps(parse)
+    def wrapped(cls: Any, *args: Any, **kwargs: Any) -> Reading:
+        return checked_reading(parse(cls, *args, **kwargs))
+
+    return wrapped
 
 
 class SupportsSleep(abc.ABC):

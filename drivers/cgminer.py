@@ -51,12 +51,16 @@ def num(value: Any) -> float | None:
     """A finite number from an int, float or numeric string; None for "", null, junk or inf/nan."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
+    if isinstance(value, float):
+        v = value
+    elif isinstance(value, int):
+        if not -1e308 < value < 1e308:  # float() of a longer integer raises OverflowError
+            return None
         v = float(value)
     else:
         try:
             v = float(str(value).strip().replace(",", ""))
-        except ValueError:
+        except (ValueError, OverflowError):
             return None
     return v if math.isfinite(v) else None
 
@@ -147,7 +151,7 @@ def reply_content(host: str) -> Iterator[None]:
     """Turn a pure parser's surprise at a reply's content into a MalformedReplyError naming the host."""
     try:
         yield
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
         raise MalformedReplyError(f"unexpected reply content: {exc}", host=host, command="parse") from None
 
 

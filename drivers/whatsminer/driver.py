@@ -19,6 +19,7 @@ from fleetd.drivers.base import (
     SupportsReboot,
     SupportsSleep,
 )
+from fleetd.drivers.cgminer import reply_content
 from fleetd.drivers.whatsminer import parse
 
 from fleetd.model import Identity, Reading, Snapshot
@@ -296,7 +297,8 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
     def parse_responses(
         cls, responses: Mapping[str, Any], *, host: str = "", polled_at: float = 0.0
     ) -> Reading:
-        return parse.parse(responses, host=host, polled_at=polled_at)
+        with reply_content(host):
+            return parse.parse(responses, host=host, polled_at=polled_at)
 
     # --- control ---------------------------------------------------------------------------------
     async def _v2_priv(self, command: str, **params: Any) -> dict[str, Any]:

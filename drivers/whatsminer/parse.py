@@ -278,6 +278,9 @@ def identity_v2(r: Mapping[str, Any], *, host: str = "") -> Identity:
     )
 
 
+MAX_ERROR_CODES = 256  # "Error Code N" keys looked up at most
+
+
 def errors_v2(summary: Mapping[str, Any], error_reply: Any) -> tuple[Fault, ...]:
     codes: list[str] = []
     ec = msg(error_reply).get("error_code")
@@ -290,7 +293,7 @@ def errors_v2(summary: Mapping[str, Any], error_reply: Any) -> tuple[Fault, ...]
             elif item not in (None, ""):
                 codes.append(str(item))
     count = _int(summary.get("Error Code Count")) or 0
-    for i in range(count):
+    for i in range(min(count, MAX_ERROR_CODES)):  # the firmware's count: a wild one must not hang the poller
         v = summary.get(f"Error Code {i}")
         if v is not None:
             codes.append(str(v))

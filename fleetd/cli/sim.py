@@ -10,6 +10,7 @@ import math
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from fleetd.cli import CLIError, argtypes
@@ -69,6 +70,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1.0,
         metavar="X",
         help="emulated seconds per real second for board_degrading/fan_degrading (1; 3600: an hour a second)",
+    )
+    add(
+        "--reply",
+        action="append",
+        default=[],
+        type=_reply,
+        metavar="KEY=FILE",
+        help="serve FILE's bytes, as they are, as every miner's reply to the API command or web path KEY "
+        '(e.g. summary, get.miner.status, /cgi-bin/stats.cgi; "*": every reply) to test how clients '
+        "take corrupt replies (repeatable)",
     )
     add("--ramp-s", type=_seconds, default=30.0, metavar="S", help="wake-up ramp to full hashrate (30)")
     add(
@@ -196,6 +207,7 @@ def build_groups(args: argparse.Namespace) -> list:
                 ports={k: v for k, v in ports.items() if k in model.emulator_class().default_ports},
                 faults=faults,
                 quirks=quirks & model.quirks(),  # each vendor gets the quirks its firmware has
+                replies=dict(args.reply),
                 ramp_s=args.ramp_s,
                 jitter=args.jitter,
                 slow_s=args.slow_s,
@@ -301,6 +313,16 @@ def _quirks(text: str, known: frozenset[str]) -> frozenset[str]:
     if unknown:
         raise CLIError(f"unknown quirk {sorted(unknown)[0]!r} (known: all, {', '.join(sorted(known))})")
     return names
+
+
+def _reply(text: str) -> tuple[str, bytes]:
+    key, sep, path = text.partition("=")
+    if not sep or not key.strip() or not path:
+        raise argparse.ArgumentTypeError(f"expected KEY=FILE, not {text!r}")
+    try:
+        return key.strip(), Path(path).read_bytes()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _fault(text: str) -> tuple[str, float]:

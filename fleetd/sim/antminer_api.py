@@ -9,7 +9,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from fleetd.sim.antminer_replies import Live, _dumps, _status, capture
-from fleetd.sim.base import MinerState
+from fleetd.sim.base import MinerState, reply_override, wire
 from fleetd.sim.server import PADDING, OneShotConnection
 
 if TYPE_CHECKING:
@@ -43,10 +43,10 @@ class CgminerApi:
             reply = self.rpc(command.strip(), param, now) if "+" not in command else None
             if reply is None:
                 reply = self._error(14, "Invalid command", now)
-            body = to_text(reply)
+            body = reply_override(self.state.faults, command.strip()) or to_text(reply)
         if self.state.faults.malformed:
             body = body[: max(1, len(body) // 2)]
-        data = body.encode()
+        data = wire(body)
         if "no_nul" in quirks:
             return data, True
         return data + b"\x00", False
@@ -73,6 +73,9 @@ class CgminerApi:
         return "{" + ",".join(parts) + ',"id":1}'
 
     def _render(self, command: str, reply: dict) -> str:
+        override = reply_override(self.state.faults, command)
+        if override is not None:
+            return override
         quirks = self.state.faults.quirks
         if command == "stats" and ("brace" in quirks or "trailing_comma" in quirks) and "STATS" in reply:
             items = [_dumps(item) for item in reply["STATS"]]

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from fleetd.sim.antminer_replies import _dumps, capture
 from fleetd.sim.antminer_web import _INDEX_HTML, _PAGES, DEFAULT_USER, REALM, _auth_fields, _md5, _nonce_ok
-from fleetd.sim.base import MinerState
+from fleetd.sim.base import MinerState, reply_override
 
 
 class WebCgi:
@@ -58,6 +58,8 @@ class WebCgi:
         if isinstance(result, tuple):
             result, delay = result
         text = _dumps(result)
+        override = reply_override(self.state.faults, path)
+        text = text if override is None else override
         if self.state.faults.malformed:
             text = text[: max(1, len(text) // 2)]
         return 200, text, delay

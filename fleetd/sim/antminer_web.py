@@ -11,6 +11,7 @@ import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
+from fleetd.sim.base import wire
 from fleetd.sim.server import MAX_REQUEST, Connection
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ class WebProtocol(Connection):
         extra: list[tuple[str, str]] | None = None,
         content_type: str = "text/html",
     ) -> None:
-        body = text.encode()
+        body = wire(text)
         # Header names and order as a real S19j Pro's lighttpd sends them.
         head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}"]
         head.extend(f"{k}: {v}" for k, v in extra or ())

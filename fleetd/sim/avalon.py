@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from fleetd.sim.antminer_api import ApiProtocol
 from fleetd.sim.antminer_replies import capture
-from fleetd.sim.base import EmulatedMiner, MinerState, listen
+from fleetd.sim.base import EmulatedMiner, MinerState, listen, reply_override, wire
 from fleetd.sim.server import PADDING
 
 __all__ = ["QUIRKS", "AvalonA1566", "AvalonMiner", "AvalonQ"]
@@ -128,18 +128,24 @@ class AvalonMiner(EmulatedMiner):
             self.rpc(command, param, now)
             return b"", False  # as captured from the Q: the socket closes without a reply
         if "+" in command:
-            parts = {
-                c: [self.rpc(c, param, now) or self._error(14, "Invalid command", now)]
-                for c in command.split("+")
-            }
-            return self._encode({**parts, "id": 1}), False
-        return self._encode(self.rpc(command, param, now) or self._error(14, "Invalid command", now)), False
+            parts = []
+            for c in command.split("+"):
+                reply = self.rpc(c, param, now) or self._error(14, "Invalid command", now)
+                parts.append(f"{json.dumps(c)}:[{self._render(c, reply)}]")
+            return self._encode("{" + ",".join(parts) + ',"id":1}'), False
+        reply = self.rpc(command, param, now) or self._error(14, "Invalid command", now)
+        return self._encode(self._render(command, reply)), False
 
-    def _encode(self, reply: dict) -> bytes:
-        body = json.dumps(reply, separators=(",", ":"))
+    def _render(self, command: str, reply: dict) -> str:
+        override = reply_override(self.state.faults, command)
+        return json.dumps(reply, separators=(",", ":")) if override is None else override
+
+    def _encode(self, body: dict | str) -> bytes:
+        if not isinstance(body, str):
+            body = json.dumps(body, separators=(",", ":"))
         if self.state.faults.malformed:
             body = body[: max(1, len(body) // 2)]
-        return body.encode() + b"\x00"
+        return wire(body) + b"\x00"
 
     def _status(self, code: int, msg: str, now: float, flag: str = "S") -> list[dict[str, Any]]:
         return [

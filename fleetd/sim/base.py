@@ -12,7 +12,7 @@ import contextlib
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -52,6 +52,10 @@ class Faults:
     fan_degrading: bool = False
     # Protocol breakage real firmwares emit, by name (see the vendor emulator for the names it knows).
     quirks: frozenset[str] = frozenset()
+    # Reply bodies served as they are instead of the rendered ones, by API command or web path
+    # ("summary", "get_miner_info", "/cgi-bin/stats.cgi", "/api/v1/summary"); "*" replaces every
+    # reply. The wire framing (NUL end, length prefix, HTTP head) is still added around them.
+    replies: Mapping[str, bytes] = field(default_factory=dict)
 
     FIELDS: ClassVar[tuple[str, ...]] = (
         "slow",
@@ -66,6 +70,17 @@ class Faults:
         "fan_degrading",
         "quirks",
     )
+
+
+def reply_override(faults: Faults, key: str) -> str | None:
+    """The body `faults.replies` sets for `key` (or for every reply), as text `wire` turns back to bytes."""
+    raw = faults.replies.get(key, faults.replies.get("*")) if faults.replies else None
+    return None if raw is None else raw.decode("utf-8", "surrogateescape")
+
+
+def wire(text: str) -> bytes:
+    """The bytes of a reply body; undecodable bytes of an overridden reply go out unchanged."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 BOARD_DECAY_PER_H = 0.02  # share of the board's own hashrate lost per emulated hour (floor 10 %)

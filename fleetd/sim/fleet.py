@@ -14,7 +14,8 @@ A `Group` is `count` miners of one model (a name in fleetd.sim.models.MODELS) on
 from `base`, all on the same ports: the emulator's real ones (Antminer: api 4028, web 80) unless
 overridden by `ports`; ports below 1024 need root. `faults` maps a fault name (`FAULTS`) to the
 fraction of the group that has it, picked deterministically from `seed`; `quirks` switches protocol
-quirks on for the whole group; `options` are keyword options of the emulator class (Antminer:
+quirks on for the whole group, `replies` serves those bodies instead of the rendered ones (see
+`Faults.replies`); `options` are keyword options of the emulator class (Antminer:
 `reboot_s`). Binding failures raise `BindError` (an OSError) naming the address, port and reason.
 ProcessFleet children are `python -m fleetd.sim.worker` processes: they exit when the parent stops
 them or dies (their stdin closes); a child that cannot start raises RuntimeError or TimeoutError.
@@ -68,6 +69,7 @@ class Group:
     ports: Mapping[str, int] = field(default_factory=dict)  # overrides of the emulator's real ports
     faults: Mapping[str, float] = field(default_factory=dict)  # fault name -> fraction of the group
     quirks: frozenset[str] = frozenset()
+    replies: Mapping[str, bytes] = field(default_factory=dict)  # Faults.replies of every miner in the group
     ramp_s: float = 30.0
     jitter: float = 0.01
     slow_s: float = SLOW_S
@@ -152,6 +154,7 @@ def plan(groups: Iterable[Group]) -> list[MinerPlan]:
             faults = Faults(
                 slow_s=g.slow_s if "slow" in on else 0.0,
                 quirks=frozenset(g.quirks),
+                replies=dict(g.replies),
                 **{name: True for name in on if name != "slow"},
             )
             plans.append(

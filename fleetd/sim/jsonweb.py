@@ -14,6 +14,7 @@ from email.utils import formatdate
 from typing import Any, Protocol
 
 from fleetd.sim.antminer_web import WebProtocol
+from fleetd.sim.base import reply_override, wire
 
 __all__ = ["REASONS", "JsonWebProtocol", "RestMiner", "json_body"]
 
@@ -49,14 +50,17 @@ class JsonWebProtocol(WebProtocol):
         if faults.dead:
             self.busy = True  # swallow this and every later request
             return
-        status, value = miner.rest(method, target.partition("?")[0], headers, body, time.time())
+        path = target.partition("?")[0]
+        status, value = miner.rest(method, path, headers, body, time.time())
         text = "" if value is None else json.dumps(value, separators=(",", ":"))
+        override = reply_override(faults, path) if status == 200 else None
+        text = text if override is None else override
         if faults.malformed and text:
             text = text[: max(1, len(text) // 2)]
         self._send_json(status, text, keep, faults.slow_s)
 
     def _send_json(self, status: int, text: str, keep: bool, delay: float) -> None:
-        body = text.encode()
+        body = wire(text)
         head = [f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}", f"Server: {self.server}"]
         head += [f"Date: {formatdate(usegmt=True)}", f"Content-Length: {len(body)}"]
         if body:

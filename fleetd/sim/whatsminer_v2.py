@@ -9,7 +9,7 @@ import string
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from fleetd.sim.base import MinerState
+from fleetd.sim.base import MinerState, reply_override, wire
 from fleetd.sim.server import PADDING, OneShotConnection
 from fleetd.sim.whatsminer_replies import _V2_READS, _dumps, _flat
 from fleetd.transport.btminer import aes_key, decrypt, derive_token, encrypt, password_key
@@ -74,9 +74,12 @@ class V2Api:
     def _v2_out(self, body: str) -> bytes:
         if self.state.faults.malformed:
             body = body[: max(1, len(body) // 2)]
-        return body.encode() + b"\0"  # btminer is CGMiner-based: replies end with a NUL
+        return wire(body) + b"\0"  # btminer is CGMiner-based: replies end with a NUL
 
     def _v2_read(self, command: str, now: float) -> str | None:
+        override = reply_override(self.state.faults, command)
+        if override is not None:
+            return override
         handler = _V2_READS.get(command)
         if handler is None:
             return None

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from fleetd.sim.base import MinerState
+from fleetd.sim.base import MinerState, reply_override, wire
 from fleetd.sim.server import MAX_REQUEST, Connection
 from fleetd.sim.whatsminer_replies import _dumps
 from fleetd.transport.btminer_v3 import v3_token
@@ -46,6 +46,10 @@ class V3Api:
             return self._v3_out({"code": -3, "msg": "invalid json", "when": int(now)})
         command = str(req.get("cmd", ""))
         param = req.get("param")
+        override = reply_override(self.state.faults, command)
+        if override is not None:
+            raw = wire(override)
+            return struct.pack("<I", len(raw)) + raw
         if command.startswith("set."):
             reply = self._v3_set(command, req, now)
         else:

@@ -103,10 +103,18 @@ def loads_tolerant(raw: bytes | bytearray | str, *, host: str = "", command: str
         return _fast(raw.decode() if isinstance(raw, (bytes, bytearray)) else raw)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError
         pass
+    except RecursionError:  # orjson stops at 1,024 levels; nothing repaired would be shallower
+        raise MalformedReplyError(
+            f"undecodable reply ({len(raw)} chars): nested too deeply", host=host, command=command
+        ) from None
     text = _text(raw) if isinstance(raw, (bytes, bytearray)) else raw
     fixed = repair(text)
     try:
         return _decode_all(fixed)
+    except RecursionError:
+        raise MalformedReplyError(
+            f"undecodable reply ({len(text)} chars): nested too deeply", host=host, command=command
+        ) from None
     except ValueError as exc:
         where = exc.pos if isinstance(exc, json.JSONDecodeError) else 0
         excerpt = fixed[max(0, where - 30) : where + 30]
