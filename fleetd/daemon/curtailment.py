@@ -55,6 +55,7 @@ log = logging.getLogger("fleetd.curtail")
 
 FLEET_FILE = "curtail-fleet.json"  # fleet-level policy memory (rules in force since when)
 MIN_TICK_S = 0.25  # passes at most this often: command completions in a large ramp coalesce
+CONTROLS_SYNC_S = 5.0  # controls the database did not take are written again this often
 STOP_GRACE_S = 5.0  # commands still verifying at shutdown get this long, then are re-checked on start
 
 
@@ -156,6 +157,7 @@ class CurtailmentLoop:
             log.info("curtailment state of %d miners restored", len(self.memory))
 
     async def _run(self) -> None:
+        synced_at = 0.0
         while True:
             delay = max(0.05, min(self._next_decide, self._next_step or self._next_decide) - time.time())
             with contextlib.suppress(TimeoutError):
@@ -166,6 +168,10 @@ class CurtailmentLoop:
             except Exception:  # curtailment must never stop, nor stop polling
                 log.exception("curtailment pass failed")
                 self._next_decide = time.time() + 10.0
+            store = self.d.curtail_controls
+            if store is not None and store.needs_sync and time.monotonic() - synced_at >= CONTROLS_SYNC_S:
+                synced_at = time.monotonic()  # controls set while the database was down: written now
+                await asyncio.to_thread(store.sync)
             await asyncio.sleep(MIN_TICK_S)
 
     # --- one pass ------------------------------------------------------------------------------------------

@@ -181,6 +181,19 @@ class Storage(StorageQueries):
         for r in rows:
             self._put(("curtail_log", _with_datetimes(r)))
 
+    def write_curtail_controls(self, rows: Iterable[dict[str, Any]], deleted: Iterable[str] = ()) -> None:
+        """Write controls now, in one transaction (not queued: the operator is told it is stored): `rows`
+        (id, kind, body) replace those with the same id, `deleted` ids go. Raises when the database fails."""
+        assert self.engine is not None
+        t = schema._CURTAIL_CONTROLS
+        rows = [r | {"updated_at": _dt(time.time())} for r in rows]
+        gone = {r["id"] for r in rows} | set(deleted)
+        with self.engine.begin() as conn:
+            if gone:
+                conn.execute(t.delete().where(t.c.id.in_(sorted(gone))))
+            if rows:
+                conn.execute(t.insert(), rows)
+
     def add_health_hours(self, rows: Iterable[HealthHour]) -> None:
         """Per-miner hourly health sums (summed with what is stored for the same miner and hour)."""
         for r in rows:

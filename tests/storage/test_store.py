@@ -32,10 +32,10 @@ def test_migrations_create_every_table(db_url: str) -> None:
         assert store.engine is not None
         names = set(inspect(store.engine).get_table_names())
         tables = {"miners", "identity_history", "latest_state", "hourly_rollups", "events", "alembic_version"}
-        tables |= {"prices", "curtail_state", "curtail_log", "health_hourly"}
+        tables |= {"prices", "curtail_state", "curtail_log", "curtail_controls", "health_hourly"}
         assert tables <= names
         with store.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
         store.migrate()  # applying again is a no-op
     finally:
         store.close()
