@@ -118,11 +118,13 @@ def test_a_bad_row_is_reported_and_the_rest_used(db_url: str, tmp_path: Path) ->
         a = ControlsStore(tmp_path / "a.json")
         a.attach(st)
         pin = a.pin("sleep", sites=["south"])
-        st.write_curtail_controls([{"id": "p-bad", "kind": "pin", "body": '{"action": "nap", "id": "p-bad"}'}])
+        bad = {"id": "p-bad", "kind": "pin", "body": '{"action": "nap", "id": "p-bad"}'}
+        st.write_curtail_controls([bad])
         b = ControlsStore(tmp_path / "b.json", on_event=events.append)
         b.attach(st)
         assert b.pins() == (pin,)
-        assert [e.kind for e in events] == [EventKind.CURTAIL_CONTROLS_REJECTED] and "p-bad" in events[0].message
+        assert [e.kind for e in events] == [EventKind.CURTAIL_CONTROLS_REJECTED]
+        assert "p-bad" in events[0].message
     finally:
         st.close()
 
