@@ -55,6 +55,7 @@ log = logging.getLogger("fleetd.curtail")
 
 FLEET_FILE = "curtail-fleet.json"  # fleet-level policy memory (rules in force since when)
 MIN_TICK_S = 0.25  # passes at most this often: command completions in a large ramp coalesce
+FIRST_PRICE_WAIT_S = 30.0  # after a start, how long the first decision waits for a first price (or error)
 CONTROLS_SYNC_S = 5.0  # controls the database did not take are written again this often
 STOP_GRACE_S = 5.0  # commands still verifying at shutdown get this long, then are re-checked on start
 
@@ -80,6 +81,7 @@ class CurtailmentLoop:
         self._config: CurtailmentConfig | None = None
         self._next_decide = 0.0
         self._next_step = 0.0
+        self._started_at = 0.0
         self._waiting: dict[str, str] = {}
         self._dry_sent: dict[str, Target] = {}  # dry run: what would have been sent, logged once
         self._said_uncontrollable: dict[str, Target] = {}
@@ -108,6 +110,7 @@ class CurtailmentLoop:
         return self.d.state_dir / FLEET_FILE
 
     async def start(self) -> None:
+        self._started_at = time.time()
         await self._load()
         self._task = asyncio.create_task(self._run(), name="fleetd-curtailment")
 
@@ -181,6 +184,8 @@ class CurtailmentLoop:
             self._next_decide = now + 5.0
             return
         self._observe(now)
+        if now >= self._next_decide and self._first_price_pending(now):
+            self._next_decide = now + 1.0  # not a stale feed: the first fetch has not answered yet
         if now >= self._next_decide:
             self._decide(cfg, now)
             self._next_decide = now + cfg.interval_s
@@ -188,6 +193,15 @@ class CurtailmentLoop:
             self._step(cfg, now)
         self._persist()
         self._publish(cfg, now)
+
+    def _first_price_pending(self, now: float) -> bool:
+        """Just started, and the electricity price neither fetched nor failed yet: decide a little later,
+        rather than raise the stale-price fail-safe at every start."""
+        eco = self.d.economics
+        if eco is None or now - self._started_at > FIRST_PRICE_WAIT_S:
+            return False
+        r = eco.electricity_price(now)
+        return r.value is None and not r.error
 
     def enforce(self, cfg: CurtailmentConfig) -> bool:
         store = self.d.curtail_controls
