@@ -328,3 +328,17 @@ async def test_real_daemon_wires_the_store_and_keeps_controls_across_restarts(tm
         finally:
             await server.stop()
             await d.stop()
+
+
+def test_the_openapi_document_gives_the_standby_refusal_of_every_curtailment_route() -> None:
+    doc = openapi_document(__version__)
+    ops = [
+        (p, m, op)
+        for p, item in doc["paths"].items()
+        if p.startswith("/api/curtailment")
+        for m, op in item.items()
+    ]
+    assert len(ops) >= 10
+    for path, method, op in ops:
+        assert "503" in op["responses"], (method, path)
+    assert "active_instance" in doc["components"]["schemas"]["HaStatus"]["properties"]
