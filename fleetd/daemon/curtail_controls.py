@@ -118,6 +118,7 @@ class ControlsStore:
         self._changes = 0
         self._db: ControlsDb | None = None
         self._db_error = ""  # the last failure to write to the database ("" when it took everything)
+        self._loaded = False  # the database's controls loaded since the last attach
         self._sync_lock = threading.Lock()
         self._load()
 
@@ -334,15 +335,20 @@ class ControlsStore:
 
     @property
     def needs_sync(self) -> bool:
-        return self._db is not None and bool(self._unsynced)
+        """Attached, and changes not yet written or the database's controls not yet loaded."""
+        return self._db is not None and (bool(self._unsynced) or not self._loaded)
 
     def attach(self, db: ControlsDb) -> None:
         """Share the controls through `db` (blocking): what changed while it was away is written to it, then
-        its controls (the other HA instance's included) replace those held here. Raises when it fails; the
-        file's controls stay in force and `sync` retries."""
+        its controls (the other HA instance's included) replace those held here. A failure is logged (a
+        failed read also raised); the file's controls stay in force and `catch_up` retries."""
         self._db = db
         self._db_error = ""
-        self.sync()
+        self._loaded = False
+        if self.sync():
+            self._load_db(db)
+
+    def _load_db(self, db: ControlsDb) -> None:
         rows = db.curtail_controls()
         now = self._clock()
         pins: dict[str, Pin] = {}
@@ -384,6 +390,8 @@ class ControlsStore:
             msg = f"curtailment controls in the database not used: {'; '.join(bad)}"[:1000]
             log.error(msg)
             self._emit(Event(EventKind.CURTAIL_CONTROLS_REJECTED, msg, level="error"))
+        self._loaded = True
+        self._db_error = ""
         if changed:
             log.warning(
                 "curtailment controls loaded from the database: %d pins, %d DR events, enforce %s",
@@ -393,6 +401,28 @@ class ControlsStore:
     def detach(self) -> None:
         """The database is closing: changes from now on wait in the file for the next `attach`."""
         self._db = None
+
+    def catch_up(self) -> bool:
+        """`sync`, then load the database's controls if `attach` could not (blocking); False on failure."""
+        db = self._db
+        if db is None or not self.sync():
+            return False
+        if not self._loaded:
+            try:
+                self._load_db(db)
+            except Exception as exc:
+                self._failed(exc, "read from")
+                return False
+        return True
+
+    def _failed(self, exc: BaseException, what: str) -> None:
+        reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+        if not self._db_error:
+            log.error(
+                "curtailment controls not %s the database (%s); those of %s are in force and kept, "
+                "retrying", what, reason, self.path,
+            )  # fmt: skip
+        self._db_error = reason
 
     def sync(self) -> bool:
         """Write what changed since the database last took it (blocking); False when it failed (logged once
@@ -412,13 +442,7 @@ class ControlsStore:
             try:
                 db.write_curtail_controls(rows, deleted)
             except Exception as exc:
-                reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
-                if not self._db_error:
-                    log.error(
-                        "curtailment controls not written to the database (%s); kept in %s, written when "
-                        "it answers again", reason, self.path,
-                    )  # fmt: skip
-                self._db_error = reason
+                self._failed(exc, "written to")
                 return False
             if self._db_error:
                 log.warning("curtailment controls written to the database again (%d changes)", len(todo))

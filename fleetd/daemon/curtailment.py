@@ -174,7 +174,7 @@ class CurtailmentLoop:
             store = self.d.curtail_controls
             if store is not None and store.needs_sync and time.monotonic() - synced_at >= CONTROLS_SYNC_S:
                 synced_at = time.monotonic()  # controls set while the database was down: written now
-                await asyncio.to_thread(store.sync)
+                await asyncio.to_thread(store.catch_up)
             await asyncio.sleep(MIN_TICK_S)
 
     # --- one pass ------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from fleetd.daemon.curtail_controls import ControlsStore
@@ -133,3 +134,20 @@ def _query(st: Storage, sql: str) -> list[tuple[object, ...]]:
     assert st.engine is not None
     with st.engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(sql))]
+
+
+def test_catch_up_loads_what_attach_could_not_read(db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    st = _storage(db_url)
+    try:
+        a = ControlsStore(tmp_path / "a.json")
+        a.attach(st)
+        pin = a.pin("exclude", miners=["m9"])
+        down = _down()
+        b = ControlsStore(tmp_path / "b.json")
+        with pytest.raises(Exception, match=r"(?i)refused|connect"):
+            b.attach(down)  # a failed read raises
+        assert b.needs_sync and not b.catch_up() and b.pins() == ()
+        down.engine = st.engine  # the database answers again
+        assert b.catch_up() and not b.needs_sync and b.pins() == (pin,)
+    finally:
+        st.close()
