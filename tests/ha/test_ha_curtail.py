@@ -10,6 +10,7 @@ them the same way.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,15 @@ async def test_kill_9_the_active_and_the_standby_honours_its_pin_and_dr_event(
                 code, err = await api_b.call(method, path, body)
                 assert code == 503, (method, path, err)
                 assert "standby" in err["error"] and f"api {a.api}:{API_PORT}" in err["error"], err
+
+            cli = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "fleetd", "curtail", "status", "--api", api_b.base,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await cli.communicate()
+            assert cli.returncode == 1 and not out, (out, err)
+            assert b"HA standby" in err and b"[HTTP 503]" in err, err
+            assert f"{a.api}:{API_PORT}".encode() in err, err
 
             await asyncio.sleep(1.5)  # a few more passes of A's, then it dies at once
             sent = {h: fleet.state(h).power_commands for h in hosts}
