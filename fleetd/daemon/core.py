@@ -412,6 +412,7 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
             driver_state_dir=self.state_dir / DRIVER_STATE_SUBDIR,
         )
         self.health = None
+        self.curtail_status = None  # nor stale curtailment series (the active exports the pair's)
 
     # --- reading back --------------------------------------------------------------------------------------
     def miner(self, miner_id: str) -> MinerRecord | None:

@@ -18,9 +18,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from fleetd.config import HaConfig
 from fleetd.sim.fleet import Fleet, Group
 from tests.conftest import loopback_host, web_port
 
+from .conftest import terminate_lock_sessions
 from .test_ha_pair import API_PORT, Instance, _polled, _role
 
 BLOCK = 93
@@ -187,6 +189,31 @@ async def test_kill_9_the_active_and_the_standby_honours_its_pin_and_dr_event(
             code, _ = await api_b.call("DELETE", f"/api/curtailment/dr/{event_id}")
             assert code == 200
             await _until(lambda: _woken(api_b), 30, "the miners woken after the DR event was stopped on B", b)
+            code, pin2 = await api_b.call(
+                "POST", "/api/curtailment/pins", {"action": "sleep", "miners": [hosts[1]]}
+            )
+            assert code == 201, pin2
+            await _until(lambda: _asleep_only(api_b, [hosts[1]]), 30, "the second pin honoured", b)
+
+            # A comes back as the standby; B loses its lock session and steps down; A takes over again
+            await a.start()
+            await a.until(_role("standby"), 30, "A as the standby")
+            await _until(lambda: _refuses_naming(api_a, b), 10, "A's API naming B", a)
+            sent = {h: fleet.state(h).power_commands for h in hosts}
+            assert terminate_lock_sessions(HaConfig(lock_name=lock_name).key()) == 1
+            await a.until(_role("active"), TAKEOVER_S + 5, "A's takeover after B lost its session")
+            await b.until(_role("standby"), 10, "B's step-down")
+            body = await _until(lambda: _asleep_only(api_a, [hosts[1]]), 30, "both pins on A", a)
+            assert (
+                sorted(p["id"] for p in body["pins"]) == sorted([pin_id, pin2["id"]])
+                and not body["dr_events"]
+            )
+            await asyncio.sleep(2.0)
+            assert {h: fleet.state(h).power_commands for h in hosts} == sent  # A sent nothing either
+            text = await b.metrics()  # no stale curtailment series on the standby
+            assert "fleetd_curtail_miner_target{" not in text and "fleetd_curtail_shed_kw" not in text
+            assert await _refuses_naming(api_b, a)
+            assert await a.stop() == 0, a.log()
             assert await b.stop() == 0, b.log()
         finally:
             for inst in (a, b):
@@ -195,6 +222,20 @@ async def test_kill_9_the_active_and_the_standby_honours_its_pin_and_dr_event(
                     await inst.proc.wait()
     for inst in (a, b):
         assert not [line for line in inst.lines if "Traceback" in line], inst.log()
+
+
+async def _asleep_only(api: Api, hosts: list[str]) -> dict[str, Any] | None:
+    """The status once exactly `hosts` are asleep, every other miner running, nothing in flight."""
+    body = await api.status()
+    ms = body["miners"]
+    if any(m["in_flight"] for m in ms) or any(m["actual"] not in ("running", "sleeping") for m in ms):
+        return None
+    return body if sorted(m["id"] for m in ms if m["actual"] == "sleeping") == sorted(hosts) else None
+
+
+async def _refuses_naming(api: Api, active: Instance) -> bool:
+    code, err = await api.call("GET", "/api/curtailment/pins")
+    return code == 503 and f"api {active.api}:{API_PORT}" in err["error"]
 
 
 async def _woken(api: Api) -> bool:
