@@ -137,9 +137,11 @@ class CurtailmentLoop:
 
     async def _load(self) -> None:
         st = self.d.storage
+        fleet: dict[str, float] | None = None
         if st is not None:
             try:
                 rows = await asyncio.to_thread(st.curtail_states)
+                fleet = await asyncio.to_thread(st.curtail_fleet)  # the pair's, over this instance's file
             except Exception as exc:
                 log.error("curtailment state not loaded (%s); starting from what the miners show", exc)
                 rows = []
@@ -149,15 +151,20 @@ class CurtailmentLoop:
                     mid = str(row["miner_id"])
                     self.memory[mid], self.states[mid] = got
                     self._stored[mid] = to_row(mid, *got)
-        try:
-            data = json.loads(self.fleet_file.read_text())
-            self.fleet = FleetMemory(MappingProxyType({str(k): float(v) for k, v in data["active"].items()}))
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("%s unreadable (%s); fleet rules start afresh", self.fleet_file, exc)
+        self.fleet = FleetMemory(MappingProxyType(fleet if fleet is not None else self._fleet_from_file()))
         if self.memory:
             log.info("curtailment state of %d miners restored", len(self.memory))
+
+    def _fleet_from_file(self) -> dict[str, float]:
+        """The fleet memory saved in the state directory (a start without storage); {} when none."""
+        try:
+            data = json.loads(self.fleet_file.read_text())
+            return {str(k): float(v) for k, v in data["active"].items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("%s unreadable (%s); fleet rules start afresh", self.fleet_file, exc)
+            return {}
 
     async def _run(self) -> None:
         synced_at = 0.0
@@ -380,6 +387,9 @@ class CurtailmentLoop:
             st.set_curtail_state(rows)
 
     def _save_fleet(self) -> None:
+        """In storage (shared by an HA pair), and in the state directory for a start without it."""
+        if self.d.storage is not None:
+            self.d.storage.set_curtail_fleet(dict(self.fleet.active))
         path = self.fleet_file
         tmp = path.with_suffix(".tmp")
         try:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from fleetd.storage.tables import (
     CurtailControl,
+    CurtailFleet,
     CurtailLogRecord,
     CurtailState,
     EventRecord,
@@ -39,6 +40,7 @@ _PRICES: Table = PriceRecord.__table__  # type: ignore[attr-defined]
 _CURTAIL_STATE: Table = CurtailState.__table__  # type: ignore[attr-defined]
 _CURTAIL_LOG: Table = CurtailLogRecord.__table__  # type: ignore[attr-defined]
 _CURTAIL_CONTROLS: Table = CurtailControl.__table__  # type: ignore[attr-defined]
+_CURTAIL_FLEET: Table = CurtailFleet.__table__  # type: ignore[attr-defined]
 _HEALTH: Table = HealthHourly.__table__  # type: ignore[attr-defined]
 
 

@@ -176,6 +176,10 @@ class Storage(StorageQueries):
         for r in rows:
             self._put(("curtail_state", _with_datetimes(r) | {"updated_at": _dt(time.time())}))
 
+    def set_curtail_fleet(self, active: dict[str, float]) -> None:
+        """The fleet-level rules in force and since when (unix seconds); replaces what is stored."""
+        self._put(("curtail_fleet", [{"rule": k, "since": _dt(v)} for k, v in sorted(active.items())]))
+
     def add_curtail_log(self, rows: Iterable[dict[str, Any]]) -> None:
         """Curtailment log rows (CurtailLogRecord columns, `at` as unix seconds)."""
         for r in rows:
@@ -290,6 +294,7 @@ class Storage(StorageQueries):
             ("prices", _Batch.only(b, "prices")),
             ("curtailment state", _Batch.only(b, "curtail_state")),
             ("curtailment log", _Batch.only(b, "curtail_log")),
+            ("curtailment fleet memory", _Batch.only(b, "curtail_fleet")),
             ("latest state", _Batch.only(b, "latest")),
         ]
         for name, part in parts:

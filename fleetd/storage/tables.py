@@ -176,6 +176,15 @@ class CurtailControl(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_ts(nullable=False))
 
 
+class CurtailFleet(SQLModel, table=True):
+    """Fleet-level curtailment memory: each rule in force (e.g. a price strike) and since when."""
+
+    __tablename__ = "curtail_fleet"
+
+    rule: str = Field(primary_key=True)
+    since: datetime = Field(sa_column=_ts(nullable=False))
+
+
 class HealthHourly(SQLModel, table=True):
     """Per-miner health sums of one UTC hour (fleetd.health.history SUMS): the trend detector's input."""
 

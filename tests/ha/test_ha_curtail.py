@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 
 from fleetd.config import HaConfig
 from fleetd.sim.fleet import Fleet, Group
 from tests.conftest import loopback_host, web_port
 
-from .conftest import terminate_lock_sessions
+from .conftest import CONNINFO, terminate_lock_sessions
 from .test_ha_pair import API_PORT, Instance, _polled, _role
 
 BLOCK = 93
@@ -150,6 +151,7 @@ async def test_kill_9_the_active_and_the_standby_honours_its_pin_and_dr_event(
 
             pin_id, event_id = await _pin_and_event(api_a, hosts)
             before = await _until(_honoured(api_a, hosts, pin_id, event_id), 30, "pin and DR", a)
+            since = await _until(lambda: _rule_since(pg_url, "demand_response"), 10, "fleet memory stored", a)
             asleep = _asleep(before)
             assert all(fleet.state(h).sleeping == (h in asleep) for h in hosts)
 
@@ -182,6 +184,7 @@ async def test_kill_9_the_active_and_the_standby_honours_its_pin_and_dr_event(
             await asyncio.sleep(3.0)  # several of B's decisions
             after = await api_b.status()
             assert _asleep(after) == asleep and after["enforce"] is True
+            assert await _rule_since(pg_url, "demand_response") == since  # B carried A's fleet memory on
             assert {h: fleet.state(h).power_commands for h in hosts} == sent  # B sent nothing
             assert all(fleet.state(h).sleeping == (h in asleep) for h in hosts)
 
@@ -236,6 +239,16 @@ async def _asleep_only(api: Api, hosts: list[str]) -> dict[str, Any] | None:
 async def _refuses_naming(api: Api, active: Instance) -> bool:
     code, err = await api.call("GET", "/api/curtailment/pins")
     return code == 503 and f"api {active.api}:{API_PORT}" in err["error"]
+
+
+async def _rule_since(url: str, rule: str) -> float | None:
+    """Since when the pair's stored fleet memory has `rule` in force."""
+    schema = url.split("search_path%3D")[1]
+    with psycopg.connect(CONNINFO, autocommit=True) as conn:
+        row = conn.execute(
+            f'SELECT extract(epoch FROM since) FROM "{schema}".curtail_fleet WHERE rule = %s', (rule,)
+        ).fetchone()
+    return float(row[0]) if row else None
 
 
 async def _woken(api: Api) -> bool:

@@ -1,4 +1,4 @@
-"""Curtailment controls: the operator's pins, demand-response events and enforce switch, shared by an HA pair.
+"""Curtailment shared by an HA pair: the operator's pins, DR events and enforce switch; fleet rule memory.
 
 Revision ID: 0005
 Revises: 0004
@@ -24,7 +24,14 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_table(
+        "curtail_fleet",
+        sa.Column("rule", sa.String(), nullable=False),
+        sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("rule"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("curtail_fleet")
     op.drop_table("curtail_controls")
