@@ -157,7 +157,9 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         if self.config.curtailment is not None and self.curtail_controls is None:
             from fleetd.daemon.curtail_controls import CONTROLS_FILE, ControlsStore
 
-            self.curtail_controls = ControlsStore(self.state_dir / CONTROLS_FILE, on_event=self.emit)
+            self.curtail_controls = ControlsStore(
+                self.state_dir / CONTROLS_FILE, on_event=self.emit, shared=self._use_storage
+            )
         await self._attach_controls()  # before the first decision: an HA takeover honours the pair's pins
         await self._start_curtailment()
         self._start_scheduler()

@@ -106,8 +106,10 @@ class ControlsStore:
         *,
         on_event: Callable[[Event], None] | None = None,
         clock: Callable[[], float] = time.time,
+        shared: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.shared = shared  # False: never attached (no storage), so nothing waits for the database
         self._emit = on_event or (lambda _e: None)
         self._clock = clock
         self._lock = threading.RLock()
@@ -231,7 +233,6 @@ class ControlsStore:
                 self._save()
         if pin is not None:
             self._push()
-        if pin is not None:
             msg = f"pin {pin.id} ({self.describe_pin(pin)}) removed ({source})"
             self._emit(Event(EventKind.CURTAIL_PIN_REMOVED, msg))
         return pin
@@ -296,7 +297,6 @@ class ControlsStore:
                 self._save()
         if ev is not None:
             self._push()
-        if ev is not None:
             self._emit(
                 Event(
                     EventKind.CURTAIL_DR_STOPPED, f"DR event {ev.id} ({ev.target_kw:g} kW) stopped ({source})"
@@ -433,10 +433,9 @@ class ControlsStore:
         with self._sync_lock:
             with self._lock:
                 todo = dict(self._unsynced)
-                rows = [r for key in todo if (r := self._row(key)) is not None]
-                deleted = [key for key in todo if key not in self._pins and key not in self._events
-                           and key != ENFORCE_ID] + ([ENFORCE_ID] if ENFORCE_ID in todo
-                                                     and self._enforce is None else [])  # fmt: skip
+                found = {key: self._row(key) for key in todo}
+            rows = [r for r in found.values() if r is not None]
+            deleted = [key for key, r in found.items() if r is None]  # unpinned, stopped, expired, reset
             if not todo:
                 return True
             try:
@@ -461,6 +460,8 @@ class ControlsStore:
 
     def _touch(self, key: str) -> None:
         """Caller holds the lock."""
+        if not self.shared:
+            return
         self._changes += 1
         self._unsynced[key] = self._changes
 

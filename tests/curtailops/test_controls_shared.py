@@ -151,3 +151,11 @@ def test_catch_up_loads_what_attach_could_not_read(db_url: str, tmp_path: Path) 
         assert b.catch_up() and not b.needs_sync and b.pins() == (pin,)
     finally:
         st.close()
+
+
+def test_without_storage_nothing_waits_for_a_database(tmp_path: Path) -> None:
+    s = ControlsStore(tmp_path / "c.json", shared=False)
+    pin = s.pin("sleep", miners=["m1"])
+    s.unpin(pin.id)
+    s.set_enforce(True)
+    assert s.unsynced == 0 and json.loads((tmp_path / "c.json").read_text())["unsynced"] == []
