@@ -207,8 +207,10 @@ class CurtailmentLoop:
         eco = self.d.economics
         if eco is None or now - self._started_at > FIRST_PRICE_WAIT_S:
             return False
-        r = eco.electricity_price(now)
-        return r.value is None and not r.error
+        tracker = getattr(eco.prices, "tracker", None)  # a market or feed (MarketPrices): fetched or failed?
+        if tracker is not None:
+            return tracker.value is None and tracker.failures == 0 and not tracker.error
+        return eco.electricity_price(now).value is None and eco.prices is not None
 
     def enforce(self, cfg: CurtailmentConfig) -> bool:
         store = self.d.curtail_controls
