@@ -2,12 +2,14 @@
 
 Reads come from a daemon-like object: `curtail_status` (published by the curtailment loop),
 `curtail_controls` (a ControlsStore, None without [curtailment]), `events` (the recent event log) and
-`config`. Writes need `Authorization: Bearer <token>` matching [api] token; without a configured token
+`config`, and `ha` (the HA coordinator, or None): on a standby they answer 503 naming the active instance.
+Writes need `Authorization: Bearer <token>` matching [api] token; without a configured token
 they are off (403). The token is compared in constant time and never logged or echoed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -89,6 +91,20 @@ def _controls(request: web.Request) -> ControlsStore | None:
     return getattr(_source(request), "curtail_controls", None)
 
 
+def standby_refusal(request: web.Request) -> web.Response | None:
+    """503 on the standby of an HA pair, naming the active instance: only the active one runs curtailment,
+    so only its API shows it and takes controls (it stores them in the database the pair shares)."""
+    ha = getattr(_source(request), "ha", None)
+    if ha is None or ha.active:
+        return None
+    who = ha.active_instance or "not known yet (the standby has not seen the lock's holder)"
+    return _error(
+        503,
+        f"this fleetd is the HA standby: curtailment is shown and controlled on the active instance, {who}",
+        **{"Retry-After": str(max(1, round(ha.config.takeover_s)))},
+    )
+
+
 def _unauthorized(request: web.Request) -> web.Response | None:
     """None when the request carries the configured token; else the refusal (403 off, 401 wrong/missing)."""
     token: Token = request.app[TOKEN_KEY]  # type: ignore[assignment]
@@ -109,7 +125,7 @@ def _unauthorized(request: web.Request) -> web.Response | None:
 
 
 async def _write_guard(request: web.Request) -> tuple[web.Response | None, ControlsStore | None]:
-    if (refused := _unauthorized(request)) is not None:
+    if (refused := _unauthorized(request) or standby_refusal(request)) is not None:
         return refused, None
     store = _controls(request)
     if store is None:
@@ -157,6 +173,8 @@ def _fleet(request: web.Request) -> dict[str, Any]:
 
 
 async def curtailment(request: web.Request) -> web.Response:
+    if (refused := standby_refusal(request)) is not None:
+        return refused
     q = request.query
     try:
         matched = cv.filter_statuses(
@@ -178,6 +196,8 @@ async def curtailment(request: web.Request) -> web.Response:
 
 
 async def curtailment_miner(request: web.Request) -> web.Response:
+    if (refused := standby_refusal(request)) is not None:
+        return refused
     miner_id = request.match_info["id"]
     doc = cv.miner_doc(getattr(_source(request), "curtail_status", None), _state(request), miner_id)
     if doc is None:
@@ -186,14 +206,20 @@ async def curtailment_miner(request: web.Request) -> web.Response:
 
 
 async def list_pins(request: web.Request) -> web.Response:
+    if (refused := standby_refusal(request)) is not None:
+        return refused
     return _json({"pins": _fleet(request)["pins"]})
 
 
 async def list_dr(request: web.Request) -> web.Response:
+    if (refused := standby_refusal(request)) is not None:
+        return refused
     return _json({"dr_events": _fleet(request)["dr_events"]})
 
 
 async def get_enforce(request: web.Request) -> web.Response:
+    if (refused := standby_refusal(request)) is not None:
+        return refused
     f = _fleet(request)
     return _json({k: f[k] for k in ("configured", "enforce", "enforce_override", "enforce_configured")})
 
@@ -227,7 +253,7 @@ async def add_pin(request: web.Request) -> web.Response:
         return refused
     assert store is not None
     try:
-        pin = store.pin(**cv.parse_pin(await _body(request)), source="api")
+        pin = await asyncio.to_thread(store.pin, **cv.parse_pin(await _body(request)), source="api")
     except ValueError as exc:  # ControlsError included
         return _error(400, str(exc))
     return _json(cv.pin_dict(pin), 201)
@@ -239,7 +265,7 @@ async def remove_pin(request: web.Request) -> web.Response:
         return refused
     assert store is not None
     pin_id = request.match_info["pin_id"]
-    pin = store.unpin(pin_id, source="api")
+    pin = await asyncio.to_thread(store.unpin, pin_id, source="api")
     if pin is None:
         return _error(404, f"no pin {pin_id!r}")
     return _json(cv.pin_dict(pin))
@@ -252,7 +278,9 @@ async def start_dr(request: web.Request) -> web.Response:
     assert store is not None
     now = time.time()
     try:
-        ev = store.start_event(**cv.parse_dr(await _body(request), now), source="api")
+        ev = await asyncio.to_thread(
+            store.start_event, **cv.parse_dr(await _body(request), now), source="api"
+        )
     except ValueError as exc:
         return _error(400, str(exc))
     return _json(cv.dr_dict(ev, max(now, ev.start)), 201)
@@ -264,7 +292,7 @@ async def stop_dr(request: web.Request) -> web.Response:
         return refused
     assert store is not None
     event_id = request.match_info["event_id"]
-    ev = store.stop_event(event_id, source="api")
+    ev = await asyncio.to_thread(store.stop_event, event_id, source="api")
     if ev is None:
         return _error(404, f"no DR event {event_id!r}")
     return _json(cv.dr_dict(ev, time.time()))
@@ -277,7 +305,7 @@ async def set_enforce(request: web.Request) -> web.Response:
     assert store is not None
     try:
         value = None if request.method == "DELETE" else cv.parse_enforce(await _body(request))
-        store.set_enforce(value, source="api")
+        await asyncio.to_thread(store.set_enforce, value, source="api")
     except (ValueError, ControlsError) as exc:
         return _error(400, str(exc))
     return await get_enforce(request)

@@ -324,6 +324,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "takeover_s": {"type": "number"},
                 "takeovers": {"type": "integer"},
                 "last_error": {"type": ["string", "null"]},
+                "active_instance": {
+                    "type": ["string", "null"],
+                    "description": "Standby: the active instance, as its lock session names itself",
+                },
             }
         ),
         "Cycle": {

@@ -35,6 +35,8 @@ _WRITE_ERRORS = {
     "403": _json(_ref("Error"), "Write endpoints are off: no [api] token configured"),
     "409": _json(_ref("Error"), "Curtailment is not configured"),
 }
+# HA: only the active instance runs curtailment; a standby refuses reads and writes alike
+_STANDBY = {"503": _json(_ref("Error"), "This instance is the HA standby; the message names the active one")}
 _SECURITY = [{"bearer": []}]
 
 _PIN = _obj(
@@ -198,7 +200,7 @@ def _write(
         "operationId": op,
         "summary": summary,
         "security": _SECURITY,
-        "responses": {**ok, **_WRITE_ERRORS},
+        "responses": {**ok, **_WRITE_ERRORS, **_STANDBY},
         **extra,
     }
     if body:
@@ -220,7 +222,7 @@ PATHS: dict[str, Any] = {
                 _q("limit", "", {"type": "integer", "minimum": 0, "maximum": 10**9}),
                 _q("offset", "", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}),
             ],
-            "responses": {"200": _json(_ref("Curtailment"), "Fleet and miners"), "400": _ERROR},
+            "responses": {"200": _json(_ref("Curtailment"), "Fleet and miners"), "400": _ERROR, **_STANDBY},
         }
     },
     "/api/curtailment/{id}": {
@@ -228,14 +230,14 @@ PATHS: dict[str, Any] = {
             "operationId": "curtailmentMiner",
             "summary": "One miner's curtailment status",
             "parameters": [_path("id")],
-            "responses": {"200": _json(_ref("MinerCurtailment"), "The miner"), "404": _ERROR},
+            "responses": {"200": _json(_ref("MinerCurtailment"), "The miner"), "404": _ERROR, **_STANDBY},
         }
     },
     "/api/curtailment/pins": {
         "get": {
             "operationId": "listPins",
             "summary": "Operator pins in force",
-            "responses": {"200": _json(_ref("PinList"), "Pins")},
+            "responses": {"200": _json(_ref("PinList"), "Pins"), **_STANDBY},
         },
         "post": _write(
             "addPin",
@@ -256,7 +258,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "listDemandEvents",
             "summary": "Demand-response events not yet ended",
-            "responses": {"200": _json(_ref("DemandEventList"), "Events")},
+            "responses": {"200": _json(_ref("DemandEventList"), "Events"), **_STANDBY},
         },
         "post": _write(
             "startDemandEvent",
@@ -277,7 +279,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "getEnforce",
             "summary": "Whether commands are sent (enforce) or only logged (dry run)",
-            "responses": {"200": _json(_ref("Enforce"), "The switch")},
+            "responses": {"200": _json(_ref("Enforce"), "The switch"), **_STANDBY},
         },
         "post": _write(
             "setEnforce",

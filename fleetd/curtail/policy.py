@@ -170,7 +170,7 @@ def decide(
     fs_mode = config.failsafe
     fs_reason = _DEFAULT_REASON
     if stale:
-        why = "marked stale" if prices.stale else "missing" if price is None else f"{age:,.0f} s old"
+        why = "missing" if price is None else "marked stale" if prices.stale else f"{age:,.0f} s old"
         fs_reason = Reason(
             RuleKind.FAILSAFE,
             FAILSAFE,

@@ -157,7 +157,10 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         if self.config.curtailment is not None and self.curtail_controls is None:
             from fleetd.daemon.curtail_controls import CONTROLS_FILE, ControlsStore
 
-            self.curtail_controls = ControlsStore(self.state_dir / CONTROLS_FILE, on_event=self.emit)
+            self.curtail_controls = ControlsStore(
+                self.state_dir / CONTROLS_FILE, on_event=self.emit, shared=self._use_storage
+            )
+        await self._attach_controls()  # before the first decision: an HA takeover honours the pair's pins
         await self._start_curtailment()
         self._start_scheduler()
         self._start_mqtt()
@@ -216,6 +219,8 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
                 await self.economics.close()
             self.economics = None
         self._write_latest(list(self.state.miners))
+        if self.curtail_controls is not None:  # later changes (a standby's) wait in its file
+            self.curtail_controls.detach()
         self.emit(Event(EventKind.STOPPED, "fleetd stopped"))
         if self.storage is None:
             self._spool_at_stop()
@@ -333,6 +338,20 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
         await self.curtailment.start()
         self.on_cycle.append(self.curtailment.poke)
 
+    async def _attach_controls(self) -> None:
+        """Share the curtailment controls through storage (once it is open): pending changes written, the
+        stored ones loaded. Without it they stay those of the file, written to storage when it opens."""
+        store = self.curtail_controls
+        if store is None or self.storage is None:
+            return
+        try:
+            await asyncio.to_thread(store.attach, self.storage)
+        except Exception as exc:
+            why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+            msg = f"curtailment controls not loaded from storage ({why}); using {store.path}"
+            log.error(msg)
+            self.emit(Event(EventKind.STORAGE_ERROR, msg, level="error"))
+
     async def _stop_curtailment(self) -> None:
         """After the last poll cycle, before the drivers close: commands in flight get a short grace."""
         loop, self.curtailment = self.curtailment, None
@@ -395,6 +414,7 @@ class Daemon(Targets, Recording, StorageHandoff, EconomicsHooks, HealthHooks, Pe
             driver_state_dir=self.state_dir / DRIVER_STATE_SUBDIR,
         )
         self.health = None
+        self.curtail_status = None  # nor stale curtailment series (the active exports the pair's)
 
     # --- reading back --------------------------------------------------------------------------------------
     def miner(self, miner_id: str) -> MinerRecord | None:

@@ -55,6 +55,8 @@ log = logging.getLogger("fleetd.curtail")
 
 FLEET_FILE = "curtail-fleet.json"  # fleet-level policy memory (rules in force since when)
 MIN_TICK_S = 0.25  # passes at most this often: command completions in a large ramp coalesce
+FIRST_PRICE_WAIT_S = 30.0  # after a start, how long the first decision waits for a first price (or error)
+CONTROLS_SYNC_S = 5.0  # controls the database did not take are written again this often
 STOP_GRACE_S = 5.0  # commands still verifying at shutdown get this long, then are re-checked on start
 
 
@@ -79,6 +81,7 @@ class CurtailmentLoop:
         self._config: CurtailmentConfig | None = None
         self._next_decide = 0.0
         self._next_step = 0.0
+        self._started_at = 0.0
         self._waiting: dict[str, str] = {}
         self._dry_sent: dict[str, Target] = {}  # dry run: what would have been sent, logged once
         self._said_uncontrollable: dict[str, Target] = {}
@@ -107,6 +110,7 @@ class CurtailmentLoop:
         return self.d.state_dir / FLEET_FILE
 
     async def start(self) -> None:
+        self._started_at = time.time()
         await self._load()
         self._task = asyncio.create_task(self._run(), name="fleetd-curtailment")
 
@@ -133,9 +137,11 @@ class CurtailmentLoop:
 
     async def _load(self) -> None:
         st = self.d.storage
+        fleet: dict[str, float] | None = None
         if st is not None:
             try:
                 rows = await asyncio.to_thread(st.curtail_states)
+                fleet = await asyncio.to_thread(st.curtail_fleet)  # the pair's, over this instance's file
             except Exception as exc:
                 log.error("curtailment state not loaded (%s); starting from what the miners show", exc)
                 rows = []
@@ -145,17 +151,23 @@ class CurtailmentLoop:
                     mid = str(row["miner_id"])
                     self.memory[mid], self.states[mid] = got
                     self._stored[mid] = to_row(mid, *got)
-        try:
-            data = json.loads(self.fleet_file.read_text())
-            self.fleet = FleetMemory(MappingProxyType({str(k): float(v) for k, v in data["active"].items()}))
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("%s unreadable (%s); fleet rules start afresh", self.fleet_file, exc)
+        self.fleet = FleetMemory(MappingProxyType(fleet if fleet is not None else self._fleet_from_file()))
         if self.memory:
             log.info("curtailment state of %d miners restored", len(self.memory))
 
+    def _fleet_from_file(self) -> dict[str, float]:
+        """The fleet memory saved in the state directory (a start without storage); {} when none."""
+        try:
+            data = json.loads(self.fleet_file.read_text())
+            return {str(k): float(v) for k, v in data["active"].items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("%s unreadable (%s); fleet rules start afresh", self.fleet_file, exc)
+            return {}
+
     async def _run(self) -> None:
+        synced_at = 0.0
         while True:
             delay = max(0.05, min(self._next_decide, self._next_step or self._next_decide) - time.time())
             with contextlib.suppress(TimeoutError):
@@ -166,6 +178,10 @@ class CurtailmentLoop:
             except Exception:  # curtailment must never stop, nor stop polling
                 log.exception("curtailment pass failed")
                 self._next_decide = time.time() + 10.0
+            store = self.d.curtail_controls
+            if store is not None and store.needs_sync and time.monotonic() - synced_at >= CONTROLS_SYNC_S:
+                synced_at = time.monotonic()  # controls set while the database was down: written now
+                await asyncio.to_thread(store.catch_up)
             await asyncio.sleep(MIN_TICK_S)
 
     # --- one pass ------------------------------------------------------------------------------------------
@@ -175,6 +191,8 @@ class CurtailmentLoop:
             self._next_decide = now + 5.0
             return
         self._observe(now)
+        if now >= self._next_decide and self._first_price_pending(now):
+            self._next_decide = now + 1.0  # not a stale feed: the first fetch has not answered yet
         if now >= self._next_decide:
             self._decide(cfg, now)
             self._next_decide = now + cfg.interval_s
@@ -182,6 +200,17 @@ class CurtailmentLoop:
             self._step(cfg, now)
         self._persist()
         self._publish(cfg, now)
+
+    def _first_price_pending(self, now: float) -> bool:
+        """Just started, and the electricity price neither fetched nor failed yet: decide a little later,
+        rather than raise the stale-price fail-safe at every start."""
+        eco = self.d.economics
+        if eco is None or now - self._started_at > FIRST_PRICE_WAIT_S:
+            return False
+        tracker = getattr(eco.prices, "tracker", None)  # a market or feed (MarketPrices): fetched or failed?
+        if tracker is not None:
+            return tracker.value is None and tracker.failures == 0 and not tracker.error
+        return eco.electricity_price(now).value is None and eco.prices is not None
 
     def enforce(self, cfg: CurtailmentConfig) -> bool:
         store = self.d.curtail_controls
@@ -366,6 +395,9 @@ class CurtailmentLoop:
             st.set_curtail_state(rows)
 
     def _save_fleet(self) -> None:
+        """In storage (shared by an HA pair), and in the state directory for a start without it."""
+        if self.d.storage is not None:
+            self.d.storage.set_curtail_fleet(dict(self.fleet.active))
         path = self.fleet_file
         tmp = path.with_suffix(".tmp")
         try:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -87,13 +88,26 @@ _HELD = (
 )
 
 
+_HOLDER = (
+    "SELECT a.application_name || coalesce(' (connected from ' || host(a.client_addr) || ')', '') "
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+    "AND l.objsubid = 1 AND l.classid::bigint = %s AND l.objid::bigint = %s LIMIT 1"
+)
+
+
+def application_name(host: str, api_listen: str) -> str:
+    """The lock session's name in pg_stat_activity: how the standby names the active instance."""
+    return f"fleetd-ha {host} api {api_listen}"[:63]  # PostgreSQL keeps 63 bytes
+
+
 class AdvisoryLock:
     """A session-level advisory lock on a dedicated psycopg connection (autocommit)."""
 
-    def __init__(self, url: str, key: int, timings: Timings) -> None:
+    def __init__(self, url: str, key: int, timings: Timings, name: str = "fleetd-ha") -> None:
         self.url = conninfo(url)
         self.key = key
         self.timings = timings
+        self.name = name
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -146,7 +160,7 @@ class AdvisoryLock:
                 self.url,
                 autocommit=True,
                 connect_timeout=max(2, int(2 * h)),
-                application_name="fleetd-ha",
+                application_name=self.name,
                 keepalives=1,
                 keepalives_idle=idle,
                 keepalives_interval=max(1, idle // 2),
@@ -172,6 +186,13 @@ class AdvisoryLock:
         if not self.connected:
             return False
         return bool(await self._query(_HELD, split_key(self.key)))
+
+    async def holder(self) -> str | None:
+        """The application name (and address) of the session holding the lock; None when none holds it."""
+        if not self.connected:
+            return None
+        found = await self._query(_HOLDER, split_key(self.key))
+        return str(found) if found else None
 
     async def close(self) -> None:
         """End the session, which frees the lock if held."""
@@ -225,13 +246,15 @@ class HaCoordinator:
         self.daemon = daemon
         self.config = config
         self.timings = Timings.of(config.heartbeat_s, config.takeover_s)
-        self.lock = AdvisoryLock(url, config.key(), self.timings)
+        name = application_name(socket.gethostname(), daemon.config.api.listen)
+        self.lock = AdvisoryLock(url, config.key(), self.timings, name)
         self.role = Role.STANDBY
         self.since = time.time()  # when the current role began
         self.takeovers = 0
         self.last_heartbeat_at: float | None = None  # wall clock of the last confirmation (active)
         self.last_attempt_at: float | None = None  # wall clock of the last acquire attempt (standby)
         self.last_error = ""
+        self.active_instance: str | None = None  # standby: who holds the lock, as its session names it
         self.in_control = False  # set while this object starts or stops the daemon
         self._confirmed = 0.0  # monotonic time of the last confirmation that the lock is held
         self._task: asyncio.Task[None] | None = None
@@ -266,11 +289,13 @@ class HaCoordinator:
             "takeover_s": self.config.takeover_s,
             "takeovers": self.takeovers,
             "last_error": self.last_error or None,
+            "active_instance": None if self.active else self.active_instance,
         }
 
     def status_line(self) -> str:
         if self.lock.connected:
-            return f"HA standby: another instance holds lock {self.lock.key}; ready to take over"
+            who = f" ({self.active_instance})" if self.active_instance else ""
+            return f"HA standby: another instance{who} holds lock {self.lock.key}; ready to take over"
         return f"HA standby: database unreachable ({self.last_error or 'connecting'}); retrying"
 
     # --- lifecycle -----------------------------------------------------------------------------------------
@@ -327,6 +352,9 @@ class HaCoordinator:
                 got = False
             else:
                 self._database_up()
+                if not got:
+                    with contextlib.suppress(Exception):
+                        self.active_instance = await self.lock.holder()
             if got:
                 reason = await self._serve()
                 await self._step_down(reason)

@@ -176,6 +176,7 @@ class StorageHandoff:
             if inventory is None:
                 continue
             log.warning("storage available again; writing the inventory polled meanwhile")
+            await self._attach_controls()  # type: ignore[attr-defined]  # Daemon
             self._restore(inventory)
             stored = {row.id: row.identity for row in inventory}
             targets = self.poller.targets()

@@ -12,6 +12,7 @@ from fleetd.model import Snapshot
 from fleetd.numbers import count, hashrate_ths, power_w, temp_c
 from fleetd.records import MIXED, Health, RollupRow
 from fleetd.storage.schema import (
+    _CURTAIL_FLEET,
     _CURTAIL_LOG,
     _CURTAIL_STATE,
     _EVENTS,
@@ -47,6 +48,7 @@ class _Batch:
     """Writes merged while waiting for the database."""
 
     __slots__ = (
+        "curtail_fleet",
         "curtail_log",
         "curtail_state",
         "events",
@@ -69,6 +71,7 @@ class _Batch:
         self.prices: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.curtail_state: dict[str, dict[str, Any]] = {}  # newest row per miner
         self.curtail_log: list[dict[str, Any]] = []
+        self.curtail_fleet: list[dict[str, Any]] | None = None  # the newest set of rules in force (all rows)
         self.health: dict[tuple[str, float], HealthHour] = {}  # summed per miner and hour
         self.items = 0
         self.tries = 0
@@ -86,12 +89,13 @@ class _Batch:
             or self.prices
             or self.curtail_state
             or self.curtail_log
+            or self.curtail_fleet is not None
             or self.health
         )
 
     def row_count(self) -> int:
         """Rows this batch would write."""
-        return sum(
+        return len(self.curtail_fleet or ()) + sum(
             len(getattr(self, f))
             for f in (
                 "miners",
@@ -135,6 +139,8 @@ class _Batch:
             self.curtail_state[payload["miner_id"]] = payload
         elif kind == "curtail_log":
             self.curtail_log.append(payload)
+        elif kind == "curtail_fleet":
+            self.curtail_fleet = payload
         elif kind == "price":
             self.prices.setdefault(tuple(payload[k] for k in _PRICE_KEY), payload)
         elif kind == "health":
@@ -201,6 +207,10 @@ def write_batch(engine: Engine, b: _Batch) -> None:
             _upsert(conn, _CURTAIL_STATE, list(b.curtail_state.values()), ["miner_id"])
         if b.curtail_log:
             conn.execute(insert(_CURTAIL_LOG), b.curtail_log)
+        if b.curtail_fleet is not None:
+            conn.execute(_CURTAIL_FLEET.delete())
+            if b.curtail_fleet:
+                conn.execute(insert(_CURTAIL_FLEET), b.curtail_fleet)
         latest = list(b.latest.values())
         for i in range(0, len(latest), 1000):  # chunks keep the transient row dicts small
             _upsert(conn, _LATEST, [_latest_row(r) for r in latest[i : i + 1000]], ["miner_id"])

@@ -10,6 +10,8 @@ from sqlalchemy import Engine, Table, select
 
 from fleetd.model import Identity
 from fleetd.storage.schema import (
+    _CURTAIL_CONTROLS,
+    _CURTAIL_FLEET,
     _CURTAIL_LOG,
     _CURTAIL_STATE,
     _EVENTS,
@@ -129,6 +131,14 @@ class StorageQueries:
     def curtail_states(self) -> list[dict[str, Any]]:
         """Every miner's stored curtailment state (times as unix seconds)."""
         return self._rows(select(_CURTAIL_STATE).order_by(_CURTAIL_STATE.c.miner_id))
+
+    def curtail_controls(self) -> list[dict[str, Any]]:
+        """The operator's stored curtailment controls: id, kind, body (JSON), updated_at (unix seconds)."""
+        return self._rows(select(_CURTAIL_CONTROLS).order_by(_CURTAIL_CONTROLS.c.id))
+
+    def curtail_fleet(self) -> dict[str, float]:
+        """The stored fleet-level curtailment memory: rule name -> in force since (unix seconds)."""
+        return {str(r["rule"]): float(r["since"]) for r in self._rows(select(_CURTAIL_FLEET))}
 
     def curtail_log(
         self, *, limit: int = 100, miner_id: str | None = None, kind: str | None = None

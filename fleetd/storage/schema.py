@@ -15,6 +15,8 @@ from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 
 from fleetd.storage.tables import (
+    CurtailControl,
+    CurtailFleet,
     CurtailLogRecord,
     CurtailState,
     EventRecord,
@@ -37,6 +39,8 @@ _EVENTS: Table = EventRecord.__table__  # type: ignore[attr-defined]
 _PRICES: Table = PriceRecord.__table__  # type: ignore[attr-defined]
 _CURTAIL_STATE: Table = CurtailState.__table__  # type: ignore[attr-defined]
 _CURTAIL_LOG: Table = CurtailLogRecord.__table__  # type: ignore[attr-defined]
+_CURTAIL_CONTROLS: Table = CurtailControl.__table__  # type: ignore[attr-defined]
+_CURTAIL_FLEET: Table = CurtailFleet.__table__  # type: ignore[attr-defined]
 _HEALTH: Table = HealthHourly.__table__  # type: ignore[attr-defined]
 
 

@@ -47,8 +47,10 @@ _KINDS = (  # (name in the logs, _Batch field)
     ("prices", "prices"),
     ("curtailment state", "curtail_state"),
     ("curtailment log", "curtail_log"),
+    ("curtailment fleet memory", "curtail_fleet"),
     ("latest state", "latest"),
 )
+_WHOLE = frozenset({"curtail_fleet"})  # kinds written as one set that replaces the stored one: never split
 _WAKE = ("wake", None)
 
 
@@ -189,10 +191,27 @@ class Storage(StorageQueries):
         for r in rows:
             self._put(("curtail_state", _with_datetimes(r) | {"updated_at": _dt(time.time())}))
 
+    def set_curtail_fleet(self, active: dict[str, float]) -> None:
+        """The fleet-level rules in force and since when (unix seconds); replaces what is stored."""
+        self._put(("curtail_fleet", [{"rule": k, "since": _dt(v)} for k, v in sorted(active.items())]))
+
     def add_curtail_log(self, rows: Iterable[dict[str, Any]]) -> None:
         """Curtailment log rows (CurtailLogRecord columns, `at` as unix seconds)."""
         for r in rows:
             self._put(("curtail_log", _with_datetimes(r)))
+
+    def write_curtail_controls(self, rows: Iterable[dict[str, Any]], deleted: Iterable[str] = ()) -> None:
+        """Write controls now, in one transaction (not queued: the operator is told it is stored): `rows`
+        (id, kind, body) replace those with the same id, `deleted` ids go. Raises when the database fails."""
+        assert self.engine is not None
+        t = schema._CURTAIL_CONTROLS
+        rows = [r | {"updated_at": _dt(time.time())} for r in rows]
+        gone = {r["id"] for r in rows} | set(deleted)
+        with self.engine.begin() as conn:
+            if gone:
+                conn.execute(t.delete().where(t.c.id.in_(sorted(gone))))
+            if rows:
+                conn.execute(t.insert(), rows)
 
     def add_health_hours(self, rows: Iterable[HealthHour]) -> None:
         """Per-miner hourly health sums (summed with what is stored for the same miner and hour)."""
@@ -310,7 +329,7 @@ class Storage(StorageQueries):
             budget[0] -= 1
             if not errors:
                 errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
-            if rows <= 1:
+            if rows <= 1 or field in _WHOLE:
                 return rows
         first, second = part.halves(field)
         return self._write_or_split(first, field, budget, errors) + self._write_or_split(

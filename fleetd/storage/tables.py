@@ -165,6 +165,26 @@ class CurtailLogRecord(SQLModel, table=True):
     message: str = ""
 
 
+class CurtailControl(SQLModel, table=True):
+    """An operator control of curtailment (a pin, a DR event, the enforce switch), shared by an HA pair."""
+
+    __tablename__ = "curtail_controls"
+
+    id: str = Field(primary_key=True)  # the pin's or event's id; "enforce" for the switch
+    kind: str  # pin / dr / enforce
+    body: str = "{}"  # JSON of the control (fleetd.daemon.curtail_controls)
+    updated_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class CurtailFleet(SQLModel, table=True):
+    """Fleet-level curtailment memory: each rule in force (e.g. a price strike) and since when."""
+
+    __tablename__ = "curtail_fleet"
+
+    rule: str = Field(primary_key=True)
+    since: datetime = Field(sa_column=_ts(nullable=False))
+
+
 class HealthHourly(SQLModel, table=True):
     """Per-miner health sums of one UTC hour (fleetd.health.history SUMS): the trend detector's input."""
 

@@ -295,3 +295,19 @@ def test_one_miners_absurd_figures_stay_its_own() -> None:
     assert runs[0] is not None and runs[0].power_w == 3000.0
     assert runs[1] is None and runs[2] is None
     assert _load_kw(SimpleNamespace(state=st)) == 3.0  # type: ignore[arg-type]
+
+
+async def test_a_price_feed_down_from_the_start_raises_the_fail_safe_sends_nothing(tmp_path: Path) -> None:
+    async with farm(old=2, new=0) as (fleet, hosts, _prices):
+        dead = f"http://{loopback_host(BLOCK)}:9"  # nothing listens there: every fetch is refused
+        d = Daemon(_config(hosts, dead), state_dir=tmp_path)
+        await d.start()
+        try:
+            said = lambda: events(d, EventKind.CURTAIL_FAILSAFE)  # noqa: E731
+            await until(lambda: bool(said()), what="the stale-price fail-safe")
+            assert "electricity price missing" in said()[0].message and said()[0].level == "warning"
+            assert d.curtail_status is not None and d.curtail_status.failsafe
+            await asyncio.sleep(1.5)
+            assert commands(fleet, hosts) == {h: 0 for h in hosts} and len(said()) == 1
+        finally:
+            await d.stop()

@@ -86,6 +86,8 @@ async def test_the_worked_example_sleeps_the_loss_makers(tmp_path: Path) -> None
             st = lambda: d.curtail_status  # noqa: E731
             await _until(lambda: st() is not None and len(st().miners) == 12, 20, "a pass over 12")
             await _until(lambda: all(st().miners[h].actual is Actual.RUNNING for h in hosts), 20, "running")
+            # the first decision waited for the first price: no stale-price fail-safe at the start
+            assert not [e for e in d.events if e.kind is EventKind.CURTAIL_FAILSAFE]
             prices.scenario.price_now = prices.scenario.high
             losers = [m.host for m in miners if not m.model.startswith("Antminer S21")]
             await _until(

@@ -201,6 +201,23 @@ def test_an_unreadable_token_turns_writes_off_without_showing_it(tmp_path: Path)
     assert load_token(SecretRef(file=str(tmp_path / "empty"))).problem == "api.token is empty"
 
 
+def test_the_token_from_the_environment_or_a_systemd_credential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("FLEETD_TEST_API_TOKEN", TOKEN)
+    assert load_token(SecretRef(env="FLEETD_TEST_API_TOKEN")).value == TOKEN.encode()
+    (tmp_path / "creds").mkdir()
+    (tmp_path / "creds" / "api-token").write_text(TOKEN + "\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+    assert load_token(SecretRef(credential="api-token")).value == TOKEN.encode()
+    cfg = parse_config({"api": {"token": {"credential": "api-token"}}})
+    assert load_token(cfg.api.token).value == TOKEN.encode()
+    assert TOKEN not in repr(cfg) and TOKEN not in caplog.text
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    t = load_token(SecretRef(credential="api-token"))
+    assert t.value is None and "CREDENTIALS_DIRECTORY" in t.problem and TOKEN not in caplog.text
+
+
 @pytest.mark.parametrize(
     ("path", "body", "message"),
     [
@@ -311,3 +328,17 @@ async def test_real_daemon_wires_the_store_and_keeps_controls_across_restarts(tm
         finally:
             await server.stop()
             await d.stop()
+
+
+def test_the_openapi_document_gives_the_standby_refusal_of_every_curtailment_route() -> None:
+    doc = openapi_document(__version__)
+    ops = [
+        (p, m, op)
+        for p, item in doc["paths"].items()
+        if p.startswith("/api/curtailment")
+        for m, op in item.items()
+    ]
+    assert len(ops) >= 10
+    for path, method, op in ops:
+        assert "503" in op["responses"], (method, path)
+    assert "active_instance" in doc["components"]["schemas"]["HaStatus"]["properties"]

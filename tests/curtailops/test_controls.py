@@ -119,7 +119,7 @@ def test_restart_keeps_controls_and_the_file_is_written_atomically(tmp_path: Pat
     ev = s.start_event(400, clock.t + 900, sites=["south"])
     s.set_enforce(False)
     data = json.loads((tmp_path / "c.json").read_text())
-    assert data["version"] == 1 and data["enforce"] is False
+    assert data["version"] == 2 and data["enforce"] is False
     assert [f for f in os.listdir(tmp_path) if f != "c.json"] == []  # no temp files left behind
     again = _store(tmp_path, clock)
     assert again.pins() == (pin,)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -107,7 +108,15 @@ async def test_one_active_standby_takes_over_when_the_active_loses_the_database(
             await asyncio.sleep(3 * HEARTBEAT_S)  # B tried and failed a few times
             assert not b.ha.active and not b.started and b.storage is None
             assert b.state.miners == {} and b.state.last_cycle is None  # B polls nothing
-            assert b.progressing() and b.status_line().startswith("HA standby: another instance holds lock")
+            # B names A as its lock session shows it: the host and A's API address
+            assert b.ha.active_instance is not None
+            assert b.ha.active_instance.startswith(f"fleetd-ha {socket.gethostname()}"[:63])
+            assert f"api {cfg.api.listen}" in b.ha.active_instance
+            line = b.status_line()
+            assert b.progressing() and line.startswith(
+                f"HA standby: another instance ({b.ha.active_instance})"
+            )
+            assert line.endswith(f"holds lock {b.ha.lock.key}; ready to take over")
             assert not b.may_command() and a.may_command()
 
             async with _api(a) as a_url, _api(b) as b_url:

@@ -33,10 +33,27 @@ def test_migrations_create_every_table(db_url: str) -> None:
         names = set(inspect(store.engine).get_table_names())
         tables = {"miners", "identity_history", "latest_state", "hourly_rollups", "events", "alembic_version"}
         tables |= {"prices", "curtail_state", "curtail_log", "health_hourly"}
+        tables |= {"curtail_controls", "curtail_fleet"}
         assert tables <= names
         with store.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
         store.migrate()  # applying again is a no-op
+    finally:
+        store.close()
+
+
+def test_curtailment_fleet_memory_is_replaced_as_a_whole(db_url: str) -> None:
+    store = _open(db_url)
+    try:
+        store.set_curtail_fleet({"strike": HOUR, "failsafe": HOUR + 60})
+        assert store.flush(10)
+        assert store.curtail_fleet() == {"strike": HOUR, "failsafe": HOUR + 60}
+        store.set_curtail_fleet({"failsafe": HOUR + 60})
+        store.set_curtail_fleet({"strike": HOUR + 900})  # the newest set wins, in the same batch too
+        assert store.flush(10)
+        assert store.curtail_fleet() == {"strike": HOUR + 900}
+        store.set_curtail_fleet({})
+        assert store.flush(10) and store.curtail_fleet() == {}
     finally:
         store.close()
 
