@@ -4,7 +4,9 @@ Avalon controllers handle one API connection at a time badly (a second one stall
 so every command to one miner, reads included, goes through a per-miner lock. `ascset|0,softoff,1:<ts>`
 and `softon` take the time at which to act, on the miner's own clock (many Avalons run with an unset
 clock), so the driver takes it from the STATUS "When" of a fresh read. `softon` often closes the socket
-without a reply: that is no error, the re-read decides.
+without a reply: that is no error, the re-read decides. Work modes (Eco, Standard, Super) are the
+power-limit capability: the driver picks the mode with the most expected power within the limit
+(drivers/avalon/modes.py) and verifies that WORKMODE shows it while the miner hashes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fleetd.drivers import verify
+from fleetd.drivers.avalon.modes import mode_watts, pick_mode
 from fleetd.drivers.avalon.parse import (
     WORKMODES,
     is_avalon,
@@ -24,7 +27,7 @@ from fleetd.drivers.avalon.parse import (
     when,
     work_level,
 )
-from fleetd.drivers.base import Driver, Endpoint, SupportsSleep
+from fleetd.drivers.base import Driver, Endpoint, Sent, SupportsPowerLimit, SupportsSleep
 from fleetd.drivers.cgminer import VersionProbe, reply_content
 
 from fleetd.model import Identity, Mode, Reading, Snapshot
@@ -44,7 +47,7 @@ _LOCKS: dict[tuple[str, int], asyncio.Lock] = {}
 _WORKMODE_VALUES = {mode: value for value, mode in WORKMODES.items()}
 
 
-class AvalonDriver(VersionProbe, Driver, SupportsSleep):
+class AvalonDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
     """A Canaan Avalon (A13xx-A15xx, Avalon Q / Nano). A poll is one joined `version+estats+pools`."""
 
     name = "avalon"
@@ -54,14 +57,15 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
     models = ("AvalonMiner A1246-A1566", "Avalon Q", "Avalon Nano")
     reads = "version/devs/estats per poll"
     controls = (
-        "sleep/wake: `ascset` softoff/softon on the miner's clock; work mode and work level "
-        "(`ascset` workmode/worklevel, verified by re-read; not a power-limit capability)"
+        "sleep/wake: `ascset` softoff/softon on the miner's clock; power limit: `ascset` workmode "
+        "(the Eco/Standard/Super mode with the most expected power within the limit, A1466/A1566/Q)"
     )
     POLL = ("version", "estats", "pools")
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self.api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
+        self._model = ""  # the model the last read showed (its work modes give the power-limit range)
 
     @contextlib.asynccontextmanager
     async def _serial(self) -> AsyncIterator[None]:
@@ -86,7 +90,9 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
         return {f"rpc_{cmd}": reply for cmd, reply in replies.items()}
 
     async def read(self) -> Reading:
-        return self.parse_responses(await self.raw_responses(), host=self.host, polled_at=time.time())
+        reading = self.parse_responses(await self.raw_responses(), host=self.host, polled_at=time.time())
+        self._model = reading.identity.model
+        return reading
 
     async def identity(self) -> Identity:
         async with self._serial():
@@ -140,6 +146,44 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
             "softon", lambda s: s.mode is not Mode.SLEEP and bool(s.hashrate_ths and s.hashrate_ths > 0)
         )
 
+    def power_limit_range(self) -> tuple[int, int] | None:
+        modes = mode_watts(self._model)
+        return (int(modes[0].watts), int(modes[-1].watts)) if modes else None
+
+    async def set_power_limit(self, watts: int) -> Snapshot:
+        """Switch to the work mode with the most expected power within `watts`; verify the miner runs it."""
+        return await (await self.send_power_limit(watts)).confirm()
+
+    async def send_power_limit(self, watts: int) -> Sent:
+        reading = await self.read()
+        model = reading.identity.model
+        modes = mode_watts(model)
+        if not modes:
+            raise UnsupportedError(
+                f"no work-mode power figures for {model or 'this Avalon'} (known: Avalon A1466, A1566, Q): "
+                "a power limit would be a guess",
+                host=self.host,
+                command="workmode",
+            )
+        chosen = pick_mode(modes, watts)
+        if chosen is None:
+            low = modes[0]
+            raise CommandRejectedError(
+                f"{watts} W is below this {model}'s lowest work mode ({low.mode.value}, {low.watts:g} W); "
+                "to draw less, sleep it",
+                host=self.host,
+                command="workmode",
+            )
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
+        await self._ascset(f"0,workmode,set,{chosen.value}")
+        return Sent(
+            lambda: self._verify(
+                f"workmode {chosen.value} ({chosen.mode.value}, {chosen.watts:g} W) for a {watts} W limit",
+                lambda s: s.mode is chosen.mode and bool(s.hashrate_ths and s.hashrate_ths > 0),
+                deadline,
+            )
+        )
+
     async def set_work_mode(self, mode: Mode) -> Snapshot:
         """Switch the work mode (LOW = Eco, NORMAL = Standard, HIGH = Super) and verify it shows."""
         value = _WORKMODE_VALUES.get(mode)
@@ -185,7 +229,9 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
             command="worklevel",
         )
 
-    async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
+    async def _verify(
+        self, action: str, ok: Callable[[Snapshot], bool], deadline: float | None = None
+    ) -> Snapshot:
         return await verify.confirm(
             self.snapshot,
             ok,
@@ -193,4 +239,5 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
             host=self.host,
             timeouts=self.endpoint.timeouts,
             describe=lambda s: f"mode {s.mode.value}, hashrate {verify.rate(s)}",
+            deadline=deadline,
         )

@@ -23,7 +23,7 @@ async def test_detected_and_read(start: Start, model: str) -> None:
     found = await detect(endpoint)
     assert found is not None and found[0] is AvalonDriver and found[1].model == miner.prod
     driver = AvalonDriver(endpoint)
-    assert driver.capabilities == {Capability.SLEEP}
+    assert driver.capabilities == {Capability.SLEEP, Capability.POWER_LIMIT}
     snap = (await driver.read()).snapshot
     assert snap.is_mining and snap.mode is Mode.NORMAL
     assert snap.hashrate_ths == pytest.approx(miner.state.spec.hashrate_ths)
