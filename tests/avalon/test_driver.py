@@ -104,3 +104,62 @@ async def test_commands_to_one_miner_are_serialized(start: Start) -> None:
     drivers = [AvalonDriver(endpoint) for _ in range(3)]  # even separate driver objects share the lock
     await asyncio.gather(*(d.read() for d in drivers for _ in range(3)), drivers[0].identity())
     assert len(seen) >= 10 and max(seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "watts", "mode", "value"),
+    [
+        ("AvalonMiner 15-194", 3000, Mode.LOW, "0"),
+        ("AvalonMiner 15-194", 5000, Mode.HIGH, "2"),
+        ("Avalon Q", 1200, Mode.LOW, "0"),
+        ("Avalon Q", 5000, Mode.NORMAL, "1"),  # no Super: its draw is not known
+    ],
+)
+async def test_power_limit_picks_the_work_mode_and_verifies_it(
+    start: Start, model: str, watts: int, mode: Mode, value: str
+) -> None:
+    miner, endpoint = await start(model)
+    driver = AvalonDriver(endpoint)
+    before = (await driver.read()).snapshot
+    snap = await driver.set_power_limit(watts)
+    assert snap.mode is mode and snap.is_mining and snap.hashrate_ths
+    assert miner.state.mode == mode.value
+    stats = await driver.raw_responses()
+    assert f"WORKMODE[{value}]" in str(stats["rpc_estats"])
+    assert snap.power_w is not None and snap.power_w <= watts
+    if mode is Mode.LOW:
+        assert snap.power_w < before.power_w and snap.hashrate_ths < before.hashrate_ths  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("model", "span"), [("AvalonMiner 15-194", (2462, 4104)), ("Avalon Q", (800, 1674))])
+async def test_power_limit_range_is_the_models_modes(start: Start, model: str, span: tuple[int, int]) -> None:
+    _, endpoint = await start(model)
+    driver = AvalonDriver(endpoint)
+    assert driver.power_limit_range() is None  # nothing read yet
+    await driver.read()
+    assert driver.power_limit_range() == span
+
+
+@pytest.mark.parametrize(("model", "lowest"), [("AvalonMiner 15-194", "2462 W"), ("Avalon Q", "800 W")])
+async def test_a_limit_below_the_lowest_mode_is_refused(start: Start, model: str, lowest: str) -> None:
+    miner, endpoint = await start(model)
+    with pytest.raises(CommandRejectedError, match=f"below this .*lowest work mode \\(low, {lowest}\\)"):
+        await AvalonDriver(endpoint).set_power_limit(700)
+    assert miner.state.mode == "normal"
+
+
+@pytest.mark.parametrize(("model", "watts"), [("AvalonMiner 15-194", 3000), ("Avalon Q", 1200)])
+async def test_ignored_power_limit_is_not_complied(start: Start, model: str, watts: int) -> None:
+    miner, endpoint = await start(model, faults=Faults(ignore_power_commands=True))
+    with pytest.raises(
+        NotCompliedError, match=rf"workmode 0 \(low, .* W\) for a {watts} W limit.*mode normal"
+    ):
+        await AvalonDriver(endpoint).set_power_limit(watts)
+    assert miner.state.mode == "normal"
+
+
+async def test_power_limit_sends_then_confirms(start: Start) -> None:
+    miner, endpoint = await start("AvalonMiner 15-194")
+    sent = await AvalonDriver(endpoint).send_power_limit(3419)  # just under Standard's 3420 W
+    assert miner.state.mode == "low"  # sent and acknowledged; the re-read comes with confirm()
+    assert (await sent.confirm()).mode is Mode.LOW
