@@ -6,7 +6,9 @@ and `softon` take the time at which to act, on the miner's own clock (many Avalo
 clock), so the driver takes it from the STATUS "When" of a fresh read. `softon` often closes the socket
 without a reply: that is no error, the re-read decides. Work modes (Eco, Standard, Super) are the
 power-limit capability: the driver picks the mode with the most expected power within the limit
-(drivers/avalon/modes.py) and verifies that WORKMODE shows it while the miner hashes.
+(drivers/avalon/modes.py) and verifies that WORKMODE shows it while the miner hashes. The mode the miner
+ran before fleetd's first limit is remembered (per process and in `state_dir`, as the Antminer driver
+keeps its mode before sleep) and `wake` switches back to it, so that ending a limit restores the miner.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fleetd.drivers import verify
+from fleetd.drivers.antminer import modes as journal
 from fleetd.drivers.avalon.modes import mode_watts, pick_mode
 from fleetd.drivers.avalon.parse import (
     WORKMODES,
@@ -45,6 +48,8 @@ __all__ = ["SOFT_DELAY_S", "AvalonDriver"]
 SOFT_DELAY_S = 2  # seconds ahead (miner clock) at which softoff/softon are scheduled
 _LOCKS: dict[tuple[str, int], asyncio.Lock] = {}
 _WORKMODE_VALUES = {mode: value for value, mode in WORKMODES.items()}
+# The work mode each miner ran before fleetd's first power limit, restored by wake; by "avalon:HOST:PORT".
+_MODE_BEFORE_LIMIT: dict[str, str] = {}
 
 
 class AvalonDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
@@ -140,11 +145,37 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
         return await self._verify("softoff", off)
 
     async def wake(self) -> Snapshot:
+        """Soft-on, verified hashing; then back to the work mode from before fleetd's power limit, if any."""
         now, _ = await self._miner_clock()
         await self._ascset(f"0,softon,1:{now + SOFT_DELAY_S}", reply_optional=True)
-        return await self._verify(
+        snap = await self._verify(
             "softon", lambda s: s.mode is not Mode.SLEEP and bool(s.hashrate_ths and s.hashrate_ths > 0)
         )
+        before = self._remembered_mode()
+        if before is not None and snap.mode is not before:
+            snap = await self.set_work_mode(before)
+        if before is not None:
+            self._remember_mode(None)
+        return snap
+
+    @property
+    def _mode_key(self) -> str:
+        return f"avalon:{self.host}:{self.endpoint.api_port}"
+
+    def _remember_mode(self, mode: Mode | None) -> None:
+        """Remember the work mode to restore on wake (None: forget it), in memory and in `state_dir`."""
+        if mode is None:
+            _MODE_BEFORE_LIMIT.pop(self._mode_key, None)
+        else:
+            _MODE_BEFORE_LIMIT[self._mode_key] = mode.value
+        if self.state_dir is not None:
+            journal.journal(self.state_dir).set(self._mode_key, mode.value if mode else None)
+
+    def _remembered_mode(self) -> Mode | None:
+        name = _MODE_BEFORE_LIMIT.get(self._mode_key)
+        if name is None and self.state_dir is not None:
+            name = journal.journal(self.state_dir).get(self._mode_key)
+        return Mode(name) if name in {m.value for m in _WORKMODE_VALUES} else None
 
     def power_limit_range(self) -> tuple[int, int] | None:
         modes = mode_watts(self._model)
@@ -174,6 +205,8 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
                 host=self.host,
                 command="workmode",
             )
+        if self._remembered_mode() is None and reading.snapshot.mode in _WORKMODE_VALUES:
+            self._remember_mode(reading.snapshot.mode)
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         await self._ascset(f"0,workmode,set,{chosen.value}")
         return Sent(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from fleetd.drivers import detect
 from fleetd.drivers.avalon import AvalonDriver
+from fleetd.drivers.avalon.driver import _MODE_BEFORE_LIMIT
 
 from fleetd.model import Capability, Mode
 from fleetd.sim.base import Faults
@@ -163,3 +165,29 @@ async def test_power_limit_sends_then_confirms(start: Start) -> None:
     sent = await AvalonDriver(endpoint).send_power_limit(3419)  # just under Standard's 3420 W
     assert miner.state.mode == "low"  # sent and acknowledged; the re-read comes with confirm()
     assert (await sent.confirm()).mode is Mode.LOW
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_wake_restores_the_mode_from_before_the_limit(start: Start, model: str) -> None:
+    miner, endpoint = await start(model)
+    driver = AvalonDriver(endpoint)
+    await driver.set_power_limit(2500 if model == "AvalonMiner 15-194" else 1000)
+    # A second limit keeps the mode from before the first.
+    await driver.set_power_limit(800 if model == "Avalon Q" else 2462)
+    assert miner.state.mode == "low"
+    woke = await driver.wake()  # the curtailment executor's "run"
+    assert woke.mode is Mode.NORMAL and woke.is_mining and miner.state.mode == "normal"
+    miner.state.mode = "high"  # set by the operator later: a wake with nothing remembered leaves it
+    assert (await driver.wake()).mode is Mode.HIGH
+
+
+async def test_the_mode_before_the_limit_survives_a_restart(start: Start, tmp_path: Path) -> None:
+    miner, endpoint = await start("AvalonMiner 15-194")
+    miner.state.mode = "high"
+    first = AvalonDriver(endpoint)
+    first.state_dir = tmp_path
+    await first.set_power_limit(3000)
+    _MODE_BEFORE_LIMIT.clear()  # a new process
+    second = AvalonDriver(endpoint)
+    second.state_dir = tmp_path
+    assert (await second.wake()).mode is Mode.HIGH and miner.state.mode == "high"
