@@ -55,7 +55,9 @@ def seen_actual(rec: MinerRecord, state: ControlState) -> Actual | None:
         return None
     t = state.target
     if t is not None and t.action is Action.LIMIT and snap.power_limit_w is not None:
-        return Actual.LIMITED if abs(snap.power_limit_w - (t.power_limit_w or 0)) < 1.0 else Actual.RUNNING
+        # Firmware with discrete levels (LuxOS profiles, Avalon work modes) runs the level with the most
+        # power within the limit: a level at or below the target is the limit in effect.
+        return Actual.LIMITED if snap.power_limit_w < (t.power_limit_w or 0) + 1.0 else Actual.RUNNING
     if state.actual is Actual.LIMITED and snap.mode is not Mode.NORMAL:
         return Actual.LIMITED
     return Actual.RUNNING
