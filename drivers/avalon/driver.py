@@ -6,7 +6,8 @@ and `softon` take the time at which to act, on the miner's own clock (many Avalo
 clock), so the driver takes it from the STATUS "When" of a fresh read. `softon` often closes the socket
 without a reply: that is no error, the re-read decides. Work modes (Eco, Standard, Super) are the
 power-limit capability: the driver picks the mode with the most expected power within the limit
-(drivers/avalon/modes.py) and verifies that WORKMODE shows it while the miner hashes. The mode the miner
+(drivers/avalon/modes.py) and verifies that WORKMODE shows it while the miner hashes (a soft-off miner
+is soft-oned in that mode: a limit means hashing within it). The mode the miner
 ran before fleetd's first limit is remembered (per process and in `state_dir`, as the Antminer driver
 keeps its mode before sleep) and `wake` switches back to it, so that ending a limit restores the miner.
 """
@@ -209,6 +210,9 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
             self._remember_mode(reading.snapshot.mode)
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         await self._ascset(f"0,workmode,set,{chosen.value}")
+        if reading.snapshot.mode is Mode.SLEEP:  # a limit means hashing within it: soft-on in that mode
+            now, _ = await self._miner_clock()
+            await self._ascset(f"0,softon,1:{now + SOFT_DELAY_S}", reply_optional=True)
         return Sent(
             lambda: self._verify(
                 f"workmode {chosen.value} ({chosen.mode.value}, {chosen.watts:g} W) for a {watts} W limit",

@@ -7,10 +7,10 @@ MPO, ...) filled from the miner's state; the Q keeps its "'STATS':{...}" wrappin
 `ascset|0,softoff,1:<ts>` and `softon` act at `ts` on the miner's clock (which `clock_offset_s`
 shifts, as on Avalons whose clock was never set) and answer like the captured softoff (STATUS "I",
 code 118); softon closes the socket without a reply unless `softon_reply` (then as captured).
-`ascset|0,workmode,set,N` switches Eco/Standard/Super, hashrate and power following each model's mode
-figures (`mode_factors`: the catalog's, config/models.toml; MPO shows the mode's power), and
-`ascset|0,worklevel,set,N` the work level,
-both answered as the captured workmode reply ("ASC 0 set OK", code 119); the work level shows as
+`ascset|0,workmode,set,N` switches Eco/Standard/Super (also while soft-off, for the next softon), hashrate
+and power following each model's mode figures (`mode_factors`: the catalog's, config/models.toml; MPO
+shows the mode's power), and `ascset|0,worklevel,set,N` the work level, both answered as the captured
+workmode reply ("ASC 0 set OK", code 119); the work level shows as
 WORKLEVEL where the layout carries it (the Q's) and changes nothing else (its effect is not known
 here). `version` and `devs` follow each model's own capture (the Q's version has LVERSION, CGVERSION,
 BVERSION and a colon-separated MAC instead of the A1566's VERSION, LOADER and bare MAC).
@@ -325,6 +325,8 @@ class AvalonMiner(EmulatedMiner):
             if not self.state.faults.ignore_power_commands:
                 if what == "workmode" and parts[3] in ("0", "1", "2"):
                     self.state.mode = _MODES[int(parts[3])]
+                    if self.state.sleeping:  # the firmware keeps it: soft-on runs the mode set while off
+                        self.state.mode_before_sleep = self.state.mode
                 elif what == "worklevel" and parts[3].isdigit():
                     self.work_level = int(parts[3])
             # As captured (avalon_q_ascset-workmode.json): a plain success, not the "set info" form.

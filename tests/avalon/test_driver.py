@@ -191,3 +191,11 @@ async def test_the_mode_before_the_limit_survives_a_restart(start: Start, tmp_pa
     second = AvalonDriver(endpoint)
     second.state_dir = tmp_path
     assert (await second.wake()).mode is Mode.HIGH and miner.state.mode == "high"
+
+
+async def test_a_limit_on_a_sleeping_miner_wakes_it_in_the_chosen_mode(start: Start) -> None:
+    miner, endpoint = await start("AvalonMiner 15-194")
+    driver = AvalonDriver(endpoint)
+    await driver.sleep()
+    snap = await driver.set_power_limit(3000)
+    assert snap.mode is Mode.LOW and snap.is_mining and not miner.state.sleeping and miner.state.mode == "low"
