@@ -288,6 +288,32 @@ class SupportsPowerLimit(abc.ABC):
         """Apply a power limit and return the snapshot that shows it applied."""
 
 
+class SleepsInTwoPhases(SupportsSleep):
+    """A driver that sends and verifies apart: `sleep`/`wake` are its two phases in a row."""
+
+    @abc.abstractmethod
+    async def send_sleep(self) -> Sent: ...
+
+    @abc.abstractmethod
+    async def send_wake(self) -> Sent: ...
+
+    async def sleep(self) -> Snapshot:
+        return await (await self.send_sleep()).confirm()
+
+    async def wake(self) -> Snapshot:
+        return await (await self.send_wake()).confirm()
+
+
+class LimitsInTwoPhases(SupportsPowerLimit):
+    """A driver that sends and verifies a power limit apart: `set_power_limit` is both phases in a row."""
+
+    @abc.abstractmethod
+    async def send_power_limit(self, watts: int) -> Sent: ...
+
+    async def set_power_limit(self, watts: int) -> Snapshot:
+        return await (await self.send_power_limit(watts)).confirm()
+
+
 class SupportsReboot(abc.ABC):
     @abc.abstractmethod
     async def reboot(self) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fleetd.drivers import verify
-from fleetd.drivers.base import Driver, Endpoint, Login, Sent, SupportsPowerLimit, SupportsSleep
+from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Login, Sent, SleepsInTwoPhases
 from fleetd.drivers.braiins.parse import (
     DETAILS,
     MINER_CONFIG,
@@ -58,7 +58,7 @@ _TOKENS: dict[tuple[str, int], tuple[str, float]] = {}
 _SLOW: dict[tuple[str, int], tuple[dict[str, Any], float]] = {}
 
 
-class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
+class BraiinsDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
     """An Antminer on Braiins OS: CGMiner API for telemetry, REST API (token login) for the rest."""
 
     name = "braiins"
@@ -196,16 +196,6 @@ class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
 
     # --- power ---------------------------------------------------------------------------------
 
-    async def sleep(self) -> Snapshot:
-        return await (await self.send_sleep()).confirm()
-
-    async def wake(self) -> Snapshot:
-        return await (await self.send_wake()).confirm()
-
-    async def set_power_limit(self, watts: int) -> Snapshot:
-        """Set the tuner's power target to `watts` and verify the configuration and telemetry show it."""
-        return await (await self.send_power_limit(watts)).confirm()
-
     async def send_sleep(self) -> Sent:
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         await self.rest("PUT", PAUSE)
@@ -217,6 +207,7 @@ class BraiinsDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
         return self._verify("resume", lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0), deadline)
 
     async def send_power_limit(self, watts: int) -> Sent:
+        """Set the tuner's power target to `watts` and verify the configuration and telemetry show it."""
         if watts <= 0:
             raise CommandRejectedError(f"power target must be positive, not {watts}", host=self.host)
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)

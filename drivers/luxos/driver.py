@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fleetd.drivers import verify
-from fleetd.drivers.base import Driver, Endpoint, Sent, SupportsPowerLimit, SupportsSleep
+from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Sent, SleepsInTwoPhases
 from fleetd.drivers.cgminer import VersionProbe, first, reply_content
 from fleetd.drivers.luxos.parse import (
     Profile,
@@ -44,7 +44,7 @@ class SessionBusyError(CommandRejectedError):
     """LuxOS refused `logon`: another client holds the miner's only API session."""
 
 
-class LuxOSDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
+class LuxOSDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
     """An Antminer on LuxOS. A poll is one joined CGMiner request; power commands run in a LuxOS session."""
 
     name = "luxos"
@@ -160,16 +160,6 @@ class LuxOSDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
 
     # --- power ---------------------------------------------------------------------------------
 
-    async def sleep(self) -> Snapshot:
-        return await (await self.send_sleep()).confirm()
-
-    async def wake(self) -> Snapshot:
-        return await (await self.send_wake()).confirm()
-
-    async def set_power_limit(self, watts: int) -> Snapshot:
-        """Switch to the profile with the most power within `watts` and verify the miner runs it."""
-        return await (await self.send_power_limit(watts)).confirm()
-
     async def send_sleep(self) -> Sent:
         recent = self.recent()
         before = recent.hashrate_ths if recent is not None else await self._hashrate_or_none()
@@ -197,6 +187,7 @@ class LuxOSDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
         return (int(min(watts)), int(max(watts))) if watts else None
 
     async def send_power_limit(self, watts: int) -> Sent:
+        """Switch to the profile with the most power within `watts` and verify the miner runs it."""
         profiles = await self.profiles()
         chosen = pick_profile(profiles, watts)
         if chosen is None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from fleetd.drivers import verify
-from fleetd.drivers.base import Driver, Endpoint, Login, Sent, SupportsPowerLimit, SupportsSleep
+from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Login, Sent, SleepsInTwoPhases
 from fleetd.drivers.cgminer import reply_content
 from fleetd.drivers.vnish.parse import (
     INFO,
@@ -61,7 +61,7 @@ _TOKENS: dict[tuple[str, int], tuple[str, float]] = {}
 _SLOW: dict[tuple[str, int], tuple[dict[str, Any], float]] = {}
 
 
-class VNishDriver(Driver, SupportsSleep, SupportsPowerLimit):
+class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
     """An Antminer on VNish, spoken to over its web API only."""
 
     name = "vnish"
@@ -193,16 +193,6 @@ class VNishDriver(Driver, SupportsSleep, SupportsPowerLimit):
 
     # --- power ---------------------------------------------------------------------------------
 
-    async def sleep(self) -> Snapshot:
-        return await (await self.send_sleep()).confirm()
-
-    async def wake(self) -> Snapshot:
-        return await (await self.send_wake()).confirm()
-
-    async def set_power_limit(self, watts: int) -> Snapshot:
-        """Switch to the preset with the most watts within `watts` and verify the miner runs it."""
-        return await (await self.send_power_limit(watts)).confirm()
-
     async def send_sleep(self) -> Sent:
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         await self.call("POST", PAUSE)
@@ -214,6 +204,7 @@ class VNishDriver(Driver, SupportsSleep, SupportsPowerLimit):
         return self._verify("mining/resume", lambda s: bool(s.is_mining and s.hashrate_ths), deadline)
 
     async def send_power_limit(self, watts: int) -> Sent:
+        """Switch to the preset with the most watts within `watts` and verify the miner runs it."""
         presets = await self.presets()
         chosen = pick_preset(presets, watts)
         if chosen is None:

@@ -13,11 +13,11 @@ from fleetd.drivers import verify
 from fleetd.drivers.base import (
     Driver,
     Endpoint,
+    LimitsInTwoPhases,
     Login,
     Sent,
-    SupportsPowerLimit,
+    SleepsInTwoPhases,
     SupportsReboot,
-    SupportsSleep,
 )
 from fleetd.drivers.cgminer import reply_content
 from fleetd.drivers.whatsminer import parse
@@ -51,7 +51,7 @@ V2_FACTORY_LOGIN = Login(None, V2_DEFAULT_PASSWORD)  # btminer v2: an admin pass
 ASLEEP_FRACTION = 0.02
 
 
-class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot):
+class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReboot):
     """MicroBT Whatsminer over btminer API v2 (encrypted privileged commands) or v3."""
 
     name: ClassVar[str] = "whatsminer"
@@ -318,15 +318,6 @@ class WhatsminerDriver(Driver, SupportsSleep, SupportsPowerLimit, SupportsReboot
                 code=exc.code,
             ) from None
         return check_status(reply, host=self.host, command=command)
-
-    async def sleep(self) -> Snapshot:
-        return await (await self.send_sleep()).confirm()
-
-    async def wake(self) -> Snapshot:
-        return await (await self.send_wake()).confirm()
-
-    async def set_power_limit(self, watts: int) -> Snapshot:
-        return await (await self.send_power_limit(watts)).confirm()
 
     async def send_sleep(self) -> Sent:
         before = self.recent() or await self.snapshot()
