@@ -31,7 +31,7 @@ from fleetd.drivers.avalon.parse import (
     when,
     work_level,
 )
-from fleetd.drivers.base import Driver, Endpoint, Sent, SupportsPowerLimit, SupportsSleep
+from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Sent, SupportsSleep
 from fleetd.drivers.cgminer import VersionProbe, reply_content
 
 from fleetd.model import Identity, Mode, Reading, Snapshot
@@ -53,7 +53,7 @@ _WORKMODE_VALUES = {mode: value for value, mode in WORKMODES.items()}
 _MODE_BEFORE_LIMIT: dict[str, str] = {}
 
 
-class AvalonDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
+class AvalonDriver(VersionProbe, Driver, SupportsSleep, LimitsInTwoPhases):
     """A Canaan Avalon (A13xx-A15xx, Avalon Q / Nano). A poll is one joined `version+estats+pools`."""
 
     name = "avalon"
@@ -182,11 +182,8 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep, SupportsPowerLimit):
         modes = mode_watts(self._model)
         return (int(modes[0].watts), int(modes[-1].watts)) if modes else None
 
-    async def set_power_limit(self, watts: int) -> Snapshot:
-        """Switch to the work mode with the most expected power within `watts`; verify the miner runs it."""
-        return await (await self.send_power_limit(watts)).confirm()
-
     async def send_power_limit(self, watts: int) -> Sent:
+        """Switch to the work mode with the most expected power within `watts`; confirm() verifies it."""
         reading = await self.read()
         model = reading.identity.model
         modes = mode_watts(model)
