@@ -275,6 +275,10 @@ class SupportsSleep(abc.ABC):
 
 
 class SupportsPowerLimit(abc.ABC):
+    def power_limit_range(self) -> tuple[int, int] | None:
+        """The lowest and highest limit (W) the miner takes, as its last read shows; None if unknown."""
+        return None
+
     async def send_power_limit(self, watts: int) -> Sent:
         """Send a power limit; return once acknowledged, with the verification to run later."""
         return Sent.verified(await self.set_power_limit(watts))

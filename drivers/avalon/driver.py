@@ -4,7 +4,12 @@ Avalon controllers handle one API connection at a time badly (a second one stall
 so every command to one miner, reads included, goes through a per-miner lock. `ascset|0,softoff,1:<ts>`
 and `softon` take the time at which to act, on the miner's own clock (many Avalons run with an unset
 clock), so the driver takes it from the STATUS "When" of a fresh read. `softon` often closes the socket
-without a reply: that is no error, the re-read decides.
+without a reply: that is no error, the re-read decides. Work modes (Eco, Standard, Super) are the
+power-limit capability: the driver picks the mode with the most expected power within the limit
+(drivers/avalon/modes.py) and verifies that WORKMODE shows it while the miner hashes (a soft-off miner
+is soft-oned in that mode: a limit means hashing within it). The mode the miner
+ran before fleetd's first limit is remembered (per process and in `state_dir`, as the Antminer driver
+keeps its mode before sleep) and `wake` switches back to it, so that ending a limit restores the miner.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fleetd.drivers import verify
+from fleetd.drivers.antminer import modes as journal
+from fleetd.drivers.avalon.modes import mode_watts, pick_mode
 from fleetd.drivers.avalon.parse import (
     WORKMODES,
     is_avalon,
@@ -24,7 +31,7 @@ from fleetd.drivers.avalon.parse import (
     when,
     work_level,
 )
-from fleetd.drivers.base import Driver, Endpoint, SupportsSleep
+from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Sent, SupportsSleep
 from fleetd.drivers.cgminer import VersionProbe, reply_content
 
 from fleetd.model import Identity, Mode, Reading, Snapshot
@@ -42,9 +49,11 @@ __all__ = ["SOFT_DELAY_S", "AvalonDriver"]
 SOFT_DELAY_S = 2  # seconds ahead (miner clock) at which softoff/softon are scheduled
 _LOCKS: dict[tuple[str, int], asyncio.Lock] = {}
 _WORKMODE_VALUES = {mode: value for value, mode in WORKMODES.items()}
+# The work mode each miner ran before fleetd's first power limit, restored by wake; by "avalon:HOST:PORT".
+_MODE_BEFORE_LIMIT: dict[str, str] = {}
 
 
-class AvalonDriver(VersionProbe, Driver, SupportsSleep):
+class AvalonDriver(VersionProbe, Driver, SupportsSleep, LimitsInTwoPhases):
     """A Canaan Avalon (A13xx-A15xx, Avalon Q / Nano). A poll is one joined `version+estats+pools`."""
 
     name = "avalon"
@@ -54,14 +63,15 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
     models = ("AvalonMiner A1246-A1566", "Avalon Q", "Avalon Nano")
     reads = "version/devs/estats per poll"
     controls = (
-        "sleep/wake: `ascset` softoff/softon on the miner's clock; work mode and work level "
-        "(`ascset` workmode/worklevel, verified by re-read; not a power-limit capability)"
+        "sleep/wake: `ascset` softoff/softon on the miner's clock; power limit: `ascset` workmode "
+        "(the Eco/Standard/Super mode with the most expected power within the limit, A1466/A1566/Q)"
     )
     POLL = ("version", "estats", "pools")
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self.api = CGMinerAPI(endpoint.host, endpoint.api_port, timeouts=endpoint.timeouts)
+        self._model = ""  # the model the last read showed (its work modes give the power-limit range)
 
     @contextlib.asynccontextmanager
     async def _serial(self) -> AsyncIterator[None]:
@@ -86,7 +96,9 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
         return {f"rpc_{cmd}": reply for cmd, reply in replies.items()}
 
     async def read(self) -> Reading:
-        return self.parse_responses(await self.raw_responses(), host=self.host, polled_at=time.time())
+        reading = self.parse_responses(await self.raw_responses(), host=self.host, polled_at=time.time())
+        self._model = reading.identity.model
+        return reading
 
     async def identity(self) -> Identity:
         async with self._serial():
@@ -134,10 +146,76 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
         return await self._verify("softoff", off)
 
     async def wake(self) -> Snapshot:
+        """Soft-on, verified hashing; then back to the work mode from before fleetd's power limit, if any."""
         now, _ = await self._miner_clock()
         await self._ascset(f"0,softon,1:{now + SOFT_DELAY_S}", reply_optional=True)
-        return await self._verify(
+        snap = await self._verify(
             "softon", lambda s: s.mode is not Mode.SLEEP and bool(s.hashrate_ths and s.hashrate_ths > 0)
+        )
+        before = self._remembered_mode()
+        if before is not None and snap.mode is not before:
+            snap = await self.set_work_mode(before)
+        if before is not None:
+            self._remember_mode(None)
+        return snap
+
+    @property
+    def _mode_key(self) -> str:
+        return f"avalon:{self.host}:{self.endpoint.api_port}"
+
+    def _remember_mode(self, mode: Mode | None) -> None:
+        """Remember the work mode to restore on wake (None: forget it), in memory and in `state_dir`."""
+        if mode is None:
+            _MODE_BEFORE_LIMIT.pop(self._mode_key, None)
+        else:
+            _MODE_BEFORE_LIMIT[self._mode_key] = mode.value
+        if self.state_dir is not None:
+            journal.journal(self.state_dir).set(self._mode_key, mode.value if mode else None)
+
+    def _remembered_mode(self) -> Mode | None:
+        name = _MODE_BEFORE_LIMIT.get(self._mode_key)
+        if name is None and self.state_dir is not None:
+            name = journal.journal(self.state_dir).get(self._mode_key)
+        return Mode(name) if name in {m.value for m in _WORKMODE_VALUES} else None
+
+    def power_limit_range(self) -> tuple[int, int] | None:
+        modes = mode_watts(self._model)
+        return (int(modes[0].watts), int(modes[-1].watts)) if modes else None
+
+    async def send_power_limit(self, watts: int) -> Sent:
+        """Switch to the work mode with the most expected power within `watts`; confirm() verifies it."""
+        reading = await self.read()
+        model = reading.identity.model
+        modes = mode_watts(model)
+        if not modes:
+            raise UnsupportedError(
+                f"no work-mode power figures for {model or 'this Avalon'} (known: Avalon A1466, A1566, Q): "
+                "a power limit would be a guess",
+                host=self.host,
+                command="workmode",
+            )
+        chosen = pick_mode(modes, watts)
+        if chosen is None:
+            low = modes[0]
+            raise CommandRejectedError(
+                f"{watts} W is below this {model}'s lowest work mode ({low.mode.value}, {low.watts:g} W); "
+                "to draw less, sleep it",
+                host=self.host,
+                command="workmode",
+            )
+        if self._remembered_mode() is None and reading.snapshot.mode in _WORKMODE_VALUES:
+            self._remember_mode(reading.snapshot.mode)
+        deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
+        await self._ascset(f"0,workmode,set,{chosen.value}")
+        if reading.snapshot.mode is Mode.SLEEP:  # a limit means hashing within it: soft-on in that mode
+            now, _ = await self._miner_clock()
+            await self._ascset(f"0,softon,1:{now + SOFT_DELAY_S}", reply_optional=True)
+        return Sent(
+            lambda: self._verify(
+                f"workmode {chosen.value} ({chosen.mode.value}, {chosen.watts:g} W) for a {watts} W limit",
+                lambda s: s.mode is chosen.mode and bool(s.hashrate_ths and s.hashrate_ths > 0),
+                deadline,
+            )
         )
 
     async def set_work_mode(self, mode: Mode) -> Snapshot:
@@ -185,7 +263,9 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
             command="worklevel",
         )
 
-    async def _verify(self, action: str, ok: Callable[[Snapshot], bool]) -> Snapshot:
+    async def _verify(
+        self, action: str, ok: Callable[[Snapshot], bool], deadline: float | None = None
+    ) -> Snapshot:
         return await verify.confirm(
             self.snapshot,
             ok,
@@ -193,4 +273,5 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep):
             host=self.host,
             timeouts=self.endpoint.timeouts,
             describe=lambda s: f"mode {s.mode.value}, hashrate {verify.rate(s)}",
+            deadline=deadline,
         )

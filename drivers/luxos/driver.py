@@ -181,6 +181,11 @@ class LuxOSDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
             await self.api.command("curtail", f"{sid},wakeup")
         return self._verify("wake", lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0), deadline)
 
+    def power_limit_range(self) -> tuple[int, int] | None:
+        cached = _PROFILES.get(self._key)
+        watts = [p.watts for p in cached[0] if p.watts is not None] if cached else []
+        return (int(min(watts)), int(max(watts))) if watts else None
+
     async def send_power_limit(self, watts: int) -> Sent:
         """Switch to the profile with the most power within `watts` and verify the miner runs it."""
         profiles = await self.profiles()

@@ -55,7 +55,9 @@ def seen_actual(rec: MinerRecord, state: ControlState) -> Actual | None:
         return None
     t = state.target
     if t is not None and t.action is Action.LIMIT and snap.power_limit_w is not None:
-        return Actual.LIMITED if abs(snap.power_limit_w - (t.power_limit_w or 0)) < 1.0 else Actual.RUNNING
+        # Firmware with discrete levels (LuxOS profiles, Avalon work modes) runs the level with the most
+        # power within the limit: a level at or below the target is the limit in effect.
+        return Actual.LIMITED if snap.power_limit_w < (t.power_limit_w or 0) + 1.0 else Actual.RUNNING
     if state.actual is Actual.LIMITED and snap.mode is not Mode.NORMAL:
         return Actual.LIMITED
     return Actual.RUNNING
@@ -84,8 +86,12 @@ def miner_views(
     running: Mapping[str, Running],
     catalog: Catalog | None,
     money: Money,
+    limits: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[MinerView]:
-    """One MinerView per miner: running figures measured, else remembered, else the catalog's."""
+    """One MinerView per miner: running figures measured, else remembered, else the catalog's.
+
+    `limits` holds each miner's lowest and highest power limit as its driver knows them (LuxOS profiles,
+    Avalon work modes); a miner without one gets no power-limit target from the policy."""
     views = []
     hp, el = money.hashprice_per_ph_day, money.electricity_per_mwh
     per_ths_day = hp * fee_factor(money.pool_fee, money.dev_fee) / 1000.0 if hp is not None else None
@@ -108,6 +114,7 @@ def miner_views(
         if per_ths_day is not None and per_w_day is not None and hashrate is not None and power is not None:
             profit = hashrate * per_ths_day - power * per_w_day
         c = caps.get(rec.id, _NO_CAPS)
+        lo, hi = (limits or {}).get(rec.id) or (None, None)
         views.append(
             MinerView(
                 id=rec.id,
@@ -122,6 +129,8 @@ def miner_views(
                 efficiency_j_per_th=power / hashrate if power is not None and hashrate else None,
                 can_sleep=Capability.SLEEP in c,
                 can_limit=Capability.POWER_LIMIT in c,
+                min_power_limit_w=lo,
+                max_power_limit_w=hi,
                 stale_economics=money.stale,
             )
         )

@@ -45,6 +45,7 @@ from fleetd.daemon.curtail_inputs import (
 )
 from fleetd.daemon.curtail_rows import from_row, to_row
 from fleetd.daemon.events import Event, EventKind
+from fleetd.drivers.base import SupportsPowerLimit
 from fleetd.executor.runner import CONCURRENCY, Outcome, command_kind, execute
 from fleetd.numbers import MAX_POWER_W, number
 
@@ -72,6 +73,7 @@ class CurtailmentLoop:
         self.views: dict[str, MinerView] = {}
         self.running: dict[str, Running] = {}
         self.caps: dict[str, frozenset[Any]] = {}
+        self.limits: dict[str, tuple[int, int]] = {}  # each miner's power-limit range, from its driver
         self.sent: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.retried: Counter[str] = Counter()
@@ -222,6 +224,11 @@ class CurtailmentLoop:
             drv = self.d.poller.driver(rec.id)
             if drv is not None:
                 self.caps[rec.id] = drv.capabilities
+                span = drv.power_limit_range() if isinstance(drv, SupportsPowerLimit) else None
+                if span is not None:
+                    self.limits[rec.id] = span
+                else:
+                    self.limits.pop(rec.id, None)
             state = self.states.get(rec.id) or ControlState()
             run = running_figures(rec, state)
             if run is not None:
@@ -238,7 +245,7 @@ class CurtailmentLoop:
     def _decide(self, cfg: CurtailmentConfig, now: float) -> None:
         eco = self.d.economics
         records = list(self.d.state.miners.values())
-        views = miner_views(records, self.caps, self.running, self.d.catalog, money_of(eco, now))
+        views = miner_views(records, self.caps, self.running, self.d.catalog, money_of(eco, now), self.limits)
         prices = price_view(eco, self._seen_prices, now)
         if prices.now_usd_per_mwh is not None and not prices.stale and prices.history:
             last = prices.history[-1]

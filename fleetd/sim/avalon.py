@@ -7,8 +7,10 @@ MPO, ...) filled from the miner's state; the Q keeps its "'STATS':{...}" wrappin
 `ascset|0,softoff,1:<ts>` and `softon` act at `ts` on the miner's clock (which `clock_offset_s`
 shifts, as on Avalons whose clock was never set) and answer like the captured softoff (STATUS "I",
 code 118); softon closes the socket without a reply unless `softon_reply` (then as captured).
-`ascset|0,workmode,set,N` switches Eco/Standard/Super and `ascset|0,worklevel,set,N` the work level,
-both answered as the captured workmode reply ("ASC 0 set OK", code 119); the work level shows as
+`ascset|0,workmode,set,N` switches Eco/Standard/Super (also while soft-off, for the next softon), hashrate
+and power following each model's mode figures (`mode_factors`: the catalog's, config/models.toml; MPO
+shows the mode's power), and `ascset|0,worklevel,set,N` the work level, both answered as the captured
+workmode reply ("ASC 0 set OK", code 119); the work level shows as
 WORKLEVEL where the layout carries it (the Q's) and changes nothing else (its effect is not known
 here). `version` and `devs` follow each model's own capture (the Q's version has LVERSION, CGVERSION,
 BVERSION and a colon-separated MAC instead of the A1566's VERSION, LOADER and bare MAC).
@@ -71,6 +73,8 @@ class AvalonMiner(EmulatedMiner):
     model_code: ClassVar[str]
     firmware: ClassVar[str]
     soft_off_value: ClassVar[str] = "1"
+    # (hashrate, power) factors of Standard for Eco and Super, as in config/models.toml.
+    mode_factors: ClassVar[dict[str, tuple[float, float]]] = {"low": (0.8, 0.72), "high": (1.1, 1.2)}
 
     def __init__(
         self,
@@ -82,6 +86,8 @@ class AvalonMiner(EmulatedMiner):
         softon_reply: bool = False,
     ) -> None:
         super().__init__(state, host, ports)
+        if state.mode_factors is None:
+            state.mode_factors = dict(self.mode_factors)
         self.clock_offset_s = clock_offset_s
         self.softon_reply = softon_reply
         digest = hashlib.md5(host.encode()).hexdigest()
@@ -208,7 +214,7 @@ class AvalonMiner(EmulatedMiner):
         chip = st.chip_temp_c(now) if not off else 0.0
         fans = st.fan_rpms() if not off else [0] * st.spec.fans
         watts = round(st.power_w(now))
-        mpo = round(st.spec.power_w * {"low": 0.75, "high": 1.1}.get(st.mode, 1.0))
+        mpo = round(st.mode_power_w())
         boards = len(shares)
         live = {
             "Elapsed": str(st.uptime_s(now)),
@@ -319,6 +325,8 @@ class AvalonMiner(EmulatedMiner):
             if not self.state.faults.ignore_power_commands:
                 if what == "workmode" and parts[3] in ("0", "1", "2"):
                     self.state.mode = _MODES[int(parts[3])]
+                    if self.state.sleeping:  # the firmware keeps it: soft-on runs the mode set while off
+                        self.state.mode_before_sleep = self.state.mode
                 elif what == "worklevel" and parts[3].isdigit():
                     self.work_level = int(parts[3])
             # As captured (avalon_q_ascset-workmode.json): a plain success, not the "set info" form.
@@ -358,3 +366,8 @@ class AvalonQ(AvalonMiner):
     model_code = "Q"
     firmware = "25052801_14a19a2"  # LVERSION/CGVERSION/BVERSION as captured
     soft_off_value = "4"  # as captured
+    # Eco as captured (MPO 800 W, GHSmm 55.0 TH/s at WORKMODE 0); Super's figures are not known.
+    mode_factors: ClassVar[dict[str, tuple[float, float]]] = {
+        "low": (55.0 / 90.0, 800.0 / 1674.0),
+        "high": (1.1, 1.2),
+    }

@@ -104,6 +104,8 @@ class MinerState:
     mode_before_sleep: str = "normal"
     mode: str = "normal"  # normal / low / high
     power_limit_w: float | None = None
+    # (hashrate, power) factors of normal per mode where a model's differ from the default low 0.75, high 1.1
+    mode_factors: dict[str, tuple[float, float]] | None = None
     woke_at: float | None = None
     jitter: float = 0.01  # relative jitter of hashrate, power and temperatures
     rng: random.Random = field(default_factory=random.Random)
@@ -129,8 +131,20 @@ class MinerState:
             return 1.0
         return max(0.0, min(1.0, (now - self.woke_at) / self.ramp_s))
 
+    def _mode_factors(self) -> tuple[float, float]:
+        own = self.mode_factors.get(self.mode) if self.mode_factors else None
+        if own is not None:
+            return own
+        f = {"low": 0.75, "high": 1.1}.get(self.mode, 1.0)
+        return f, f
+
     def _mode_factor(self) -> float:
-        return {"low": 0.75, "high": 1.1}.get(self.mode, 1.0)
+        """The power factor of the current mode."""
+        return self._mode_factors()[1]
+
+    def mode_power_w(self) -> float:
+        """Nominal power of the current mode."""
+        return self.spec.power_w * self._mode_factor()
 
     def _limit_factor(self) -> float:
         if self.power_limit_w is None or self.power_limit_w >= self.spec.power_w * self._mode_factor():
@@ -141,7 +155,7 @@ class MinerState:
         return 1.0 + self.rng.uniform(-self.jitter, self.jitter)
 
     def expected_hashrate_ths(self) -> float:
-        return self.spec.hashrate_ths * self._mode_factor()
+        return self.spec.hashrate_ths * self._mode_factors()[0]
 
     def board_fractions(self) -> list[float]:
         """Share of the miner's hashrate each board carries (0 for a board that is down)."""

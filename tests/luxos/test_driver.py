@@ -50,6 +50,13 @@ async def test_power_limit_picks_the_fitting_profile(start: Start) -> None:
     assert miner.session_id is None
 
 
+async def test_power_limit_range_is_the_profiles_span(start: Start) -> None:
+    _, endpoint = await start(MODEL)
+    driver = LuxOSDriver(endpoint)
+    await driver.read()  # reads (and caches) the profiles
+    assert driver.power_limit_range() == (784, 4195)
+
+
 async def test_power_limit_below_every_profile_is_a_clear_error(start: Start) -> None:
     miner, endpoint = await start(MODEL)
     with pytest.raises(CommandRejectedError, match=r"no LuxOS profile fits 500 W \(the lowest is 784 W\)"):
