@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from fleetd.drivers import verify
+from fleetd.drivers.antminer import modes as journal
 from fleetd.drivers.base import (
     Driver,
     Endpoint,
@@ -49,6 +50,14 @@ _APIS: dict[tuple[str, int, int], str] = {}
 V2_FACTORY_LOGIN = Login(None, V2_DEFAULT_PASSWORD)  # btminer v2: an admin password, no account
 # Below this share of the expected hashrate a miner counts as asleep when verifying sleep.
 ASLEEP_FRACTION = 0.02
+# The lowest power limit fleetd sends. MicroBT's API documents `set.miner.power_limit` (v3) and
+# `adjust_power_limit` (v2) as 0-99999 W and "cannot exceed the device's standard operating power", with
+# no model floor; 1000 W is fleetd's own model-independent floor (the emulator's too): about a third of an
+# M30S-M66S's rated power, where its hashboards still run, never a near-zero limit that is a sleep in
+# disguise. The highest is the limit the miner reports when fleetd has not limited it (its rated power).
+MIN_POWER_LIMIT_W = 1000
+# Each miner's own power limit before fleetd's first limit ("whatsminer:host:port" -> W): wake restores it.
+_LIMIT_BEFORE: dict[str, int] = {}
 
 
 class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReboot):
@@ -335,11 +344,38 @@ class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReb
             await self.v3.set("set.miner.service", "start")
         else:
             await self._v2_priv("power_on")
-        return self._verify(
+        woke = self._verify(
             "wake", lambda s: bool(s.hashrate_ths) and s.is_mining, "hashrate did not come back", deadline
         )
+        return Sent(lambda: self._woken(woke))
+
+    async def _woken(self, woke: Sent) -> Snapshot:
+        """Verified hashing; then back to the miner's own limit from before fleetd's power limit, if any."""
+        snap = await woke.confirm()
+        before = self._limit_before()
+        if before is None:
+            return snap
+        if snap.power_limit_w is None or abs(snap.power_limit_w - before) >= 1:
+            snap = await (await self._send_limit(before)).confirm()
+        self._remember_limit(None)
+        return snap
+
+    def power_limit_range(self) -> tuple[int, int] | None:
+        seen = self._seen[1] if self._seen is not None else None
+        top = self._limit_before() or (seen.power_limit_w if seen is not None else None)
+        if top is None or top <= MIN_POWER_LIMIT_W:
+            return None
+        return MIN_POWER_LIMIT_W, int(top)
 
     async def send_power_limit(self, watts: int) -> Sent:
+        """Limit the miner to `watts`; the first limit remembers the miner's own limit for wake to restore."""
+        if self._limit_before() is None:
+            own = (self.recent() or await self.snapshot()).power_limit_w
+            if own is not None:
+                self._remember_limit(int(own))
+        return await self._send_limit(watts)
+
+    async def _send_limit(self, watts: int) -> Sent:
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         if await self._ensure_api() == "btminer-v3":
             await self.v3.set("set.miner.power_limit", int(watts))
@@ -353,6 +389,26 @@ class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReb
             f"power limit did not become {watts} W",
             deadline,
         )
+
+    @property
+    def _limit_key(self) -> str:
+        return f"whatsminer:{self.host}:{self.endpoint.api_port}"
+
+    def _remember_limit(self, watts: int | None) -> None:
+        """Remember the limit to restore on wake (None: forget it), in memory and in `state_dir`."""
+        if watts is None:
+            _LIMIT_BEFORE.pop(self._limit_key, None)
+        else:
+            _LIMIT_BEFORE[self._limit_key] = watts
+        if self.state_dir is not None:
+            journal.journal(self.state_dir).set(self._limit_key, str(watts) if watts is not None else None)
+
+    def _limit_before(self) -> int | None:
+        watts = _LIMIT_BEFORE.get(self._limit_key)
+        if watts is None and self.state_dir is not None:
+            text = journal.journal(self.state_dir).get(self._limit_key)
+            watts = int(text) if text is not None and text.isdigit() else None
+        return watts
 
     async def set_power_pct(self, percent: int) -> Snapshot:
         """Run at `percent` of nominal power (btminer v2 `set_power_pct`, where the firmware has it)."""
