@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from fleetd.drivers import verify
+from fleetd.drivers.antminer import modes as journal
 from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Login, Sent, SleepsInTwoPhases
 from fleetd.drivers.cgminer import reply_content
 from fleetd.drivers.vnish.parse import (
@@ -59,6 +60,8 @@ RESUME = "/api/v1/mining/resume"
 
 _TOKENS: dict[tuple[str, int], tuple[str, float]] = {}
 _SLOW: dict[tuple[str, int], tuple[dict[str, Any], float]] = {}
+# Each miner's preset before fleetd's first power limit ("vnish:host:port" -> name): wake restores it.
+_PRESET_BEFORE: dict[str, str] = {}
 
 
 class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
@@ -201,7 +204,25 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
     async def send_wake(self) -> Sent:
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         await self.call("POST", RESUME)
-        return self._verify("mining/resume", lambda s: bool(s.is_mining and s.hashrate_ths), deadline)
+        woke = self._verify("mining/resume", lambda s: bool(s.is_mining and s.hashrate_ths), deadline)
+        return Sent(lambda: self._woken(woke))
+
+    async def _woken(self, woke: Sent) -> Snapshot:
+        """Verified hashing; then back to the preset from before fleetd's power limit, if any."""
+        snap = await woke.confirm()
+        before = self._preset_before()
+        if before is None:
+            return snap
+        if current_preset(await self._slow()) != before:
+            snap = await (await self._send_preset(before)).confirm()
+        self._remember_preset(None)
+        return snap
+
+    def power_limit_range(self) -> tuple[int, int] | None:
+        cached = _SLOW.get(self._key)
+        presets = parse_presets(cached[0].get(PRESETS)) if cached else ()
+        watts = [p.watts for p in presets if p.watts is not None]
+        return (int(min(watts)), int(max(watts))) if watts else None
 
     async def send_power_limit(self, watts: int) -> Sent:
         """Switch to the preset with the most watts within `watts` and verify the miner runs it."""
@@ -213,8 +234,15 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
             raise CommandRejectedError(
                 f"no VNish preset fits {watts} W ({why})", host=self.host, command=SETTINGS
             )
+        if self._preset_before() is None:
+            own = current_preset(await self._slow())
+            if own:
+                self._remember_preset(own)
+        return await self._send_preset(chosen.name)
+
+    async def _send_preset(self, name: str) -> Sent:
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
-        await self.call("POST", SETTINGS, {"miner": {"overclock": {"preset": chosen.name}}})
+        await self.call("POST", SETTINGS, {"miner": {"overclock": {"preset": name}}})
 
         async def read() -> tuple[Snapshot, str]:
             responses = await self._responses(fresh=True)
@@ -225,7 +253,7 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
             timeouts = self.endpoint.timeouts
             end = await verify.until(
                 read,
-                lambda r: r[1] == chosen.name and r[0].mode is not Mode.SLEEP,
+                lambda r: r[1] == name and r[0].mode is not Mode.SLEEP,
                 deadline=deadline,
                 interval=timeouts.verify_interval_s,
                 started=deadline - timeouts.verify_s,
@@ -234,12 +262,31 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
                 return end.last[0]
             seen = f"preset {end.last[1]!r}" if end.last is not None else "no reading"
             raise NotCompliedError(
-                f"preset {chosen.name} acknowledged but not in effect after {timeouts.verify_s:g} s ({seen})",
+                f"preset {name} acknowledged but not in effect after {timeouts.verify_s:g} s ({seen})",
                 host=self.host,
                 command=SETTINGS,
             )
 
         return Sent(confirm)
+
+    @property
+    def _preset_key(self) -> str:
+        return f"vnish:{self.host}:{self.endpoint.web_port}"
+
+    def _remember_preset(self, name: str | None) -> None:
+        """Remember the preset to restore on wake (None: forget it), in memory and in `state_dir`."""
+        if name is None:
+            _PRESET_BEFORE.pop(self._preset_key, None)
+        else:
+            _PRESET_BEFORE[self._preset_key] = name
+        if self.state_dir is not None:
+            journal.journal(self.state_dir).set(self._preset_key, name)
+
+    def _preset_before(self) -> str | None:
+        name = _PRESET_BEFORE.get(self._preset_key)
+        if name is None and self.state_dir is not None:
+            name = journal.journal(self.state_dir).get(self._preset_key)
+        return name
 
     def _verify(self, action: str, ok: Callable[[Snapshot], bool], deadline: float) -> Sent:
         return Sent(
