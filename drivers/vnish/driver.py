@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from fleetd.drivers import verify
-from fleetd.drivers.antminer import modes as journal
 from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Login, Sent, SleepsInTwoPhases
+from fleetd.drivers.before_limit import BeforeLimit
 from fleetd.drivers.cgminer import reply_content
 from fleetd.drivers.vnish.parse import (
     INFO,
@@ -60,8 +60,6 @@ RESUME = "/api/v1/mining/resume"
 
 _TOKENS: dict[tuple[str, int], tuple[str, float]] = {}
 _SLOW: dict[tuple[str, int], tuple[dict[str, Any], float]] = {}
-# Each miner's preset before fleetd's first power limit ("vnish:host:port" -> name): wake restores it.
-_PRESET_BEFORE: dict[str, str] = {}
 
 
 class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
@@ -210,12 +208,12 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
     async def _woken(self, woke: Sent) -> Snapshot:
         """Verified hashing; then back to the preset from before fleetd's power limit, if any."""
         snap = await woke.confirm()
-        before = self._preset_before()
+        before = self._before_limit.get()
         if before is None:
             return snap
         if current_preset(await self._slow()) != before:
             snap = await (await self._send_preset(before)).confirm()
-        self._remember_preset(None)
+        self._before_limit.set(None)
         return snap
 
     def power_limit_range(self) -> tuple[int, int] | None:
@@ -234,10 +232,10 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
             raise CommandRejectedError(
                 f"no VNish preset fits {watts} W ({why})", host=self.host, command=SETTINGS
             )
-        if self._preset_before() is None:
+        if self._before_limit.get() is None:
             own = current_preset(await self._slow())
             if own:
-                self._remember_preset(own)
+                self._before_limit.set(own)
         return await self._send_preset(chosen.name)
 
     async def _send_preset(self, name: str) -> Sent:
@@ -270,23 +268,9 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
         return Sent(confirm)
 
     @property
-    def _preset_key(self) -> str:
-        return f"vnish:{self.host}:{self.endpoint.web_port}"
-
-    def _remember_preset(self, name: str | None) -> None:
-        """Remember the preset to restore on wake (None: forget it), in memory and in `state_dir`."""
-        if name is None:
-            _PRESET_BEFORE.pop(self._preset_key, None)
-        else:
-            _PRESET_BEFORE[self._preset_key] = name
-        if self.state_dir is not None:
-            journal.journal(self.state_dir).set(self._preset_key, name)
-
-    def _preset_before(self) -> str | None:
-        name = _PRESET_BEFORE.get(self._preset_key)
-        if name is None and self.state_dir is not None:
-            name = journal.journal(self.state_dir).get(self._preset_key)
-        return name
+    def _before_limit(self) -> BeforeLimit:
+        """The preset from before fleetd's first power limit: wake restores it."""
+        return BeforeLimit(f"vnish:{self.host}:{self.endpoint.web_port}", self.state_dir)
 
     def _verify(self, action: str, ok: Callable[[Snapshot], bool], deadline: float) -> Sent:
         return Sent(

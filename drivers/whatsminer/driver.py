@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from fleetd.drivers import verify
-from fleetd.drivers.antminer import modes as journal
 from fleetd.drivers.base import (
     Driver,
     Endpoint,
@@ -20,6 +19,7 @@ from fleetd.drivers.base import (
     SleepsInTwoPhases,
     SupportsReboot,
 )
+from fleetd.drivers.before_limit import BeforeLimit
 from fleetd.drivers.cgminer import reply_content
 from fleetd.drivers.whatsminer import parse
 
@@ -56,8 +56,6 @@ ASLEEP_FRACTION = 0.02
 # M30S-M66S's rated power, where its hashboards still run, never a near-zero limit that is a sleep in
 # disguise. The highest is the limit the miner reports when fleetd has not limited it (its rated power).
 MIN_POWER_LIMIT_W = 1000
-# Each miner's own power limit before fleetd's first limit ("whatsminer:host:port" -> W): wake restores it.
-_LIMIT_BEFORE: dict[str, int] = {}
 
 
 class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReboot):
@@ -352,27 +350,27 @@ class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReb
     async def _woken(self, woke: Sent) -> Snapshot:
         """Verified hashing; then back to the miner's own limit from before fleetd's power limit, if any."""
         snap = await woke.confirm()
-        before = self._limit_before()
+        before = self._before_limit.watts()
         if before is None:
             return snap
         if snap.power_limit_w is None or abs(snap.power_limit_w - before) >= 1:
             snap = await (await self._send_limit(before)).confirm()
-        self._remember_limit(None)
+        self._before_limit.set(None)
         return snap
 
     def power_limit_range(self) -> tuple[int, int] | None:
         seen = self._seen[1] if self._seen is not None else None
-        top = self._limit_before() or (seen.power_limit_w if seen is not None else None)
+        top = self._before_limit.watts() or (seen.power_limit_w if seen is not None else None)
         if top is None or top <= MIN_POWER_LIMIT_W:
             return None
         return MIN_POWER_LIMIT_W, int(top)
 
     async def send_power_limit(self, watts: int) -> Sent:
         """Limit the miner to `watts`; the first limit remembers the miner's own limit for wake to restore."""
-        if self._limit_before() is None:
+        if self._before_limit.get() is None:
             own = (self.recent() or await self.snapshot()).power_limit_w
             if own is not None:
-                self._remember_limit(int(own))
+                self._before_limit.set(str(int(own)))
         return await self._send_limit(watts)
 
     async def _send_limit(self, watts: int) -> Sent:
@@ -391,24 +389,9 @@ class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReb
         )
 
     @property
-    def _limit_key(self) -> str:
-        return f"whatsminer:{self.host}:{self.endpoint.api_port}"
-
-    def _remember_limit(self, watts: int | None) -> None:
-        """Remember the limit to restore on wake (None: forget it), in memory and in `state_dir`."""
-        if watts is None:
-            _LIMIT_BEFORE.pop(self._limit_key, None)
-        else:
-            _LIMIT_BEFORE[self._limit_key] = watts
-        if self.state_dir is not None:
-            journal.journal(self.state_dir).set(self._limit_key, str(watts) if watts is not None else None)
-
-    def _limit_before(self) -> int | None:
-        watts = _LIMIT_BEFORE.get(self._limit_key)
-        if watts is None and self.state_dir is not None:
-            text = journal.journal(self.state_dir).get(self._limit_key)
-            watts = int(text) if text is not None and text.isdigit() else None
-        return watts
+    def _before_limit(self) -> BeforeLimit:
+        """The miner's own power limit from before fleetd's first limit: wake restores it."""
+        return BeforeLimit(f"whatsminer:{self.host}:{self.endpoint.api_port}", self.state_dir)
 
     async def set_power_pct(self, percent: int) -> Snapshot:
         """Run at `percent` of nominal power (btminer v2 `set_power_pct`, where the firmware has it)."""

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from fleetd.drivers import detect
 from fleetd.drivers.base import Timeouts
+from fleetd.drivers.before_limit import forget_all
 from fleetd.drivers.whatsminer import WhatsminerDriver
-from fleetd.drivers.whatsminer.driver import _LIMIT_BEFORE, MIN_POWER_LIMIT_W
+from fleetd.drivers.whatsminer.driver import MIN_POWER_LIMIT_W
 
 from fleetd.model import Capability, Component, Mode
 from fleetd.sim.base import Faults
@@ -123,7 +124,7 @@ async def test_limit_range_from_the_last_read_and_wake_restores_the_own_limit(
     assert drv.power_limit_range() == (MIN_POWER_LIMIT_W, 3600)  # still its own limit, not fleetd's
     later = WhatsminerDriver(ep)  # a restarted daemon: the journal in state_dir remembers it
     later.state_dir = tmp_path
-    _LIMIT_BEFORE.clear()
+    forget_all()
     assert later.power_limit_range() == (MIN_POWER_LIMIT_W, 3600)
     snap = await later.wake()
     assert snap.power_limit_w == 3600 and miner.state.power_limit_w == 3600 and snap.is_mining
