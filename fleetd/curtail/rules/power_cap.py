@@ -124,7 +124,8 @@ def _shed(
             break
         need = load - limit_w
         target = _limit_for(rule, c, need)
-        if target is not None and _sleep_is_cheaper(c, target, need, running[i + 1 :]):
+        nxt = running[i + 1] if i + 1 < len(running) else None
+        if target is not None and _sleep_is_cheaper(c, target, need, nxt):
             target = SLEEP
         if target is None:
             if c.sleep_w is None:
@@ -193,14 +194,14 @@ def _limit_for(rule: PowerCapRule, c: Candidate, need_w: float) -> Target | None
     return Target(Action.LIMIT, int(w))
 
 
-def _sleep_is_cheaper(c: Candidate, limit: Target, need_w: float, rest: list[Candidate]) -> bool:
+def _sleep_is_cheaper(c: Candidate, limit: Target, need_w: float, following: Candidate | None) -> bool:
     """Whether sleeping `c` loses less hashrate than limiting it and taking the rest of the need from the
     next miner in shed order (more efficient, so at best at its own J/TH): a minimum limit close to full
     power sheds little, and what it leaves costs more on a better miner than `c`'s remaining hashrate."""
     lo = limit.power_limit_w
     if c.sleep_w is None or not c.eff or lo is None or c.run_w - lo >= need_w:
         return False  # cannot sleep, unknown J/TH, or the limit alone covers the need
-    nxt = rest[0].eff if rest else None
+    nxt = following.eff if following is not None else None
     if not nxt:
         return False  # nobody after it: limited now, slept later only if the load is still over
     extra = min(need_w, c.run_w - c.sleep_w) - (c.run_w - lo)  # what sleeping sheds beyond the limit
