@@ -70,8 +70,14 @@ class BraiinsDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
     hardware = "Bitmain"
     firmware = "Braiins OS / BOS+ (BOSer CGMiner API on 4028 + public REST API on 80, token login)"
     models = ("Antminer S19 family", "Antminer S21 family", "Antminer T21")
-    reads = "one joined `version+summary+devs+pools+tunerstatus+fans` request per poll; REST details (cached)"
-    controls = "sleep/wake: REST `actions/pause`/`resume`; power limit: REST `performance/power-target`"
+    reads = (
+        "one joined `version+summary+devs+pools+tunerstatus+fans` request per poll; REST details and"
+        " constraints (cached)"
+    )
+    controls = (
+        "sleep/wake: REST `actions/pause`/`resume`; power limit: REST `performance/power-target` (within the"
+        " tuner constraints; wake restores the target)"
+    )
     POLL = ("version", "summary", "devs", "pools", "tunerstatus", "fans")
     OPTIONAL = ("devs", "pools", "tunerstatus", "fans")
 

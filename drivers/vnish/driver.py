@@ -70,7 +70,10 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
     hardware = "Bitmain"
     firmware = "VNish (web API on 80, unlocked with the web password)"
     models = ("Antminer S19 family", "Antminer S21 family", "Antminer T21")
-    controls = "sleep/wake: `mining/pause`/`resume`; power limit: autotune presets (`settings`)"
+    controls = (
+        "sleep/wake: `mining/pause`/`resume`; power limit: autotune presets (`settings`; wake restores the"
+        " preset)"
+    )
     web_probe: ClassVar[bool] = True  # detection must check the web port: there is no CGMiner API to ask
     reads = "web API `summary` per poll; `info`, `perf-summary`, `autotune/presets` cached"
 

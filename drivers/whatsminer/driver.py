@@ -71,7 +71,8 @@ class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReb
     models: ClassVar[tuple[str, ...]] = ("Whatsminer M30S-M66S families",)
     reads: ClassVar[str] = "summary/devs/pools per poll; PSU, error codes and device info on slower schedules"
     controls: ClassVar[str] = (
-        "sleep/wake: `power_off`/`power_on`, `set.miner.service`; power limit and percent; reboot"
+        "sleep/wake: `power_off`/`power_on`, `set.miner.service`; power limit (1000 W up to the miner's own"
+        " limit; wake restores that) and percent; reboot"
     )
 
     def __init__(self, endpoint: Endpoint, *, api: str = "") -> None:
