@@ -125,7 +125,7 @@ def parse_power_target(config: Mapping[str, Any] | None) -> float | None:
 def parse_power_target_bounds(constraints: Mapping[str, Any] | None) -> tuple[int, int] | None:
     """The lowest and highest tuner power target (W) from GetConstraints (`tuner_constraints.power_target`,
     Braiins OS public API `PowerConstraints` min/max); None when absent or inconsistent."""
-    tuner = (constraints or {}).get("tuner_constraints")
+    tuner = constraints.get("tuner_constraints") if isinstance(constraints, Mapping) else None
     bounds = tuner.get("power_target") if isinstance(tuner, Mapping) else None
     if not isinstance(bounds, Mapping):
         return None

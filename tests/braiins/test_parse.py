@@ -193,3 +193,5 @@ def test_power_target_bounds_from_the_constraints() -> None:
     assert parse_power_target_bounds(reply(None, 4000)) is None
     assert parse_power_target_bounds({"tuner_constraints": None}) is None  # older firmware
     assert parse_power_target_bounds(None) is None
+    assert parse_power_target_bounds([1500, 4000]) is None  # type: ignore[arg-type]  # garbage
+    assert parse_power_target_bounds(reply("1500", 1e12)) is None  # over any plausible watts
