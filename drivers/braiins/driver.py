@@ -23,20 +23,23 @@ from typing import Any
 
 from fleetd.drivers import verify
 from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Login, Sent, SleepsInTwoPhases
+from fleetd.drivers.before_limit import BeforeLimit
 from fleetd.drivers.braiins.parse import (
+    CONSTRAINTS,
     DETAILS,
     MINER_CONFIG,
     MINER_STATS,
     is_braiins,
     parse_identity,
     parse_power_target,
+    parse_power_target_bounds,
     parse_snapshot,
 )
 from fleetd.drivers.cgminer import VersionProbe, reply_content
 
 from fleetd.model import Identity, Mode, Reading, Snapshot
 from fleetd.transport.cgminer import CGMinerAPI
-from fleetd.transport.errors import AuthError, CommandRejectedError, MalformedReplyError
+from fleetd.transport.errors import AuthError, CommandRejectedError, DeviceError, MalformedReplyError
 from fleetd.transport.jsonfix import loads_tolerant
 from fleetd.transport.keepalive import KeepAliveHTTP
 
@@ -51,6 +54,7 @@ CONFIG_PATH = "/api/v1/configuration/miner"
 PAUSE = "/api/v1/actions/pause"
 RESUME = "/api/v1/actions/resume"
 POWER_TARGET = "/api/v1/performance/power-target"
+CONSTRAINTS_PATH = "/api/v1/configuration/constraints"
 
 # Per (host, web port): the REST token and when (time.monotonic) it lapses; the details and when to
 # read them again. Module-level so that a driver rebuilt by the daemon keeps them.
@@ -66,8 +70,14 @@ class BraiinsDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
     hardware = "Bitmain"
     firmware = "Braiins OS / BOS+ (BOSer CGMiner API on 4028 + public REST API on 80, token login)"
     models = ("Antminer S19 family", "Antminer S21 family", "Antminer T21")
-    reads = "one joined `version+summary+devs+pools+tunerstatus+fans` request per poll; REST details (cached)"
-    controls = "sleep/wake: REST `actions/pause`/`resume`; power limit: REST `performance/power-target`"
+    reads = (
+        "one joined `version+summary+devs+pools+tunerstatus+fans` request per poll; REST details and"
+        " constraints (cached)"
+    )
+    controls = (
+        "sleep/wake: REST `actions/pause`/`resume`; power limit: REST `performance/power-target` (within the"
+        " tuner constraints; wake restores the target)"
+    )
     POLL = ("version", "summary", "devs", "pools", "tunerstatus", "fans")
     OPTIONAL = ("devs", "pools", "tunerstatus", "fans")
 
@@ -138,7 +148,16 @@ class BraiinsDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
         cached = _SLOW.get(self._key)
         if not fresh and cached is not None and time.monotonic() < cached[1]:
             return cached[0]
-        out = {DETAILS: await self.rest("GET", DETAILS_PATH) or {}}
+        details, constraints = await asyncio.gather(
+            self.rest("GET", DETAILS_PATH), self.rest("GET", CONSTRAINTS_PATH), return_exceptions=True
+        )
+        if isinstance(details, BaseException):
+            raise details
+        if isinstance(constraints, BaseException) and not isinstance(constraints, DeviceError):
+            raise constraints  # a bug, not a firmware without the endpoint
+        out = {DETAILS: details or {}}
+        # Optional (older firmware lacks it): without it the power-target range is unknown.
+        out[CONSTRAINTS] = constraints if isinstance(constraints, Mapping) else {}
         _SLOW[self._key] = (out, time.monotonic() + DETAILS_REFRESH_S)
         return out
 
@@ -204,9 +223,38 @@ class BraiinsDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
     async def send_wake(self) -> Sent:
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         await self.rest("PUT", RESUME)
-        return self._verify("resume", lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0), deadline)
+        woke = self._verify("resume", lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0), deadline)
+        return Sent(lambda: self._woken(woke))
+
+    async def _woken(self, woke: Sent) -> Snapshot:
+        """Verified hashing; then back to the power target from before fleetd's power limit, if any."""
+        snap = await woke.confirm()
+        before = self._before_limit.watts()
+        if before is None:
+            return snap
+        if snap.power_limit_w is None or abs(snap.power_limit_w - before) >= 1:
+            snap = await (await self._send_target(before)).confirm()
+        self._before_limit.set(None)
+        return snap
+
+    def power_limit_range(self) -> tuple[int, int] | None:
+        cached = _SLOW.get(self._key)
+        return parse_power_target_bounds(cached[0].get(CONSTRAINTS)) if cached else None
 
     async def send_power_limit(self, watts: int) -> Sent:
+        """Set the tuner's power target to `watts`; the first limit remembers the target for wake."""
+        if self._before_limit.get() is None and watts > 0:
+            own = (self.recent() or await self.snapshot()).power_limit_w
+            if own is not None:
+                self._before_limit.set(str(int(own)))
+        return await self._send_target(watts)
+
+    @property
+    def _before_limit(self) -> BeforeLimit:
+        """The power target from before fleetd's first power limit: wake restores it."""
+        return BeforeLimit(f"braiins:{self.host}:{self.endpoint.web_port}", self.state_dir)
+
+    async def _send_target(self, watts: int) -> Sent:
         """Set the tuner's power target to `watts` and verify the configuration and telemetry show it."""
         if watts <= 0:
             raise CommandRejectedError(f"power target must be positive, not {watts}", host=self.host)

@@ -42,6 +42,7 @@ __all__ = [
 MINER_STATS = "web_api-v1-miner-stats"
 DETAILS = "web_api-v1-miner-details"
 MINER_CONFIG = "web_api-v1-configuration-miner"
+CONSTRAINTS = "web_api-v1-configuration-constraints"
 
 MAX_THS = 5_000.0
 MAX_WATTS = 20_000.0
@@ -119,6 +120,19 @@ def parse_power_target(config: Mapping[str, Any] | None) -> float | None:
     if not isinstance(tuner, Mapping) or tuner.get("enabled") is False:
         return None
     return _watt(tuner.get("power_target"))
+
+
+def parse_power_target_bounds(constraints: Mapping[str, Any] | None) -> tuple[int, int] | None:
+    """The lowest and highest tuner power target (W) from GetConstraints (`tuner_constraints.power_target`,
+    Braiins OS public API `PowerConstraints` min/max); None when absent or inconsistent."""
+    tuner = constraints.get("tuner_constraints") if isinstance(constraints, Mapping) else None
+    bounds = tuner.get("power_target") if isinstance(tuner, Mapping) else None
+    if not isinstance(bounds, Mapping):
+        return None
+    lo, hi = _watt(bounds.get("min")), _watt(bounds.get("max"))
+    if lo is None or hi is None or not 0 < lo < hi:
+        return None
+    return int(lo), int(hi)
 
 
 def parse_tuner(reply: Mapping[str, Any] | None) -> tuple[float | None, float | None]:

@@ -10,12 +10,14 @@ the power-limit capability: the driver picks the profile with the most power tha
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fleetd.drivers import verify
 from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Sent, SleepsInTwoPhases
+from fleetd.drivers.before_limit import BeforeLimit
 from fleetd.drivers.cgminer import VersionProbe, first, reply_content
 from fleetd.drivers.luxos.parse import (
     Profile,
@@ -53,7 +55,10 @@ class LuxOSDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
     firmware = "LuxOS (CGMiner API on 4028 with LuxOS session commands)"
     models = ("Antminer S19 family", "Antminer S21 family")
     reads = "summary/stats/pools/power/config per poll; profiles (cached)"
-    controls = "sleep/wake: `curtail` in a `logon` session; power limit: `profileset` (profiles)"
+    controls = (
+        "sleep/wake: `curtail` in a `logon` session; power limit: `profileset` (profiles; wake restores the"
+        " profile)"
+    )
     POLL = ("version", "summary", "stats", "pools", "power", "config")
     OPTIONAL = ("pools", "power", "config")
 
@@ -179,7 +184,24 @@ class LuxOSDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         async with self.session() as sid:
             await self.api.command("curtail", f"{sid},wakeup")
-        return self._verify("wake", lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0), deadline)
+        woke = self._verify("wake", lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0), deadline)
+        return Sent(lambda: self._woken(woke))
+
+    async def _woken(self, woke: Sent) -> Snapshot:
+        """Verified hashing; then back to the profile from before fleetd's power limit, if any."""
+        snap = await woke.confirm()
+        before = self._before_limit.watts()
+        if before is None:
+            return snap
+        if snap.power_limit_w is None or abs(snap.power_limit_w - before) >= 1:
+            snap = await (await self._send_profile(before)).confirm()
+        self._before_limit.set(None)
+        return snap
+
+    @property
+    def _before_limit(self) -> BeforeLimit:
+        """The watts of the profile from before fleetd's first power limit (wake picks it again)."""
+        return BeforeLimit(f"luxos:{self.host}:{self.endpoint.api_port}", self.state_dir)
 
     def power_limit_range(self) -> tuple[int, int] | None:
         cached = _PROFILES.get(self._key)
@@ -187,6 +209,14 @@ class LuxOSDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
         return (int(min(watts)), int(max(watts))) if watts else None
 
     async def send_power_limit(self, watts: int) -> Sent:
+        """Switch to the profile with the most power within `watts`; the first limit remembers the profile."""
+        if self._before_limit.get() is None:
+            own = (self.recent() or await self.snapshot()).power_limit_w
+            if own is not None:  # the profile's watts, rounded up so that wake picks that profile again
+                self._before_limit.set(str(math.ceil(own)))
+        return await self._send_profile(watts)
+
+    async def _send_profile(self, watts: int) -> Sent:
         """Switch to the profile with the most power within `watts` and verify the miner runs it."""
         profiles = await self.profiles()
         chosen = pick_profile(profiles, watts)

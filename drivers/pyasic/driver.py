@@ -292,6 +292,11 @@ class PyasicDriver(Driver, SupportsSleep, SupportsPowerLimit):
         self._remember_mode(None)
         return snap
 
+    def power_limit_range(self) -> tuple[int, int] | None:
+        # pyasic reports the limit in effect (MinerData.wattage_limit) but no bounds a firmware accepts,
+        # and wake does not restore a limit here: unknown, so the power_cap rule sleeps these miners.
+        return None
+
     async def set_power_limit(self, watts: int) -> Snapshot:
         await self._command("set_power_limit", int(watts))
         return await self._verify(

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from fleetd.drivers import verify
 from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Login, Sent, SleepsInTwoPhases
+from fleetd.drivers.before_limit import BeforeLimit
 from fleetd.drivers.cgminer import reply_content
 from fleetd.drivers.vnish.parse import (
     INFO,
@@ -69,7 +70,10 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
     hardware = "Bitmain"
     firmware = "VNish (web API on 80, unlocked with the web password)"
     models = ("Antminer S19 family", "Antminer S21 family", "Antminer T21")
-    controls = "sleep/wake: `mining/pause`/`resume`; power limit: autotune presets (`settings`)"
+    controls = (
+        "sleep/wake: `mining/pause`/`resume`; power limit: autotune presets (`settings`; wake restores the"
+        " preset)"
+    )
     web_probe: ClassVar[bool] = True  # detection must check the web port: there is no CGMiner API to ask
     reads = "web API `summary` per poll; `info`, `perf-summary`, `autotune/presets` cached"
 
@@ -201,7 +205,25 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
     async def send_wake(self) -> Sent:
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         await self.call("POST", RESUME)
-        return self._verify("mining/resume", lambda s: bool(s.is_mining and s.hashrate_ths), deadline)
+        woke = self._verify("mining/resume", lambda s: bool(s.is_mining and s.hashrate_ths), deadline)
+        return Sent(lambda: self._woken(woke))
+
+    async def _woken(self, woke: Sent) -> Snapshot:
+        """Verified hashing; then back to the preset from before fleetd's power limit, if any."""
+        snap = await woke.confirm()
+        before = self._before_limit.get()
+        if before is None:
+            return snap
+        if current_preset(await self._slow()) != before:
+            snap = await (await self._send_preset(before)).confirm()
+        self._before_limit.set(None)
+        return snap
+
+    def power_limit_range(self) -> tuple[int, int] | None:
+        cached = _SLOW.get(self._key)
+        presets = parse_presets(cached[0].get(PRESETS)) if cached else ()
+        watts = [p.watts for p in presets if p.watts is not None]
+        return (int(min(watts)), int(max(watts))) if watts else None
 
     async def send_power_limit(self, watts: int) -> Sent:
         """Switch to the preset with the most watts within `watts` and verify the miner runs it."""
@@ -213,8 +235,15 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
             raise CommandRejectedError(
                 f"no VNish preset fits {watts} W ({why})", host=self.host, command=SETTINGS
             )
+        if self._before_limit.get() is None:
+            own = current_preset(await self._slow())
+            if own:
+                self._before_limit.set(own)
+        return await self._send_preset(chosen.name)
+
+    async def _send_preset(self, name: str) -> Sent:
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
-        await self.call("POST", SETTINGS, {"miner": {"overclock": {"preset": chosen.name}}})
+        await self.call("POST", SETTINGS, {"miner": {"overclock": {"preset": name}}})
 
         async def read() -> tuple[Snapshot, str]:
             responses = await self._responses(fresh=True)
@@ -225,7 +254,7 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
             timeouts = self.endpoint.timeouts
             end = await verify.until(
                 read,
-                lambda r: r[1] == chosen.name and r[0].mode is not Mode.SLEEP,
+                lambda r: r[1] == name and r[0].mode is not Mode.SLEEP,
                 deadline=deadline,
                 interval=timeouts.verify_interval_s,
                 started=deadline - timeouts.verify_s,
@@ -234,12 +263,17 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
                 return end.last[0]
             seen = f"preset {end.last[1]!r}" if end.last is not None else "no reading"
             raise NotCompliedError(
-                f"preset {chosen.name} acknowledged but not in effect after {timeouts.verify_s:g} s ({seen})",
+                f"preset {name} acknowledged but not in effect after {timeouts.verify_s:g} s ({seen})",
                 host=self.host,
                 command=SETTINGS,
             )
 
         return Sent(confirm)
+
+    @property
+    def _before_limit(self) -> BeforeLimit:
+        """The preset from before fleetd's first power limit: wake restores it."""
+        return BeforeLimit(f"vnish:{self.host}:{self.endpoint.web_port}", self.state_dir)
 
     def _verify(self, action: str, ok: Callable[[Snapshot], bool], deadline: float) -> Sent:
         return Sent(

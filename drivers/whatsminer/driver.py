@@ -19,6 +19,7 @@ from fleetd.drivers.base import (
     SleepsInTwoPhases,
     SupportsReboot,
 )
+from fleetd.drivers.before_limit import BeforeLimit
 from fleetd.drivers.cgminer import reply_content
 from fleetd.drivers.whatsminer import parse
 
@@ -49,6 +50,12 @@ _APIS: dict[tuple[str, int, int], str] = {}
 V2_FACTORY_LOGIN = Login(None, V2_DEFAULT_PASSWORD)  # btminer v2: an admin password, no account
 # Below this share of the expected hashrate a miner counts as asleep when verifying sleep.
 ASLEEP_FRACTION = 0.02
+# The lowest power limit fleetd sends. MicroBT's API documents `set.miner.power_limit` (v3) and
+# `adjust_power_limit` (v2) as 0-99999 W and "cannot exceed the device's standard operating power", with
+# no model floor; 1000 W is fleetd's own model-independent floor (the emulator's too): about a third of an
+# M30S-M66S's rated power, where its hashboards still run, never a near-zero limit that is a sleep in
+# disguise. The highest is the limit the miner reports when fleetd has not limited it (its rated power).
+MIN_POWER_LIMIT_W = 1000
 
 
 class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReboot):
@@ -64,7 +71,8 @@ class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReb
     models: ClassVar[tuple[str, ...]] = ("Whatsminer M30S-M66S families",)
     reads: ClassVar[str] = "summary/devs/pools per poll; PSU, error codes and device info on slower schedules"
     controls: ClassVar[str] = (
-        "sleep/wake: `power_off`/`power_on`, `set.miner.service`; power limit and percent; reboot"
+        "sleep/wake: `power_off`/`power_on`, `set.miner.service`; power limit (1000 W up to the miner's own"
+        " limit; wake restores that) and percent; reboot"
     )
 
     def __init__(self, endpoint: Endpoint, *, api: str = "") -> None:
@@ -335,11 +343,38 @@ class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReb
             await self.v3.set("set.miner.service", "start")
         else:
             await self._v2_priv("power_on")
-        return self._verify(
+        woke = self._verify(
             "wake", lambda s: bool(s.hashrate_ths) and s.is_mining, "hashrate did not come back", deadline
         )
+        return Sent(lambda: self._woken(woke))
+
+    async def _woken(self, woke: Sent) -> Snapshot:
+        """Verified hashing; then back to the miner's own limit from before fleetd's power limit, if any."""
+        snap = await woke.confirm()
+        before = self._before_limit.watts()
+        if before is None:
+            return snap
+        if snap.power_limit_w is None or abs(snap.power_limit_w - before) >= 1:
+            snap = await (await self._send_limit(before)).confirm()
+        self._before_limit.set(None)
+        return snap
+
+    def power_limit_range(self) -> tuple[int, int] | None:
+        seen = self._seen[1] if self._seen is not None else None
+        top = self._before_limit.watts() or (seen.power_limit_w if seen is not None else None)
+        if top is None or top <= MIN_POWER_LIMIT_W:
+            return None
+        return MIN_POWER_LIMIT_W, int(top)
 
     async def send_power_limit(self, watts: int) -> Sent:
+        """Limit the miner to `watts`; the first limit remembers the miner's own limit for wake to restore."""
+        if self._before_limit.get() is None:
+            own = (self.recent() or await self.snapshot()).power_limit_w
+            if own is not None:
+                self._before_limit.set(str(int(own)))
+        return await self._send_limit(watts)
+
+    async def _send_limit(self, watts: int) -> Sent:
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         if await self._ensure_api() == "btminer-v3":
             await self.v3.set("set.miner.power_limit", int(watts))
@@ -353,6 +388,11 @@ class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReb
             f"power limit did not become {watts} W",
             deadline,
         )
+
+    @property
+    def _before_limit(self) -> BeforeLimit:
+        """The miner's own power limit from before fleetd's first limit: wake restores it."""
+        return BeforeLimit(f"whatsminer:{self.host}:{self.endpoint.api_port}", self.state_dir)
 
     async def set_power_pct(self, percent: int) -> Snapshot:
         """Run at `percent` of nominal power (btminer v2 `set_power_pct`, where the firmware has it)."""

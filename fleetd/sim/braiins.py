@@ -301,6 +301,17 @@ class BraiinsMiner(AntminerS19Pro):
         config["tuner"]["power_target"] = {"watt": int(self._power_target_w())}
         return 200, config
 
+    def _constraints(self, _req: Any, _now: float) -> tuple[int, Any]:
+        # GetConstraintsResponse (Braiins OS public REST API 1.7): the tuner part only; the power target's
+        # bounds are the model's (ModelSpec min/max power), its default the stock target.
+        spec = self.state.spec
+        power = {"default": {"watt": int(self.default_target_w)}}
+        if spec.min_power_w:
+            power.update(min={"watt": int(spec.min_power_w)}, max={"watt": int(spec.max_power_w)})
+        return 200, {
+            "tuner_constraints": {"default_mode": 1, "enabled": {"default": True}, "power_target": power}
+        }
+
     def _pause(self, _req: Any, _now: float) -> tuple[int, Any]:
         already = self.state.sleeping
         self.state.sleep()
@@ -327,6 +338,7 @@ class BraiinsMiner(AntminerS19Pro):
         ("GET", "/api/v1/miner/stats"): _stats,
         ("GET", "/api/v1/miner/details"): _details,
         ("GET", "/api/v1/configuration/miner"): _configuration,
+        ("GET", "/api/v1/configuration/constraints"): _constraints,
         ("PUT", "/api/v1/actions/pause"): _pause,
         ("PUT", "/api/v1/actions/resume"): _resume,
         ("PUT", "/api/v1/performance/power-target"): _set_power_target,

@@ -80,6 +80,24 @@ async def test_power_target_verified(start: Start) -> None:
         await driver.close()
 
 
+async def test_limit_range_from_the_cached_constraints_and_wake_restores_the_target(start: Start) -> None:
+    miner, endpoint = await start(MODEL)
+    driver = BraiinsDriver(endpoint)
+    try:
+        assert driver.power_limit_range() is None  # nothing read yet: no I/O, no guess
+        await driver.read()
+        assert driver.power_limit_range() == (1500, 4000)  # tuner_constraints.power_target min/max
+        await driver.set_power_limit(2000)
+        assert miner.state.power_limit_w == 2000.0
+        woke = await driver.wake()  # back to the target it had before fleetd's limit
+        assert woke.power_limit_w == 3480.0 and miner.state.power_limit_w == 3480.0
+        commands = miner.state.power_commands
+        await driver.wake()
+        assert miner.state.power_commands == commands + 1  # nothing left to restore
+    finally:
+        await driver.close()
+
+
 async def test_acknowledged_and_ignored_is_not_complied(start: Start) -> None:
     miner, endpoint = await start(MODEL, faults=Faults(ignore_power_commands=True))
     driver = BraiinsDriver(endpoint)

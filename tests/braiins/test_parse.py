@@ -13,6 +13,7 @@ from fleetd.drivers.braiins.parse import (
     parse_identity,
     parse_miner_stats,
     parse_power_target,
+    parse_power_target_bounds,
     parse_snapshot,
     parse_tuner,
 )
@@ -180,3 +181,17 @@ def test_paused_by_the_miner_status_enum_of_fresh_details() -> None:
     assert parse_snapshot(fresh).mode is Mode.SLEEP
     assert parse_snapshot({**fresh, DETAILS: details}).mode is Mode.UNKNOWN  # status 2, 900 W, no hashrate
     assert parse_snapshot({"rpc_summary": summary, DETAILS: paused}).mode is Mode.UNKNOWN  # cached: too old
+
+
+def test_power_target_bounds_from_the_constraints() -> None:
+    def reply(lo: object, hi: object) -> dict:
+        target = {"default": {"watt": 3480}, "min": {"watt": lo}, "max": {"watt": hi}}
+        return {"tuner_constraints": {"default_mode": 1, "power_target": target}}
+
+    assert parse_power_target_bounds(reply(1500, 4000)) == (1500, 4000)
+    assert parse_power_target_bounds(reply(4000, 1500)) is None  # inconsistent: not a range
+    assert parse_power_target_bounds(reply(None, 4000)) is None
+    assert parse_power_target_bounds({"tuner_constraints": None}) is None  # older firmware
+    assert parse_power_target_bounds(None) is None
+    assert parse_power_target_bounds([1500, 4000]) is None  # type: ignore[arg-type]  # garbage
+    assert parse_power_target_bounds(reply("1500", 1e12)) is None  # over any plausible watts

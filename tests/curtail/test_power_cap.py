@@ -69,8 +69,32 @@ def test_limit_needs_a_known_minimum_and_sleeps_limited_ones_when_still_over() -
     assert r.step(fleet(can_limit=True))["d"].target.action is Action.SLEEP  # no min limit known
     r = Runner(config(dict(CAP, target_kw=3.0)))
     d = r.step(fleet(can_limit=True, min_power_limit_w=2500))
-    # every miner at 2.5 kW is still 10 kW: limited ones are slept, highest J/TH first
-    assert actions(d) == {"a": "limit 2500 W", "b": "sleep", "c": "sleep", "d": "sleep"}
+    # a 2.5 kW minimum sheds 0.5 kW of 9 kW needed: sleeping d, c and b loses less than limiting them
+    # and then a; a, the most efficient, keeps running
+    assert actions(d) == {"a": "run", "b": "sleep", "c": "sleep", "d": "sleep"}
+
+
+def test_a_minimum_limit_close_to_full_power_sleeps_when_that_loses_less() -> None:
+    # x: 3 kW at 30 J/TH (100 TH/s), minimum limit 2.7 kW; y: 3 kW at 15 J/TH (200 TH/s), minimum 1 kW.
+    def two(x_min: int) -> list:
+        lim = {"can_limit": True, "max_power_limit_w": 3000}
+        return [
+            miner("x", power_w=3000.0, efficiency_j_per_th=30.0, min_power_limit_w=x_min, **lim),
+            miner("y", power_w=3000.0, efficiency_j_per_th=15.0, min_power_limit_w=1000, **lim),
+        ]
+
+    # Shedding 2 kW: x at 2.7 kW and y at 1.3 kW would lose 10 + 113 TH/s; sleeping x loses its 100.
+    d = Runner(config(dict(CAP, target_kw=4.0))).step(two(2700))
+    assert d["x"].target.action is Action.SLEEP and d["y"].target.action is Action.RUN
+    # A low minimum, 2.1 kW to shed: x at 1 kW and y at 2.9 kW lose 67 + 7 TH/s, less than sleeping x.
+    d = Runner(config(dict(CAP, target_kw=3.9))).step(two(1000))
+    assert d["x"].target == Target(Action.LIMIT, 1000) and d["y"].target == Target(Action.LIMIT, 2900)
+    # 3 kW to shed: x at 1 kW and y at 2 kW would lose 67 + 67 TH/s; sleeping x loses 100.
+    d = Runner(config(dict(CAP, target_kw=3.0))).step(two(1000))
+    assert d["x"].target.action is Action.SLEEP and d["y"].target.action is Action.RUN
+    # The limit alone covers the need: limited however close its minimum is.
+    d = Runner(config(dict(CAP, target_kw=5.8))).step(two(2700))
+    assert d["x"].target == Target(Action.LIMIT, 2800) and d["y"].target.action is Action.RUN
 
 
 def test_limit_only_miner_is_limited_and_sleep_only_is_slept() -> None:

@@ -50,6 +50,17 @@ async def test_power_limit_picks_the_fitting_profile(start: Start) -> None:
     assert miner.session_id is None
 
 
+async def test_wake_goes_back_to_the_profile_from_before_the_limit(start: Start) -> None:
+    miner, endpoint = await start(MODEL)
+    driver = LuxOSDriver(endpoint)
+    await driver.set_power_limit(2000)
+    assert miner.profile == "440MHz"
+    woke = await driver.wake()  # the policy's "run": hashing at the miner's own profile again
+    assert miner.profile == "default" and woke.power_limit_w == 2794.0 and miner.session_id is None
+    await driver.wake()
+    assert miner.profile == "default"
+
+
 async def test_power_limit_range_is_the_profiles_span(start: Start) -> None:
     _, endpoint = await start(MODEL)
     driver = LuxOSDriver(endpoint)

@@ -70,6 +70,8 @@ async def test_mapping_of_a_minerdata_read_from_an_emulator(start: Start) -> Non
     again = PyasicDriver.parse_responses(raw, host=ep.host, polled_at=1.0)
     assert again.snapshot.hashrate_ths == pytest.approx(s.hashrate_ths)
     assert again.identity.mac == identity_from_data(data).mac
+    await drv.read()
+    assert drv.power_limit_range() is None  # pyasic gives the limit in effect, no bounds: power_cap sleeps
 
 
 @pytest.mark.parametrize("model", [S19PRO, M50S, M60S])

@@ -53,6 +53,24 @@ async def test_sleep_and_wake_verified(start: Start) -> None:
         await driver.close()
 
 
+async def test_limit_range_is_the_cached_presets_and_wake_restores_the_preset(start: Start) -> None:
+    miner, endpoint = await start(MODEL)
+    driver = VNishDriver(endpoint)
+    try:
+        assert driver.power_limit_range() is None  # nothing read yet: no I/O, no guess
+        await driver.snapshot()
+        assert driver.power_limit_range() == (1100, 4690)  # the emulated S19's presets
+        await driver.set_power_limit(2000)
+        assert miner.preset == "1900"
+        woke = await driver.wake()  # back to the preset it ran before fleetd's limit
+        assert miner.preset == "disabled" and woke.is_mining and woke.power_limit_w is None
+        commands = miner.state.power_commands
+        await driver.wake()
+        assert miner.preset == "disabled" and miner.state.power_commands == commands + 1
+    finally:
+        await driver.close()
+
+
 async def test_power_limit_picks_the_fitting_preset(start: Start) -> None:
     miner, endpoint = await start(MODEL)
     driver = VNishDriver(endpoint)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import pytest
 from fleetd.drivers import detect
 from fleetd.drivers.base import Timeouts
+from fleetd.drivers.before_limit import forget_all
 from fleetd.drivers.whatsminer import WhatsminerDriver
+from fleetd.drivers.whatsminer.driver import MIN_POWER_LIMIT_W
 
 from fleetd.model import Capability, Component, Mode
 from fleetd.sim.base import Faults
@@ -104,6 +107,32 @@ async def test_power_limit_and_power_pct(start: Start) -> None:
     await drv.set_power_limit(3600)
     snap = await drv.set_power_pct(50)
     assert snap.power_w is not None and snap.power_w < 2000
+
+
+@pytest.mark.parametrize("model", [M50S, M60S])
+async def test_limit_range_from_the_last_read_and_wake_restores_the_own_limit(
+    start: Start, model: str, tmp_path: Path
+) -> None:
+    miner, ep = await start(model)
+    drv = WhatsminerDriver(ep)
+    drv.state_dir = tmp_path
+    assert drv.power_limit_range() is None  # nothing read yet: no I/O, no guess
+    await drv.snapshot()
+    assert drv.power_limit_range() == (MIN_POWER_LIMIT_W, 3600)  # up to the limit it reports (its own)
+    await drv.set_power_limit(2000)
+    assert miner.state.power_limit_w == 2000
+    assert drv.power_limit_range() == (MIN_POWER_LIMIT_W, 3600)  # still its own limit, not fleetd's
+    later = WhatsminerDriver(ep)  # a restarted daemon: the journal in state_dir remembers it
+    later.state_dir = tmp_path
+    forget_all()
+    assert later.power_limit_range() == (MIN_POWER_LIMIT_W, 3600)
+    snap = await later.wake()
+    assert snap.power_limit_w == 3600 and miner.state.power_limit_w == 3600 and snap.is_mining
+    await later.snapshot()
+    assert later.power_limit_range() == (MIN_POWER_LIMIT_W, 3600)
+    commands = miner.state.power_commands
+    await later.wake()  # nothing left to restore: no limit command
+    assert miner.state.power_commands == commands + 1  # the wake only
 
 
 async def test_token_is_reused_then_renewed_after_expiry(start: Start) -> None:

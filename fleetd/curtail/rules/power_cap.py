@@ -8,7 +8,10 @@ Power limit versus sleep: the model assumes hashrate proportional to power under
 down to the firmware's minimum limit. Real hashboards get more efficient when underclocked, so the model
 understates what a limit keeps: a conservative choice. Under it a limit loses hashrate/power_w per watt shed
 and a sleep hashrate/(power_w - sleep_power_w), never less, so with `prefer_power_limit` a miner that can
-take a limit (minimum known) is limited, as little as needed, instead of slept. Once every candidate is
+take a limit (minimum known) is limited, as little as needed, instead of slept. One exception: when its
+minimum limit is too close to its full power to cover the need, the rest would come from the next, more
+efficient miner; it is slept instead when its remaining hashrate at the minimum is no more than that rest
+costs at the next miner's J/TH (a lower bound, so the choice leans to limiting). Once every candidate is
 limited and the load is still over, the limited ones are slept, highest J/TH first.
 """
 
@@ -116,11 +119,14 @@ def _shed(
         if c.current is not RUN:
             result.changes[c.index] = (c.current, _reason(c, c.current, load, base, "kept shed"))
     running = sorted((c for c in candidates if c.current is RUN), key=_shed_order)
-    for c in running:
+    for i, c in enumerate(running):
         if load <= limit_w:
             break
         need = load - limit_w
         target = _limit_for(rule, c, need)
+        nxt = running[i + 1] if i + 1 < len(running) else None
+        if target is not None and _sleep_is_cheaper(c, target, need, nxt):
+            target = SLEEP
         if target is None:
             if c.sleep_w is None:
                 continue
@@ -186,6 +192,20 @@ def _limit_for(rule: PowerCapRule, c: Candidate, need_w: float) -> Target | None
     if w >= c.run_w:
         return None
     return Target(Action.LIMIT, int(w))
+
+
+def _sleep_is_cheaper(c: Candidate, limit: Target, need_w: float, following: Candidate | None) -> bool:
+    """Whether sleeping `c` loses less hashrate than limiting it and taking the rest of the need from the
+    next miner in shed order (more efficient, so at best at its own J/TH): a minimum limit close to full
+    power sheds little, and what it leaves costs more on a better miner than `c`'s remaining hashrate."""
+    lo = limit.power_limit_w
+    if c.sleep_w is None or not c.eff or lo is None or c.run_w - lo >= need_w:
+        return False  # cannot sleep, unknown J/TH, or the limit alone covers the need
+    nxt = following.eff if following is not None else None
+    if not nxt:
+        return False  # nobody after it: limited now, slept later only if the load is still over
+    extra = min(need_w, c.run_w - c.sleep_w) - (c.run_w - lo)  # what sleeping sheds beyond the limit
+    return extra > 0 and lo / c.eff <= extra / nxt
 
 
 def _reason(
