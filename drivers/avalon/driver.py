@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fleetd.drivers import verify
-from fleetd.drivers.antminer import modes as journal
 from fleetd.drivers.avalon.modes import mode_watts, pick_mode
 from fleetd.drivers.avalon.parse import (
     WORKMODES,
@@ -32,6 +31,7 @@ from fleetd.drivers.avalon.parse import (
     work_level,
 )
 from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Sent, SupportsSleep
+from fleetd.drivers.before_limit import BeforeLimit
 from fleetd.drivers.cgminer import VersionProbe, reply_content
 
 from fleetd.model import Identity, Mode, Reading, Snapshot
@@ -49,8 +49,6 @@ __all__ = ["SOFT_DELAY_S", "AvalonDriver"]
 SOFT_DELAY_S = 2  # seconds ahead (miner clock) at which softoff/softon are scheduled
 _LOCKS: dict[tuple[str, int], asyncio.Lock] = {}
 _WORKMODE_VALUES = {mode: value for value, mode in WORKMODES.items()}
-# The work mode each miner ran before fleetd's first power limit, restored by wake; by "avalon:HOST:PORT".
-_MODE_BEFORE_LIMIT: dict[str, str] = {}
 
 
 class AvalonDriver(VersionProbe, Driver, SupportsSleep, LimitsInTwoPhases):
@@ -160,22 +158,15 @@ class AvalonDriver(VersionProbe, Driver, SupportsSleep, LimitsInTwoPhases):
         return snap
 
     @property
-    def _mode_key(self) -> str:
-        return f"avalon:{self.host}:{self.endpoint.api_port}"
+    def _before_limit(self) -> BeforeLimit:
+        """The work mode this miner ran before fleetd's first power limit, restored by wake."""
+        return BeforeLimit(f"avalon:{self.host}:{self.endpoint.api_port}", self.state_dir)
 
     def _remember_mode(self, mode: Mode | None) -> None:
-        """Remember the work mode to restore on wake (None: forget it), in memory and in `state_dir`."""
-        if mode is None:
-            _MODE_BEFORE_LIMIT.pop(self._mode_key, None)
-        else:
-            _MODE_BEFORE_LIMIT[self._mode_key] = mode.value
-        if self.state_dir is not None:
-            journal.journal(self.state_dir).set(self._mode_key, mode.value if mode else None)
+        self._before_limit.set(mode.value if mode else None)
 
     def _remembered_mode(self) -> Mode | None:
-        name = _MODE_BEFORE_LIMIT.get(self._mode_key)
-        if name is None and self.state_dir is not None:
-            name = journal.journal(self.state_dir).get(self._mode_key)
+        name = self._before_limit.get()
         return Mode(name) if name in {m.value for m in _WORKMODE_VALUES} else None
 
     def power_limit_range(self) -> tuple[int, int] | None:

@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fleetd.drivers import detect
+from fleetd.drivers import before_limit, detect
 from fleetd.drivers.avalon import AvalonDriver
-from fleetd.drivers.avalon.driver import _MODE_BEFORE_LIMIT
 
 from fleetd.model import Capability, Mode
 from fleetd.sim.base import Faults
@@ -187,7 +186,7 @@ async def test_the_mode_before_the_limit_survives_a_restart(start: Start, tmp_pa
     first = AvalonDriver(endpoint)
     first.state_dir = tmp_path
     await first.set_power_limit(3000)
-    _MODE_BEFORE_LIMIT.clear()  # a new process
+    before_limit.forget_all()  # a new process
     second = AvalonDriver(endpoint)
     second.state_dir = tmp_path
     assert (await second.wake()).mode is Mode.HIGH and miner.state.mode == "high"
