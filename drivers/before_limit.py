@@ -6,9 +6,13 @@ directory's modes journal (so a restarted daemon does too), by a key naming vend
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fleetd.drivers.antminer import modes as journal
+from fleetd.drivers.base import Sent
+
+from fleetd.model import Snapshot
 
 _MEMORY: dict[str, str] = {}
 
@@ -38,6 +42,18 @@ class BeforeLimit:
     def watts(self) -> int | None:
         value = self.get()
         return int(value) if value is not None and value.isdigit() else None
+
+
+async def restore_watts(woke: Sent, before: BeforeLimit, send: Callable[[int], Awaitable[Sent]]) -> Snapshot:
+    """`woke` verified; then back to the limit (W) from before fleetd's first one, if any, verified too."""
+    snap = await woke.confirm()
+    watts = before.watts()
+    if watts is None:
+        return snap
+    if snap.power_limit_w is None or abs(snap.power_limit_w - watts) >= 1:
+        snap = await (await send(watts)).confirm()
+    before.set(None)
+    return snap
 
 
 def forget_all() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from fleetd.drivers import verify
 from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Login, Sent, SleepsInTwoPhases
-from fleetd.drivers.before_limit import BeforeLimit
+from fleetd.drivers.before_limit import BeforeLimit, restore_watts
 from fleetd.drivers.braiins.parse import (
     CONSTRAINTS,
     DETAILS,
@@ -224,18 +224,7 @@ class BraiinsDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
         deadline = verify.deadline_in(self.endpoint.timeouts.verify_s)
         await self.rest("PUT", RESUME)
         woke = self._verify("resume", lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0), deadline)
-        return Sent(lambda: self._woken(woke))
-
-    async def _woken(self, woke: Sent) -> Snapshot:
-        """Verified hashing; then back to the power target from before fleetd's power limit, if any."""
-        snap = await woke.confirm()
-        before = self._before_limit.watts()
-        if before is None:
-            return snap
-        if snap.power_limit_w is None or abs(snap.power_limit_w - before) >= 1:
-            snap = await (await self._send_target(before)).confirm()
-        self._before_limit.set(None)
-        return snap
+        return Sent(lambda: restore_watts(woke, self._before_limit, self._send_target))
 
     def power_limit_range(self) -> tuple[int, int] | None:
         cached = _SLOW.get(self._key)

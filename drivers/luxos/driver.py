@@ -17,7 +17,7 @@ from typing import Any
 
 from fleetd.drivers import verify
 from fleetd.drivers.base import Driver, Endpoint, LimitsInTwoPhases, Sent, SleepsInTwoPhases
-from fleetd.drivers.before_limit import BeforeLimit
+from fleetd.drivers.before_limit import BeforeLimit, restore_watts
 from fleetd.drivers.cgminer import VersionProbe, first, reply_content
 from fleetd.drivers.luxos.parse import (
     Profile,
@@ -185,18 +185,7 @@ class LuxOSDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
         async with self.session() as sid:
             await self.api.command("curtail", f"{sid},wakeup")
         woke = self._verify("wake", lambda s: bool(s.hashrate_ths and s.hashrate_ths > 0), deadline)
-        return Sent(lambda: self._woken(woke))
-
-    async def _woken(self, woke: Sent) -> Snapshot:
-        """Verified hashing; then back to the profile from before fleetd's power limit, if any."""
-        snap = await woke.confirm()
-        before = self._before_limit.watts()
-        if before is None:
-            return snap
-        if snap.power_limit_w is None or abs(snap.power_limit_w - before) >= 1:
-            snap = await (await self._send_profile(before)).confirm()
-        self._before_limit.set(None)
-        return snap
+        return Sent(lambda: restore_watts(woke, self._before_limit, self._send_profile))
 
     @property
     def _before_limit(self) -> BeforeLimit:

@@ -19,7 +19,7 @@ from fleetd.drivers.base import (
     SleepsInTwoPhases,
     SupportsReboot,
 )
-from fleetd.drivers.before_limit import BeforeLimit
+from fleetd.drivers.before_limit import BeforeLimit, restore_watts
 from fleetd.drivers.cgminer import reply_content
 from fleetd.drivers.whatsminer import parse
 
@@ -346,18 +346,7 @@ class WhatsminerDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases, SupportsReb
         woke = self._verify(
             "wake", lambda s: bool(s.hashrate_ths) and s.is_mining, "hashrate did not come back", deadline
         )
-        return Sent(lambda: self._woken(woke))
-
-    async def _woken(self, woke: Sent) -> Snapshot:
-        """Verified hashing; then back to the miner's own limit from before fleetd's power limit, if any."""
-        snap = await woke.confirm()
-        before = self._before_limit.watts()
-        if before is None:
-            return snap
-        if snap.power_limit_w is None or abs(snap.power_limit_w - before) >= 1:
-            snap = await (await self._send_limit(before)).confirm()
-        self._before_limit.set(None)
-        return snap
+        return Sent(lambda: restore_watts(woke, self._before_limit, self._send_limit))
 
     def power_limit_range(self) -> tuple[int, int] | None:
         seen = self._seen[1] if self._seen is not None else None
