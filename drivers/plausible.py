@@ -17,14 +17,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from fleetd.model import Component, Fan, Fault, Hashboard, Pool, Reading, Snapshot
+from fleetd.numbers import MAX_POWER_W, MAX_TEMP_C
 
 __all__ = ["IMPLAUSIBLE", "LIMITS", "checked", "checked_reading"]
 
 IMPLAUSIBLE = "implausible"
 
+# Within fleetd.numbers' bounds, which the views apply (tests/hardening checks it); stricter where a
+# single reading can be judged more closely.
 _THS = (0.0, 10_000.0)  # 10 PH/s: far above any single machine
-_W = (0.0, 100_000.0)
-_TEMP = (-40.0, 200.0)
+_W = (0.0, MAX_POWER_W)
+_TEMP = (-40.0, MAX_TEMP_C)
 _RPM = (0, 50_000)
 _CHIPS = (0, 10_000)
 _COUNT = (0, 10**15)  # share and error counters

@@ -7,8 +7,9 @@ from typing import Any
 
 import orjson
 import pytest
-from fleetd.drivers.plausible import IMPLAUSIBLE, MAX_ITEMS, checked, checked_reading
+from fleetd.drivers.plausible import IMPLAUSIBLE, LIMITS, MAX_ITEMS, checked, checked_reading
 
+from fleetd import numbers
 from fleetd.model import Component, Fan, Fault, Hashboard, Identity, Pool, Reading, Snapshot
 
 GOOD = Snapshot(
@@ -94,3 +95,25 @@ def test_huge_lists_are_cut() -> None:
     assert len(s.fans) == MAX_ITEMS["fans"] and len(s.errors) <= MAX_ITEMS["errors"]
     assert any(f.message.startswith(f"fans: {many} reported") for f in _faults(s))
     assert checked(s) is s
+
+
+def test_what_the_drivers_keep_the_views_keep_too() -> None:
+    """A figure the drivers' check lets through is never one that fleetd.numbers (the views) drops."""
+    views = {
+        "hashrate_ths": numbers.hashrate_ths,
+        "hashrate_avg_ths": numbers.hashrate_ths,
+        "expected_hashrate_ths": numbers.hashrate_ths,
+        "power_w": numbers.power_w,
+        "power_limit_w": numbers.power_w,
+        "temp_c": numbers.temp_c,
+        "env_temp_c": numbers.temp_c,
+        "chip_temp_c": numbers.temp_c,
+        "board_temp_c": numbers.temp_c,
+        "inlet_temp_c": numbers.temp_c,
+        "outlet_temp_c": numbers.temp_c,
+    }
+    for where in ("snapshot", "board"):
+        for name, (lo, hi) in LIMITS[where].items():
+            if name in views:
+                assert views[name](float(lo)) is not None and views[name](float(hi)) is not None, name
+    assert LIMITS["fan"]["rpm"][1] <= numbers.MAX_RPM
