@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from fleetd.drivers import verify
 from fleetd.drivers.plausible import checked, checked_reading
 
 from fleetd.model import Capability, Identity, Reading, Snapshot
@@ -145,6 +146,28 @@ class Driver(abc.ABC):
         """The snapshot read within `max_age_s` seconds, if any (spares a command its pre-read)."""
         seen = self._seen
         return seen[1] if seen is not None and time.monotonic() - seen[0] <= max_age_s else None
+
+    def confirm_later(
+        self,
+        read: Callable[[], Awaitable[Snapshot]],
+        ok: Callable[[Snapshot], bool],
+        *,
+        action: str,
+        describe: Callable[[Snapshot], str],
+        deadline: float,
+    ) -> Sent:
+        """A sent command's verification: re-read with `read` until `ok` holds, by its `deadline`."""
+        return Sent(
+            lambda: verify.confirm(
+                read,
+                ok,
+                action=action,
+                host=self.host,
+                timeouts=self.endpoint.timeouts,
+                describe=describe,
+                deadline=deadline,
+            )
+        )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -277,14 +277,6 @@ class BraiinsDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
         def describe(s: Snapshot) -> str:
             return f"hashrate {verify.rate(s)}, power target {verify.watts(s.power_limit_w)}"
 
-        return Sent(
-            lambda: verify.confirm(
-                self._fresh_snapshot,
-                ok,
-                action=action,
-                host=self.host,
-                timeouts=self.endpoint.timeouts,
-                describe=describe,
-                deadline=deadline,
-            )
+        return self.confirm_later(
+            self._fresh_snapshot, ok, action=action, describe=describe, deadline=deadline
         )

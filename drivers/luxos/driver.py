@@ -234,17 +234,7 @@ class LuxOSDriver(VersionProbe, Driver, SleepsInTwoPhases, LimitsInTwoPhases):
         def describe(s: Snapshot) -> str:
             return f"hashrate {verify.rate(s)}, profile power {verify.watts(s.power_limit_w)}"
 
-        return Sent(
-            lambda: verify.confirm(
-                self.snapshot,
-                ok,
-                action=action,
-                host=self.host,
-                timeouts=self.endpoint.timeouts,
-                describe=describe,
-                deadline=deadline,
-            )
-        )
+        return self.confirm_later(self.snapshot, ok, action=action, describe=describe, deadline=deadline)
 
 
 def _watts_of(profiles: tuple[Profile, ...], name: str) -> float | None:

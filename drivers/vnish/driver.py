@@ -276,16 +276,12 @@ class VNishDriver(Driver, SleepsInTwoPhases, LimitsInTwoPhases):
         return BeforeLimit(f"vnish:{self.host}:{self.endpoint.web_port}", self.state_dir)
 
     def _verify(self, action: str, ok: Callable[[Snapshot], bool], deadline: float) -> Sent:
-        return Sent(
-            lambda: verify.confirm(
-                self._fresh_snapshot,
-                ok,
-                action=action,
-                host=self.host,
-                timeouts=self.endpoint.timeouts,
-                describe=lambda s: f"hashrate {verify.rate(s)}, mode {s.mode.value}",
-                deadline=deadline,
-            )
+        return self.confirm_later(
+            self._fresh_snapshot,
+            ok,
+            action=action,
+            describe=lambda s: f"hashrate {verify.rate(s)}, mode {s.mode.value}",
+            deadline=deadline,
         )
 
 
